@@ -1,0 +1,1 @@
+"""imdb-exp's Hydra config tree; shipped as package data so the installed command finds it."""

@@ -1,0 +1,214 @@
+"""Raw aclImdb archive -> tokenized corpus in the keras.datasets.imdb encoding, cached on disk.
+
+Encoding: 0 pads, 1 starts a review, 2 stands for a word outside the vocabulary, and the word of
+frequency rank r (1 = most frequent, ranks counted on the training split only) is r + 3. The
+corpus keeps the whole vocabulary; cutting to ``num_words`` happens later, so one cache serves
+every vocabulary size.
+
+The cache is an .npz of plain arrays (no pickle) named by the archive's SHA-256 and the tokenizer
+version, carrying a checksum of its contents: a damaged or stale file is rebuilt, never trusted.
+"""
+
+import collections
+import hashlib
+import logging
+import os
+import re
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imdb_exp.schema import UserError
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+ARCHIVE_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+START, OOV, FIRST_WORD = 1, 2, 3  # FIRST_WORD: id of rank r is r + FIRST_WORD
+TOKENIZER_VERSION = 1  # bump when tokenize() changes: old caches then stop matching
+CACHE_FORMAT = 1
+
+_REVIEW = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+# The punctuation keras' text tokenizer drops; the apostrophe stays, so "don't" is one word.
+_PUNCTUATION = str.maketrans({c: " " for c in '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'})
+
+
+class DataError(UserError):
+    pass
+
+
+def tokenize(text: str) -> list[str]:
+    # "<br />" is the reviews' HTML line break, markup rather than a word.
+    return text.replace("<br />", " ").lower().translate(_PUNCTUATION).split()
+
+
+@dataclass
+class Reviews:
+    """Reviews as one flat id array; review i is ids[offsets[i]:offsets[i + 1]]."""
+
+    ids: np.ndarray  # int32, each review starting with START
+    offsets: np.ndarray  # int64, len(labels) + 1
+    labels: np.ndarray  # int8, 1 = positive
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def from_lists(cls, sequences: list[list[int]], labels) -> "Reviews":
+        lengths = np.fromiter((len(s) for s in sequences), np.int64, len(sequences))
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        ids = np.fromiter((i for s in sequences for i in s), np.int32, int(offsets[-1]))
+        return cls(ids, offsets, np.asarray(labels, np.int8))
+
+
+@dataclass
+class Corpus:
+    train: Reviews
+    test: Reviews
+    vocabulary: list[str]  # vocabulary[r - 1] is the word of rank r, i.e. of id r + FIRST_WORD
+
+    def decode(self, ids) -> str:
+        words = {START: "<start>", OOV: "<oov>"}
+        return " ".join(
+            self.vocabulary[i - FIRST_WORD] if i >= FIRST_WORD else words.get(i, "<pad>")
+            for i in map(int, ids)
+            if i != 0
+        )
+
+
+def default_cache_dir() -> Path:
+    home = os.environ.get("IMDB_EXP_HOME") or Path.home() / ".imdb-exp"
+    return Path(home) / "cache"
+
+
+def load_corpus(archive: str | None, cache_dir: Path) -> Corpus:
+    """The tokenized corpus of ``archive`` (downloaded once when None), from cache when valid."""
+    path = Path(archive).expanduser() if archive else fetch_archive(cache_dir)
+    if not path.is_file():
+        raise DataError(f"data.archive={archive} does not exist or is not a file")
+    digest = _file_digest(path, "sha256")
+    cache = cache_dir / f"corpus-{digest[:16]}-tok{TOKENIZER_VERSION}.npz"
+    corpus = _read_cache(cache)
+    if corpus is None:
+        corpus = build_corpus(path)
+        _write_cache(cache, corpus)
+    return corpus
+
+
+def fetch_archive(cache_dir: Path, url: str = ARCHIVE_URL, md5: str = ARCHIVE_MD5) -> Path:
+    """The original archive, downloaded on first use and kept only if its MD5 matches."""
+    target = cache_dir / Path(url).name
+    if target.is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s", url)
+    with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".part", delete=False) as part:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                while chunk := response.read(1 << 20):
+                    part.write(chunk)
+            part.close()
+            got = _file_digest(Path(part.name), "md5")
+            if got != md5:
+                raise DataError(f"download of {url} has MD5 {got}, expected {md5}; try again later")
+            os.replace(part.name, target)
+        except OSError as err:
+            raise DataError(f"cannot download {url} ({err}); pass a local copy as data.archive=PATH") from None
+        finally:
+            Path(part.name).unlink(missing_ok=True)
+    return target
+
+
+def build_corpus(archive: Path) -> Corpus:
+    """Read every review of the archive and encode it; the slow path the cache exists for."""
+    texts = _read_reviews(archive)
+    tokens = {split: [tokenize(text) for _, text in texts[split]] for split in ("train", "test")}
+    counts = collections.Counter()
+    for review in tokens["train"]:
+        counts.update(review)
+    # Ties in frequency are broken alphabetically so that the same archive gives the same ids.
+    vocabulary = sorted(counts, key=lambda word: (-counts[word], word))
+    index = {word: rank + FIRST_WORD for rank, word in enumerate(vocabulary, start=1)}
+    splits = {}
+    for split, reviews in tokens.items():
+        sequences = [[START, *(index.get(word, OOV) for word in review)] for review in reviews]
+        splits[split] = Reviews.from_lists(sequences, [label for label, _ in texts[split]])
+    return Corpus(splits["train"], splits["test"], vocabulary)
+
+
+def _read_reviews(archive: Path) -> dict[str, list[tuple[int, str]]]:
+    """(label, text) per split, in a fixed order (label, then review id), whatever the tar order."""
+    found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": []}
+    undecodable = 0
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                match = _REVIEW.match(member.name)
+                if not (match and member.isfile()):
+                    continue
+                raw = tar.extractfile(member).read()
+                text = raw.decode("utf-8", errors="replace")
+                undecodable += "\ufffd" in text
+                split, polarity, review_id = match.group(1), match.group(2), int(match.group(3))
+                found[split].append((polarity == "pos", review_id, text))
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise DataError(f"{archive} is not a readable tar archive ({err})") from None
+    for split, reviews in found.items():
+        if not reviews:
+            raise DataError(f"{archive} has no aclImdb/{split}/{{pos,neg}}/*.txt reviews; is it the IMDB archive?")
+    if undecodable:
+        log.warning("%d reviews had bytes that are not UTF-8; they were replaced", undecodable)
+    return {split: [(int(pos), text) for pos, _, text in sorted(reviews)] for split, reviews in found.items()}
+
+
+def _read_cache(path: Path) -> Corpus | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        stored = bytes(arrays.pop("checksum")).decode()
+        if int(arrays.pop("format")) != CACHE_FORMAT or stored != _checksum(arrays):
+            raise ValueError("checksum or format mismatch")
+    except Exception as err:  # any unreadable cache is rebuilt; the archive is the source of truth
+        log.warning("cache %s is not valid (%s); rebuilding it", path, err)
+        return None
+    words = bytes(arrays["vocabulary"]).decode().split("\n")
+    return Corpus(
+        *(Reviews(arrays[f"{s}_ids"], arrays[f"{s}_offsets"], arrays[f"{s}_labels"]) for s in ("train", "test")),
+        vocabulary=words,
+    )
+
+
+def _write_cache(path: Path, corpus: Corpus) -> None:
+    arrays = {"vocabulary": np.frombuffer("\n".join(corpus.vocabulary).encode(), np.uint8)}
+    for split in ("train", "test"):
+        reviews = getattr(corpus, split)
+        arrays |= {f"{split}_ids": reviews.ids, f"{split}_offsets": reviews.offsets, f"{split}_labels": reviews.labels}
+    checksum = np.frombuffer(_checksum(arrays).encode(), np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written under a unique name, then renamed: readers and concurrent writers never see half a file.
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        try:
+            np.savez(tmp, checksum=checksum, format=np.int64(CACHE_FORMAT), **arrays)
+            tmp.close()
+            os.replace(tmp.name, path)
+        finally:
+            Path(tmp.name).unlink(missing_ok=True)
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return digest.hexdigest()
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()

@@ -1,0 +1,113 @@
+"""MLflow: which store, the run's lifecycle and everything a run records there.
+
+The default store is one SQLite file at a fixed place (IMDB_EXP_HOME, default ~/.imdb-exp), never
+inside Hydra's per-job output directory, so runs and sweeps from anywhere land in one store.
+"""
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+import mlflow
+from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from imdb_exp.schema import TrackingConfig, UserError
+
+
+class TrackingError(UserError):
+    pass
+
+
+def home() -> Path:
+    return Path(os.environ.get("IMDB_EXP_HOME") or Path.home() / ".imdb-exp").expanduser().resolve()
+
+
+def default_uri() -> str:
+    return f"sqlite:///{home() / 'mlflow.db'}"
+
+
+def resolve_uri(configured: str | None) -> str:
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def _experiment_id(name: str, uri: str) -> str:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    # With the default store, artifacts go beside the database rather than into ./mlruns of
+    # whatever directory the job happens to run in.
+    location = (home() / "artifacts").as_uri() if uri == default_uri() else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
+        return client.get_experiment_by_name(name).experiment_id
+
+
+@contextmanager
+def tracked_run(cfg: TrackingConfig, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run that ends FINISHED, FAILED if the body raised, or KILLED on interrupt."""
+    uri = resolve_uri(cfg.uri)
+    try:
+        if uri == default_uri():
+            home().mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(uri)
+        run = mlflow.start_run(experiment_id=_experiment_id(cfg.experiment, uri), run_name=run_name, tags=tags)
+    except Exception as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrackingError(f"the MLflow store {uri} cannot be used ({detail}); set tracking.uri") from None
+    status = "FAILED"
+    try:
+        yield run
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        mlflow.end_run(status)
+
+
+def _flatten(node: dict, prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
+
+
+def log_config(cfg: DictConfig) -> None:
+    mlflow.log_params(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+
+
+def log_model_summary(model: keras.Model) -> None:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    mlflow.log_text("\n".join(lines), "model_summary.txt")
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    mlflow.log_metrics({name: float(value) for name, value in metrics.items()})
+
+
+def log_figure(figure: Figure, path: str) -> None:
+    mlflow.log_figure(figure, path)
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """Logs each epoch's loss, accuracy, their validation twins and its duration, as it ends."""
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        metrics = {name: float(value) for name, value in (logs or {}).items()}
+        metrics["epoch_seconds"] = time.perf_counter() - self.started
+        mlflow.log_metrics(metrics, step=epoch + 1)
