@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 ARCHIVE_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ARCHIVE_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
-START, OOV, FIRST_WORD = 1, 2, 3  # FIRST_WORD: id of rank r is r + FIRST_WORD
+START, OOV, INDEX_FROM = 1, 2, 3  # the word of rank r (from 1) has id r + INDEX_FROM, as in Keras
 TOKENIZER_VERSION = 1  # bump when tokenize() changes: old caches then stop matching
 CACHE_FORMAT = 1
 
@@ -69,12 +69,12 @@ class Reviews:
 class Corpus:
     train: Reviews
     test: Reviews
-    vocabulary: list[str]  # vocabulary[r - 1] is the word of rank r, i.e. of id r + FIRST_WORD
+    vocabulary: list[str]  # vocabulary[r - 1] is the word of rank r, whose id is r + INDEX_FROM
 
     def decode(self, ids) -> str:
         words = {START: "<start>", OOV: "<oov>"}
         return " ".join(
-            self.vocabulary[i - FIRST_WORD] if i >= FIRST_WORD else words.get(i, "<pad>")
+            self.vocabulary[i - INDEX_FROM - 1] if i > INDEX_FROM else words.get(i, "<pad>")
             for i in map(int, ids)
             if i != 0
         )
@@ -132,7 +132,7 @@ def build_corpus(archive: Path) -> Corpus:
         counts.update(review)
     # Ties in frequency are broken alphabetically so that the same archive gives the same ids.
     vocabulary = sorted(counts, key=lambda word: (-counts[word], word))
-    index = {word: rank + FIRST_WORD for rank, word in enumerate(vocabulary, start=1)}
+    index = {word: rank + INDEX_FROM for rank, word in enumerate(vocabulary, start=1)}
     splits = {}
     for split, reviews in tokens.items():
         sequences = [[START, *(index.get(word, OOV) for word in review)] for review in reviews]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imdb_exp.corpus import FIRST_WORD, OOV, Corpus, DataError, Reviews, default_cache_dir, load_corpus
+from imdb_exp.corpus import INDEX_FROM, OOV, Corpus, DataError, Reviews, default_cache_dir, load_corpus
 from imdb_exp.schema import ConfigError, DataConfig
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def load_keras_imdb(num_words: int) -> tuple[Reviews, Reviews]:
     from keras.datasets import imdb
 
     try:
-        (x_train, y_train), (x_test, y_test) = imdb.load_data(num_words=num_words, index_from=FIRST_WORD)
+        (x_train, y_train), (x_test, y_test) = imdb.load_data(num_words=num_words, index_from=INDEX_FROM)
     except Exception as err:  # Keras raises plain Exceptions for failed downloads
         raise DataError(f"data.source=keras could not load imdb.npz ({err})") from None
     return Reviews.from_lists(list(x_train), y_train), Reviews.from_lists(list(x_test), y_test)

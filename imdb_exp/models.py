@@ -79,7 +79,9 @@ def check_pairing(model: ModelConfig, data: DataConfig) -> Family:
 
 def compile_model(model: keras.Model, cfg: ModelConfig, optimizer: OptimizerConfig) -> keras.Model:
     model.compile(
-        optimizer=keras.optimizers.get({"class_name": optimizer.name, "config": {"learning_rate": optimizer.learning_rate}}),
+        optimizer=keras.optimizers.get(
+            {"class_name": optimizer.name, "config": {"learning_rate": optimizer.learning_rate}}
+        ),
         loss=cfg.loss,
         # Named explicitly: with loss=mse the string "accuracy" would not mean binary accuracy.
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],

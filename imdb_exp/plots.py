@@ -3,8 +3,8 @@
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never open a window, also where a display exists
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 
 def learning_curve(history: dict[str, list[float]], metric: str) -> Figure:

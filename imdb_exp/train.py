@@ -25,7 +25,9 @@ def use_backend(name: str):
     try:
         import keras
     except ImportError as err:
-        raise schema.ConfigError(f"trainer.backend={name} cannot be loaded ({err}); install it, e.g. pip install 'imdb-exp[jax]'") from None
+        raise schema.ConfigError(
+            f"trainer.backend={name} cannot be loaded ({err}); install it, e.g. pip install 'imdb-exp[jax]'"
+        ) from None
     if keras.backend.backend() != name:
         raise schema.ConfigError(
             f"trainer.backend={name}, but this process already runs Keras on {keras.backend.backend()}; "
@@ -78,7 +80,10 @@ def train(cfg: DictConfig, choices: dict[str, str]) -> float:
             tracking.log_figure(plots.learning_curve(history, metric), f"curves/{metric}.png")
         log.info(
             "test_accuracy=%.4f test_loss=%.4f data_prep_seconds=%.2f fit_seconds=%.1f",
-            test_accuracy, test_loss, data_prep_seconds, fit_seconds,
+            test_accuracy,
+            test_loss,
+            data_prep_seconds,
+            fit_seconds,
         )
     return max(history.get("val_accuracy", [test_accuracy]))
 

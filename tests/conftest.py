@@ -1,0 +1,87 @@
+"""Shared fixtures: a synthetic archive in the real aclImdb layout, an isolated store and cache,
+and Hydra composition of the shipped config tree."""
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+
+from imdb_exp import schema
+
+schema.register()  # the structured-config schema conf/config.yaml names first
+
+POSITIVE = ["great", "wonderful", "superb", "loved", "brilliant"]
+NEGATIVE = ["awful", "boring", "terrible", "hated", "waste"]
+NEUTRAL = ["the", "a", "movie", "film", "plot", "actor", "scene", "it", "was", "and", "of", "story", "i"]
+# Small enough for seconds-long fits, large enough for a model to learn the planted words.
+FAST = [
+    "data.val_size=0.25",
+    "trainer.epochs=2",
+    "trainer.batch_size=32",
+    "data.num_words=200",
+    "data.maxlen=40",
+    "model.embedding_dim=8",
+    "model.lstm_units=8",
+    "model.conv_filters=8",
+]
+
+
+def review_text(rng: np.random.Generator, positive: bool) -> str:
+    words = list(rng.choice(NEUTRAL, size=rng.integers(15, 40)))
+    words += list(rng.choice(POSITIVE if positive else NEGATIVE, size=3))
+    rng.shuffle(words)
+    return " ".join(words[:8]) + ". <br /><br />" + ", ".join(words[8:]).capitalize() + "!"
+
+
+def write_archive(path: Path, per_class: dict[str, int], seed: int = 0, extra: dict[str, bytes] | None = None) -> Path:
+    """A tar.gz laid out like aclImdb_v1.tar.gz: aclImdb/{train,test}/{pos,neg}/ID_RATING.txt."""
+    rng = np.random.default_rng(seed)
+    files = {"aclImdb/README": b"synthetic test archive\n"}
+    for split, count in per_class.items():
+        for polarity in ("pos", "neg"):
+            for i in range(count):
+                rating = rng.integers(7, 11) if polarity == "pos" else rng.integers(1, 5)
+                files[f"aclImdb/{split}/{polarity}/{i}_{rating}.txt"] = review_text(rng, polarity == "pos").encode()
+    files |= extra or {}
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory) -> Path:
+    return write_archive(tmp_path_factory.mktemp("data") / "aclImdb_v1.tar.gz", {"train": 100, "test": 60})
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own store and cache; nothing touches ~/.imdb-exp or a real server."""
+    home = tmp_path / "imdb-exp-home"
+    monkeypatch.setenv("IMDB_EXP_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
+@pytest.fixture
+def compose_cfg():
+    def _compose(*overrides: str):
+        with initialize_config_module("imdb_exp.conf", version_base="1.3"):
+            return compose("config", overrides=list(overrides), return_hydra_config=False)
+
+    return _compose
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The installed imdb-exp command in a subprocess, as a user would run it."""
+    command = [str(Path(sys.executable).with_name("imdb-exp")), *args]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,67 @@
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from imdb_exp import schema
+from imdb_exp.models import FAMILIES, check_pairing
+from imdb_exp.schema import ConfigError
+
+
+@pytest.mark.parametrize(
+    "model, family, encoding, optimizer, epochs, batch_size",
+    [
+        ("dense", "dense", "multihot", "rmsprop", 4, 512),
+        ("lstm", "lstm", "padded", "adam", 3, 64),
+        ("lstm_dropout", "lstm", "padded", "adam", 3, 64),
+        ("cnn_lstm", "cnn_lstm", "padded", "adam", 3, 64),
+    ],
+)
+def test_each_model_brings_its_notebook_settings(compose_cfg, model, family, encoding, optimizer, epochs, batch_size):
+    settings = schema.validate(compose_cfg(f"model={model}"))
+    assert (settings.model.family, settings.data.encoding, settings.optimizer.name) == (family, encoding, optimizer)
+    assert (settings.trainer.epochs, settings.trainer.batch_size) == (epochs, batch_size)
+    assert settings.data.num_words == (10000 if encoding == "multihot" else 5000)
+    assert FAMILIES[family] is check_pairing(settings.model, settings.data)
+
+
+def test_lstm_dropout_and_cnn_front_end_settings(compose_cfg):
+    dropout = schema.validate(compose_cfg("model=lstm_dropout")).model
+    assert (dropout.lstm_dropout, dropout.recurrent_dropout, dropout.lstm_units) == (0.2, 0.2, 100)
+    cnn = schema.validate(compose_cfg("model=cnn_lstm")).model
+    assert (cnn.conv_filters, cnn.conv_kernel_size, cnn.pool_size, cnn.embedding_dim) == (32, 3, 2, 32)
+
+
+def test_command_line_wins_over_the_model_preset(compose_cfg):
+    settings = schema.validate(compose_cfg("model=lstm", "optimizer=rmsprop", "trainer.epochs=1", "model.loss=mse"))
+    assert (settings.optimizer.name, settings.trainer.epochs, settings.model.loss) == ("rmsprop", 1, "mse")
+
+
+def test_explicit_impossible_pairing_is_named(compose_cfg):
+    settings = schema.validate(compose_cfg("model=lstm", "data=multihot"))
+    with pytest.raises(ConfigError, match="'lstm' reads data=padded, but data=multihot"):
+        check_pairing(settings.model, settings.data)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.epochs=0", "trainer.epochs=0 must be > 0"),
+        ("trainer.batch_size=-1", "trainer.batch_size=-1 must be > 0"),
+        ("data.num_words=3", "must be > 3"),
+        ("data.maxlen=0", "data.maxlen=0 must be > 0"),
+        ("model.recurrent_dropout=1.0", r"must be in \[0, 1\)"),
+        ("data.val_size=2.5", "a fraction in"),
+        ("optimizer.learning_rate=0", "must be > 0"),
+        ("trainer.backend=mxnet", "choose one of: tensorflow, jax, torch"),
+        ("model.loss=hinge", "choose one of: binary_crossentropy, mse"),
+    ],
+)
+def test_out_of_range_values_are_rejected_by_the_schema(compose_cfg, override, message):
+    with pytest.raises(ConfigError, match=message):
+        schema.validate(compose_cfg(override))
+
+
+@pytest.mark.parametrize("override", ["trainer.epoch=3", "trainer.epochs=1.5", "model=lstmm"])
+def test_unknown_keys_wrong_types_and_options_fail_while_composing(compose_cfg, override):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)):
+        compose_cfg(override)

@@ -1,0 +1,85 @@
+import hashlib
+
+import numpy as np
+import pytest
+
+from imdb_exp import corpus
+from imdb_exp.corpus import OOV, START, DataError, build_corpus, fetch_archive, load_corpus, tokenize
+from tests.conftest import write_archive
+
+
+def test_tokenize_drops_markup_and_punctuation_but_keeps_apostrophes():
+    assert tokenize("Don't miss it!<br /><br />A GREAT film, really.") == [
+        "don't",
+        "miss",
+        "it",
+        "a",
+        "great",
+        "film",
+        "really",
+    ]
+
+
+def test_ids_follow_keras_imdb_encoding(tmp_path):
+    reviews = {
+        "aclImdb/train/pos/0_9.txt": b"good good good film",
+        "aclImdb/train/neg/0_2.txt": b"bad film good",
+        "aclImdb/test/pos/0_8.txt": b"good unseen",
+        "aclImdb/test/neg/0_1.txt": b"bad",
+    }
+    built = build_corpus(write_archive(tmp_path / "a.tar.gz", {}, extra=reviews))
+    # train counts: good 4, film 2, bad 1 -> ranks 1, 2, 3 -> ids 4, 5, 6; a test-only word is OOV.
+    assert built.vocabulary == ["good", "film", "bad"]
+    train = [
+        built.train.ids[a:b].tolist() for a, b in zip(built.train.offsets[:-1], built.train.offsets[1:], strict=True)
+    ]
+    assert train == [[START, 6, 5, 4], [START, 4, 4, 4, 5]]  # sorted by label: negative first
+    assert built.train.labels.tolist() == [0, 1]
+    test = [built.test.ids[a:b].tolist() for a, b in zip(built.test.offsets[:-1], built.test.offsets[1:], strict=True)]
+    assert test == [[START, 6], [START, 4, OOV]]
+
+
+def test_decoding_round_trips_the_tokens(archive):
+    built = build_corpus(archive)
+    first = built.train.ids[built.train.offsets[0] : built.train.offsets[1]]
+    text = corpus._read_reviews(archive)["train"][0][1]
+    assert built.decode(first) == "<start> " + " ".join(tokenize(text))
+
+
+def test_second_load_comes_from_the_cache(archive, tmp_path, monkeypatch):
+    first = load_corpus(str(archive), tmp_path)
+    monkeypatch.setattr(corpus, "build_corpus", lambda _: pytest.fail("cache was not used"))
+    second = load_corpus(str(archive), tmp_path)
+    assert second.vocabulary == first.vocabulary
+    np.testing.assert_array_equal(second.train.ids, first.train.ids)
+    np.testing.assert_array_equal(second.test.offsets, first.test.offsets)
+
+
+def test_damaged_cache_is_rebuilt_not_trusted(archive, tmp_path):
+    expected = load_corpus(str(archive), tmp_path)
+    (cache,) = tmp_path.glob("corpus-*.npz")
+    data = bytearray(cache.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cache.write_bytes(bytes(data))
+    rebuilt = load_corpus(str(archive), tmp_path)
+    np.testing.assert_array_equal(rebuilt.train.ids, expected.train.ids)
+    assert corpus._read_cache(cache) is not None  # the rebuilt file is valid again
+
+
+def test_missing_archive_and_non_tar_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_corpus(str(tmp_path / "nope.tar.gz"), tmp_path)
+    (tmp_path / "x.tar.gz").write_bytes(b"not a tar at all")
+    with pytest.raises(DataError, match="not a readable tar"):
+        load_corpus(str(tmp_path / "x.tar.gz"), tmp_path)
+    assert not list(tmp_path.glob("corpus-*"))
+
+
+def test_download_keeps_the_file_only_when_its_md5_matches(archive, tmp_path):
+    url = archive.as_uri()
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    with pytest.raises(DataError, match="MD5"):
+        fetch_archive(tmp_path / "bad", url=url, md5="0" * 32)
+    assert list((tmp_path / "bad").iterdir()) == []  # no partial download left behind
+    fetched = fetch_archive(tmp_path / "good", url=url, md5=md5)
+    assert fetched.read_bytes() == archive.read_bytes()

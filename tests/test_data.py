@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+from keras.utils import pad_sequences
+
+from imdb_exp import data
+from imdb_exp.corpus import OOV, Reviews
+from imdb_exp.schema import ConfigError, DataConfig
+
+SEQUENCES = [[1, 5, 9, 12], [1, 4], [1, 7, 7, 30, 6, 5, 8]]
+
+
+def test_multihot_sets_one_bit_per_distinct_kept_id():
+    x = data.encode_multihot(Reviews.from_lists(SEQUENCES, [1, 0, 1]), DataConfig(num_words=10))
+    dense = x[np.arange(3)]
+    assert dense.dtype == np.float32 and dense.shape == (3, 10)
+    expected = np.zeros((3, 10), np.float32)
+    for row, seq in enumerate(SEQUENCES):
+        expected[row, [i if i < 10 else OOV for i in seq]] = 1
+    np.testing.assert_array_equal(dense, expected)
+    assert x.bits.nbytes == 3 * 2  # 10 bits per row, packed
+
+
+def test_padded_matches_keras_pad_sequences():
+    cfg = DataConfig(encoding="padded", num_words=10, maxlen=5)
+    got = data.encode_padded(Reviews.from_lists(SEQUENCES, [1, 0, 1]), cfg)
+    cut = [[i if i < 10 else OOV for i in seq] for seq in SEQUENCES]
+    np.testing.assert_array_equal(got, pad_sequences(cut, maxlen=5))
+
+
+@pytest.mark.parametrize("val_size, expected", [(0, 0), (0.2, 40), (50, 50)])
+def test_validation_split_is_a_seeded_partition_of_the_training_reviews(archive, val_size, expected):
+    cfg = DataConfig(archive=str(archive), encoding="padded", val_size=val_size, num_words=100, maxlen=60)
+    first, again = data.load_dataset(cfg, seed=3), data.load_dataset(cfg, seed=3)
+    assert len(first.train) == 200 - expected and (len(first.val) if first.val else 0) == expected
+    np.testing.assert_array_equal(first.train.x, again.train.x)
+    parts = [first.train.x] + ([first.val.x] if first.val else [])
+    whole = data.encode_padded(first.corpus.train, cfg)
+    assert sorted(map(bytes, np.concatenate(parts))) == sorted(map(bytes, whole))
+    if expected:
+        other = data.load_dataset(cfg, seed=4)
+        assert sorted(map(bytes, other.val.x)) != sorted(map(bytes, first.val.x))
+
+
+def test_validation_as_large_as_training_is_refused(archive):
+    with pytest.raises(ConfigError, match="leaves no training reviews"):
+        data.load_dataset(DataConfig(archive=str(archive), val_size=200), seed=0)
+
+
+def ragged(sequences: list[list[int]]) -> np.ndarray:
+    """An object array of int lists, the layout of Keras' imdb.npz."""
+    out = np.empty(len(sequences), dtype=object)
+    out[:] = [list(s) for s in sequences]
+    return out
+
+
+def test_keras_source_reads_imdb_npz_from_keras_home(tmp_path, monkeypatch):
+    # Keras checks the file against the real download's SHA-256; a synthetic file cannot match it.
+    monkeypatch.setattr("keras.src.utils.file_utils.validate_file", lambda *args, **kwargs: True)
+    # Keras reads KERAS_HOME once, when it is imported; this is what the variable sets.
+    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path))
+    (tmp_path / "datasets").mkdir()
+    # Raw imdb.npz stores word ranks without the start marker; load_data adds 1 and index_from.
+    np.savez(
+        tmp_path / "datasets" / "imdb.npz",
+        x_train=ragged([[1, 2], [3, 40, 1]]),
+        y_train=np.array([1, 0]),
+        x_test=ragged([[2], [1, 1]]),
+        y_test=np.array([0, 1]),
+        allow_pickle=True,
+    )
+    dataset = data.load_dataset(DataConfig(source="keras", encoding="padded", num_words=20, maxlen=4, val_size=0), 0)
+    assert dataset.corpus is None and dataset.val is None
+    assert sorted(map(tuple, dataset.train.x.tolist())) == [(0, 1, 4, 5), (1, 6, OOV, 4)]
+    assert sorted(dataset.test.y.tolist()) == [0.0, 1.0]

@@ -1,0 +1,82 @@
+"""A real fit on the synthetic archive, recorded in a real SQLite MLflow store."""
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from imdb_exp import plots, tracking
+from imdb_exp.train import train
+from tests.conftest import FAST
+
+
+def runs(home):
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("imdb-exp")
+    return client, client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["dense", "lstm", "cnn_lstm"])
+def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isolated_home, model):
+    cfg = compose_cfg(f"model={model}", f"data.archive={archive}", *FAST, "trainer.epochs=3")
+    best_val = train(cfg, {"data": "x", "model": model, "optimizer": "y"})
+    client, (run,) = runs(isolated_home)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["model"] == model and run.data.params["trainer.epochs"] == "3"
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1, 2, 3]
+    assert best_val == max(m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
+    metrics = run.data.metrics
+    assert {"test_loss", "test_accuracy", "data_prep_seconds", "fit_seconds"} <= set(metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
+        a.path for a in client.list_artifacts(run.info.run_id, "curves")
+    }
+    assert {"config.yaml", "model_summary.txt", "curves/loss.png", "curves/accuracy.png"} <= artifacts
+    # Artifacts sit beside the default store, not in the working directory's ./mlruns.
+    assert run.info.artifact_uri.startswith((isolated_home / "artifacts").as_uri())
+
+
+@pytest.mark.slow
+def test_dense_model_learns_the_planted_sentiment_words(compose_cfg, archive, isolated_home):
+    cfg = compose_cfg(f"data.archive={archive}", *FAST, "trainer.epochs=20")
+    train(cfg, {})
+    _, (run,) = runs(isolated_home)
+    assert run.data.metrics["test_accuracy"] >= 0.9
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_test_metrics(compose_cfg, archive, isolated_home):
+    cfg = compose_cfg(f"data.archive={archive}", *FAST)
+    train(cfg, {})
+    train(cfg, {})
+    _, (first, second) = runs(isolated_home)
+    assert first.data.metrics["test_loss"] == second.data.metrics["test_loss"]
+
+
+@pytest.mark.slow
+def test_a_run_that_raises_is_recorded_failed(compose_cfg, archive, isolated_home, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting broke")
+
+    monkeypatch.setattr(plots, "learning_curve", broken)
+    with pytest.raises(RuntimeError, match="plotting broke"):
+        train(compose_cfg(f"data.archive={archive}", *FAST), {})
+    _, (run,) = runs(isolated_home)
+    assert run.info.status == "FAILED"
+    assert "loss" in run.data.metrics  # what was logged before the failure is kept
+    assert mlflow.active_run() is None
+
+
+def test_tracking_uri_resolution_order(monkeypatch, isolated_home):
+    assert tracking.resolve_uri(None) == f"sqlite:///{isolated_home.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.resolve_uri(None) == "http://127.0.0.1:5999"
+    assert tracking.resolve_uri("sqlite:////elsewhere.db") == "sqlite:////elsewhere.db"
+
+
+def test_an_unusable_store_fails_before_any_data_is_read(compose_cfg, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    cfg = compose_cfg(f"tracking.uri=sqlite:///{blocker}/sub/mlflow.db", "data.archive=/nonexistent.tar.gz")
+    with pytest.raises(tracking.TrackingError, match="cannot be used"):
+        train(cfg, {})
