@@ -46,6 +46,14 @@ def tokenize(text: str) -> list[str]:
     return text.replace("<br />", " ").lower().translate(_PUNCTUATION).split()
 
 
+def word_index(vocabulary: list[str]) -> dict[str, int]:
+    return {word: rank + INDEX_FROM for rank, word in enumerate(vocabulary, start=1)}
+
+
+def encode_text(text: str, index: dict[str, int]) -> list[int]:
+    return [START, *(index.get(word, OOV) for word in tokenize(text))]
+
+
 @dataclass
 class Reviews:
     """Reviews as one flat id array; review i is ids[offsets[i]:offsets[i + 1]]."""
@@ -70,6 +78,11 @@ class Corpus:
     train: Reviews
     test: Reviews
     vocabulary: list[str]  # vocabulary[r - 1] is the word of rank r, whose id is r + INDEX_FROM
+
+    def vocabulary_tsv(self) -> str:
+        """Every id with its word, one "id<TAB>word" line each: enough to decode any logged review."""
+        special = ["0\t<pad>", f"{START}\t<start>", f"{OOV}\t<oov>"]
+        return "\n".join(special + [f"{rank + INDEX_FROM}\t{w}" for rank, w in enumerate(self.vocabulary, 1)]) + "\n"
 
     def decode(self, ids) -> str:
         words = {START: "<start>", OOV: "<oov>"}
@@ -126,17 +139,16 @@ def fetch_archive(cache_dir: Path, url: str = ARCHIVE_URL, md5: str = ARCHIVE_MD
 def build_corpus(archive: Path) -> Corpus:
     """Read every review of the archive and encode it; the slow path the cache exists for."""
     texts = _read_reviews(archive)
-    tokens = {split: [tokenize(text) for _, text in texts[split]] for split in ("train", "test")}
     counts = collections.Counter()
-    for review in tokens["train"]:
-        counts.update(review)
+    for _, text in texts["train"]:
+        counts.update(tokenize(text))
     # Ties in frequency are broken alphabetically so that the same archive gives the same ids.
     vocabulary = sorted(counts, key=lambda word: (-counts[word], word))
-    index = {word: rank + INDEX_FROM for rank, word in enumerate(vocabulary, start=1)}
-    splits = {}
-    for split, reviews in tokens.items():
-        sequences = [[START, *(index.get(word, OOV) for word in review)] for review in reviews]
-        splits[split] = Reviews.from_lists(sequences, [label for label, _ in texts[split]])
+    index = word_index(vocabulary)
+    splits = {
+        split: Reviews.from_lists([encode_text(text, index) for _, text in reviews], [label for label, _ in reviews])
+        for split, reviews in texts.items()
+    }
     return Corpus(splits["train"], splits["test"], vocabulary)
 
 

@@ -1,10 +1,13 @@
-"""Matplotlib figures of a run: training vs validation curves, as the source notebooks draw them.
+"""Matplotlib figures of a run: learning curves as the source notebooks draw them, and test verdicts.
 
 Figures are built as plain ``Figure`` objects rather than through pyplot: no GUI backend is
 involved and nothing stays registered after the figure is saved, which matters in long sweeps.
 """
 
+import numpy as np
 from matplotlib.figure import Figure
+
+from imdb_exp.evaluation import THRESHOLD, RocCurve
 
 
 def learning_curve(history: dict[str, list[float]], metric: str) -> Figure:
@@ -17,4 +20,40 @@ def learning_curve(history: dict[str, list[float]], metric: str) -> Figure:
         ax.plot(epochs, history[f"val_{metric}"], "-", label=f"validation {metric}")
     ax.set(xlabel="epoch", ylabel=metric, title=f"Training and validation {metric}")
     ax.legend()
+    return fig
+
+
+def probability_distribution(labels: np.ndarray, probabilities: np.ndarray) -> Figure:
+    """Violins of the predicted probability of "positive", for negative and positive reviews."""
+    fig = Figure(figsize=(6, 4), layout="tight")
+    ax = fig.subplots()
+    groups = [probabilities[labels == c] for c in (0, 1)]
+    present = [i for i, group in enumerate(groups) if len(group)]
+    ax.violinplot([groups[i] for i in present], positions=present, showmedians=True)
+    ax.axhline(THRESHOLD, color="grey", linestyle=":", linewidth=1)
+    ax.set(xticks=[0, 1], xticklabels=["negative reviews", "positive reviews"], ylim=(0, 1))
+    ax.set(ylabel="predicted probability of positive", title="Test predictions by true label")
+    return fig
+
+
+def confusion_matrix(counts: np.ndarray) -> Figure:
+    fig = Figure(figsize=(4.5, 4), layout="tight")
+    ax = fig.subplots()
+    ax.imshow(counts, cmap="Blues")
+    for (row, col), count in np.ndenumerate(counts):
+        color = "white" if count > counts.max() / 2 else "black"
+        ax.text(col, row, f"{count:,}", ha="center", va="center", color=color)
+    names = ["negative", "positive"]
+    ax.set(xticks=[0, 1], xticklabels=names, yticks=[0, 1], yticklabels=names)
+    ax.set(xlabel="predicted", ylabel="true", title="Test confusion matrix")
+    return fig
+
+
+def roc_curve(curve: RocCurve) -> Figure:
+    fig = Figure(figsize=(4.5, 4.5), layout="tight")
+    ax = fig.subplots()
+    ax.plot(curve.false_positive_rate, curve.true_positive_rate, label=f"AUC = {curve.auc:.4f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Test ROC curve", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="lower right")
     return fig

@@ -106,9 +106,14 @@ class TrainerConfig:
 class TrackingConfig:
     uri: str | None = None  # null: MLFLOW_TRACKING_URI if set, else the SQLite store in IMDB_EXP_HOME
     experiment: str = "imdb-exp"
+    log_model: bool = True  # the servable model: raw text in, probability out
+    register_model: str | None = None  # also register the logged model under this name
+    misclassified_reviews: int = 20  # how many wrong test calls to write out as text
 
     def __post_init__(self) -> None:
         _require(bool(self.experiment.strip()), "tracking.experiment must not be empty")
+        _require(self.misclassified_reviews >= 0, "tracking.misclassified_reviews must be >= 0")
+        _require(self.log_model or not self.register_model, "tracking.register_model needs tracking.log_model=true")
 
 
 @dataclass

@@ -5,18 +5,28 @@ inside Hydra's per-job output directory, so runs and sweeps from anywhere land i
 """
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 import keras
 import mlflow
 from matplotlib.figure import Figure
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp.schema import TrackingConfig, UserError
+from imdb_exp.predict import COLUMN, ReviewClassifier
+from imdb_exp.schema import Config, TrackingConfig, UserError
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", COLUMN)]),
+    outputs=Schema([ColSpec("double", "probability"), ColSpec("string", "label")]),
+)
 
 
 class TrackingError(UserError):
@@ -91,6 +101,36 @@ def log_model_summary(model: keras.Model) -> None:
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
     mlflow.log_text("\n".join(lines), "model_summary.txt")
+
+
+def log_text(text: str, path: str) -> None:
+    mlflow.log_text(text, path)
+
+
+def log_classifier(model: keras.Model, vocabulary_tsv: str, settings: Config) -> None:
+    """The servable model: Keras weights, vocabulary and encoding settings behind a text interface."""
+    backend = settings.trainer.backend
+    with tempfile.TemporaryDirectory() as tmp:
+        keras_path, vocabulary_path = os.path.join(tmp, "model.keras"), os.path.join(tmp, "vocabulary.tsv")
+        model.save(keras_path)
+        with open(vocabulary_path, "w", encoding="utf-8") as f:
+            f.write(vocabulary_tsv)
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ReviewClassifier(),
+            artifacts={"keras_model": keras_path, "vocabulary": vocabulary_path},
+            model_config={
+                "backend": backend,
+                **{k: getattr(settings.data, k) for k in ("encoding", "num_words", "maxlen")},
+            },
+            code_paths=[os.path.dirname(__file__)],  # the model runs this package's tokenizer and encoders
+            # Named, not inferred: inference re-loads the model in a subprocess and takes many seconds.
+            pip_requirements=[
+                f"{pkg}=={version(pkg)}" for pkg in ("keras", "mlflow", "numpy", "pandas", "hydra-core", backend)
+            ],
+            signature=SIGNATURE,
+            registered_model_name=settings.tracking.register_model,
+        )
 
 
 def log_metrics(metrics: dict[str, float]) -> None:

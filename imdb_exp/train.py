@@ -41,7 +41,7 @@ def train(cfg: DictConfig, choices: dict[str, str]) -> float:
     settings = schema.validate(cfg)
     keras = use_backend(settings.trainer.backend)
     # Imported only now: these modules import Keras, which must see the backend chosen above.
-    from imdb_exp import data, models, plots, tracking
+    from imdb_exp import data, evaluation, models, plots, tracking
     from imdb_exp.batches import Batches
 
     family = models.check_pairing(settings.model, settings.data)
@@ -66,26 +66,44 @@ def train(cfg: DictConfig, choices: dict[str, str]) -> float:
             verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on terminals, a line per epoch in logs
         ).history
         fit_seconds = time.perf_counter() - started
-        test_loss, test_accuracy = model.evaluate(Batches(dataset.test, trainer.batch_size), verbose=0)
 
-        tracking.log_metrics(
-            {
-                "test_loss": test_loss,
-                "test_accuracy": test_accuracy,
-                "data_prep_seconds": data_prep_seconds,
-                "fit_seconds": fit_seconds,
-            }
+        labels = dataset.test.y
+        probabilities = model.predict(Batches(dataset.test, trainer.batch_size), verbose=0).ravel()
+        test_loss = float(
+            keras.ops.mean(keras.losses.get(settings.model.loss)(labels[:, None], probabilities[:, None]))
         )
-        for metric in ("loss", "accuracy"):
-            tracking.log_figure(plots.learning_curve(history, metric), f"curves/{metric}.png")
+        metrics = evaluation.test_metrics(labels, probabilities)
+        tracking.log_metrics(
+            metrics | {"test_loss": test_loss, "data_prep_seconds": data_prep_seconds, "fit_seconds": fit_seconds}
+        )
+        figures = {
+            "curves/loss.png": plots.learning_curve(history, "loss"),
+            "curves/accuracy.png": plots.learning_curve(history, "accuracy"),
+            "evaluation/probabilities.png": plots.probability_distribution(labels, probabilities),
+            "evaluation/confusion_matrix.png": plots.confusion_matrix(
+                evaluation.confusion_matrix(labels, probabilities)
+            ),
+            "evaluation/roc_curve.png": plots.roc_curve(evaluation.roc_curve(labels, probabilities)),
+        }
+        for path, figure in figures.items():
+            tracking.log_figure(figure, path)
+        if dataset.corpus:  # the keras source has no vocabulary to decode or serve with
+            corpus, count = dataset.corpus, settings.tracking.misclassified_reviews
+            report = evaluation.misclassified_report(corpus.test, corpus.decode, probabilities, count)
+            tracking.log_text(report, "evaluation/misclassified.md")
+            vocabulary = corpus.vocabulary_tsv()
+            tracking.log_text(vocabulary, "vocabulary.tsv")
+            if settings.tracking.log_model:
+                tracking.log_classifier(model, vocabulary, settings)
         log.info(
-            "test_accuracy=%.4f test_loss=%.4f data_prep_seconds=%.2f fit_seconds=%.1f",
-            test_accuracy,
+            "test_accuracy=%.4f test_auc=%.4f test_loss=%.4f data_prep_seconds=%.2f fit_seconds=%.1f",
+            metrics["test_accuracy"],
+            metrics["test_auc"],
             test_loss,
             data_prep_seconds,
             fit_seconds,
         )
-    return max(history.get("val_accuracy", [test_accuracy]))
+    return max(history.get("val_accuracy", [metrics["test_accuracy"]]))
 
 
 @hydra.main(config_path="pkg://imdb_exp.conf", config_name="config", version_base="1.3")
