@@ -80,8 +80,8 @@ def compose_cfg():
     return _compose
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """The installed imdb-exp command in a subprocess, as a user would run it."""
-    command = [str(Path(sys.executable).with_name("imdb-exp")), *args]
+def run_cli(*args: str, cwd: Path, timeout: int = 300, program: str = "imdb-exp") -> subprocess.CompletedProcess:
+    """An installed command of the project in a subprocess, as a user would run it."""
+    command = [str(Path(sys.executable).with_name(program)), *args]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,86 @@
+"""The logged model: raw text in, probability out, the same through Python, imdb-exp-predict and the registry."""
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from imdb_exp.predict import read_vocabulary_tsv
+from imdb_exp.train import train
+from tests.conftest import FAST, run_cli
+
+REVIEWS = ["A great, wonderful and superb film!", "An awful, boring and terrible waste.", "The plot of the movie."]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, archive):
+    """One dense run with a registered model, shared by this module's tests."""
+    home = tmp_path_factory.mktemp("serving-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMDB_EXP_HOME", str(home))
+        from hydra import compose, initialize_config_module
+
+        with initialize_config_module("imdb_exp.conf", version_base="1.3"):
+            cfg = compose(
+                "config",
+                [f"data.archive={archive}", *FAST, "trainer.epochs=20", "tracking.register_model=imdb-sentiment"],
+            )
+        train(cfg, {})
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    (run,) = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("imdb-exp").experiment_id])
+    return home, uri, run
+
+
+def predict_in_process(uri, model_uri):
+    mlflow.set_tracking_uri(uri)
+    return mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({"review": REVIEWS}))
+
+
+@pytest.mark.slow
+def test_logged_model_classifies_raw_text(trained_run):
+    _, uri, run = trained_run
+    predictions = predict_in_process(uri, f"runs:/{run.info.run_id}/model")
+    assert predictions["label"].tolist()[:2] == ["positive", "negative"]
+    assert predictions["probability"][0] - predictions["probability"][1] > 0.4
+
+
+@pytest.mark.slow
+def test_predict_command_prints_the_same_probabilities(trained_run, tmp_path):
+    home, uri, run = trained_run
+    expected = predict_in_process(uri, f"runs:/{run.info.run_id}/model")
+    reviews_file = tmp_path / "reviews.txt"
+    reviews_file.write_text("\n".join(REVIEWS) + "\n")
+    result = run_cli(
+        "--run-id",
+        run.info.run_id,
+        "--tracking-uri",
+        uri,
+        "--file",
+        str(reviews_file),
+        cwd=tmp_path,
+        program="imdb-exp-predict",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [r[0] for r in rows] == expected["label"].tolist()
+    assert [float(r[1]) for r in rows] == pytest.approx(expected["probability"].tolist(), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_registered_model_and_run_artifacts(trained_run, tmp_path):
+    _, uri, run = trained_run
+    by_registry = predict_in_process(uri, "models:/imdb-sentiment/1")
+    assert by_registry["label"].tolist()[:2] == ["positive", "negative"]
+    client = MlflowClient(uri)
+    metrics = run.data.metrics
+    assert {"test_auc", "test_precision", "test_recall", "test_f1"} <= set(metrics)
+    assert 0.5 < metrics["test_auc"] <= 1.0
+    listed = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {
+        "evaluation/probabilities.png",
+        "evaluation/confusion_matrix.png",
+        "evaluation/roc_curve.png",
+        "evaluation/misclassified.md",
+    } <= listed
+    vocabulary = read_vocabulary_tsv(client.download_artifacts(run.info.run_id, "vocabulary.tsv", str(tmp_path)))
+    assert set(vocabulary) >= {"great", "awful", "movie", "the"}
