@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imdb_exp import home
 from imdb_exp.schema import UserError
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,7 @@ class Corpus:
 
 
 def default_cache_dir() -> Path:
-    home = os.environ.get("IMDB_EXP_HOME") or Path.home() / ".imdb-exp"
-    return Path(home) / "cache"
+    return home() / "cache"
 
 
 def load_corpus(archive: str | None, cache_dir: Path) -> Corpus:

@@ -14,6 +14,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from imdb_exp import store
 from imdb_exp.corpus import Reviews, encode_text, word_index
 from imdb_exp.data import ENCODERS
 from imdb_exp.evaluation import THRESHOLD
@@ -60,9 +61,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file", type=Path, help="a file with one review per line")
     parser.add_argument("reviews", nargs="*", help="review texts; none or '-' reads stdin, one per line")
     args = parser.parse_args(argv)
-
-    from imdb_exp.tracking import resolve_uri
-
     if args.file:
         texts = args.file.read_text(encoding="utf-8").splitlines()
     elif args.reviews and args.reviews != ["-"]:
@@ -70,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         texts = sys.stdin.read().splitlines()
     texts = [text for text in texts if text.strip()]
-    mlflow.set_tracking_uri(resolve_uri(args.tracking_uri))
+    mlflow.set_tracking_uri(store.resolve_uri(args.tracking_uri))
     try:
         model = mlflow.pyfunc.load_model(f"runs:/{args.run_id}/model")
     except mlflow.exceptions.MlflowException as err:

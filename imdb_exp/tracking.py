@@ -1,8 +1,4 @@
-"""MLflow: which store, the run's lifecycle and everything a run records there.
-
-The default store is one SQLite file at a fixed place (IMDB_EXP_HOME, default ~/.imdb-exp), never
-inside Hydra's per-job output directory, so runs and sweeps from anywhere land in one store.
-"""
+"""MLflow: a run's lifecycle and everything a run records (the store itself: store.py)."""
 
 import os
 import tempfile
@@ -10,7 +6,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
-from pathlib import Path
 
 import keras
 import mlflow
@@ -20,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
 
+from imdb_exp import home, store
 from imdb_exp.predict import COLUMN, ReviewClassifier
 from imdb_exp.schema import Config, TrackingConfig, UserError
 
@@ -33,41 +29,16 @@ class TrackingError(UserError):
     pass
 
 
-def home() -> Path:
-    return Path(os.environ.get("IMDB_EXP_HOME") or Path.home() / ".imdb-exp").expanduser().resolve()
-
-
-def default_uri() -> str:
-    return f"sqlite:///{home() / 'mlflow.db'}"
-
-
-def resolve_uri(configured: str | None) -> str:
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
-
-
-def _experiment_id(name: str, uri: str) -> str:
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    # With the default store, artifacts go beside the database rather than into ./mlruns of
-    # whatever directory the job happens to run in.
-    location = (home() / "artifacts").as_uri() if uri == default_uri() else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
-        return client.get_experiment_by_name(name).experiment_id
-
-
 @contextmanager
 def tracked_run(cfg: TrackingConfig, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, FAILED if the body raised, or KILLED on interrupt."""
-    uri = resolve_uri(cfg.uri)
+    uri = store.resolve_uri(cfg.uri)
     try:
-        if uri == default_uri():
+        if uri == store.default_uri():
             home().mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(uri)
-        run = mlflow.start_run(experiment_id=_experiment_id(cfg.experiment, uri), run_name=run_name, tags=tags)
+        experiment_id = store.experiment_id(MlflowClient(uri), cfg.experiment)
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
     except Exception as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TrackingError(f"the MLflow store {uri} cannot be used ({detail}); set tracking.uri") from None

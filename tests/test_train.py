@@ -4,7 +4,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import plots, tracking
+from imdb_exp import plots, store, tracking
 from imdb_exp.train import train
 from tests.conftest import FAST
 
@@ -68,10 +68,10 @@ def test_a_run_that_raises_is_recorded_failed(compose_cfg, archive, isolated_hom
 
 
 def test_tracking_uri_resolution_order(monkeypatch, isolated_home):
-    assert tracking.resolve_uri(None) == f"sqlite:///{isolated_home.resolve() / 'mlflow.db'}"
+    assert store.resolve_uri(None) == f"sqlite:///{isolated_home.resolve() / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert tracking.resolve_uri(None) == "http://127.0.0.1:5999"
-    assert tracking.resolve_uri("sqlite:////elsewhere.db") == "sqlite:////elsewhere.db"
+    assert store.resolve_uri(None) == "http://127.0.0.1:5999"
+    assert store.resolve_uri("sqlite:////elsewhere.db") == "sqlite:////elsewhere.db"
 
 
 def test_an_unusable_store_fails_before_any_data_is_read(compose_cfg, tmp_path):

@@ -1,0 +1,36 @@
+"""Where MLflow records go: the default SQLite store, the URI resolution order, the experiment.
+
+Kept free of Keras so that the sweep callback, which runs before any job picks its backend, and
+the predict command can use it.
+"""
+
+import os
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from imdb_exp import home
+
+
+def default_uri() -> str:
+    return f"sqlite:///{home() / 'mlflow.db'}"
+
+
+def resolve_uri(configured: str | None) -> str:
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment's id, created on first use."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    # With the default store, artifacts go beside the database rather than into ./mlruns of
+    # whatever directory the job happens to run in.
+    location = (home() / "artifacts").as_uri() if client.tracking_uri == default_uri() else None
+    if location:
+        home().mkdir(parents=True, exist_ok=True)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
+        return client.get_experiment_by_name(name).experiment_id
