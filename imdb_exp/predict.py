@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         texts = sys.stdin.read().splitlines()
     texts = [text for text in texts if text.strip()]
-    mlflow.set_tracking_uri(store.resolve_uri(args.tracking_uri))
+    store.activate(store.resolve_uri(args.tracking_uri))
     try:
         model = mlflow.pyfunc.load_model(f"runs:/{args.run_id}/model")
     except mlflow.exceptions.MlflowException as err:

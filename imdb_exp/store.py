@@ -20,6 +20,20 @@ def resolve_uri(configured: str | None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
+def activate(uri: str) -> None:
+    """Point MLflow's fluent API at ``uri`` without changing how the next run resolves its URI.
+
+    mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; left there, one sweep job's store
+    would become the next job's "user setting" in the same process.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
     """The experiment's id, created on first use."""
     experiment = client.get_experiment_by_name(name)

@@ -36,7 +36,7 @@ def tracked_run(cfg: TrackingConfig, run_name: str, tags: dict[str, str]) -> Ite
     try:
         if uri == store.default_uri():
             home().mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(uri)
+        store.activate(uri)
         experiment_id = store.experiment_id(MlflowClient(uri), cfg.experiment)
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
     except Exception as err:

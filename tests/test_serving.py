@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from imdb_exp import store
 from imdb_exp.predict import read_vocabulary_tsv
 from imdb_exp.train import train
 from tests.conftest import FAST, run_cli
@@ -32,7 +33,7 @@ def trained_run(tmp_path_factory, archive):
 
 
 def predict_in_process(uri, model_uri):
-    mlflow.set_tracking_uri(uri)
+    store.activate(uri)
     return mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({"review": REVIEWS}))
 
 

@@ -67,6 +67,19 @@ def test_a_run_that_raises_is_recorded_failed(compose_cfg, archive, isolated_hom
     assert mlflow.active_run() is None
 
 
+@pytest.mark.slow
+def test_a_run_with_its_own_store_does_not_redirect_the_next_run(compose_cfg, archive, isolated_home, tmp_path):
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    train(compose_cfg(f"data.archive={archive}", *FAST, "trainer.epochs=1", f"tracking.uri={other}"), {})
+    train(compose_cfg(f"data.archive={archive}", *FAST, "trainer.epochs=1"), {})
+    _, in_default = runs(isolated_home)
+    assert len(in_default) == 1
+    assert (
+        len(MlflowClient(other).search_runs([MlflowClient(other).get_experiment_by_name("imdb-exp").experiment_id]))
+        == 1
+    )
+
+
 def test_tracking_uri_resolution_order(monkeypatch, isolated_home):
     assert store.resolve_uri(None) == f"sqlite:///{isolated_home.resolve() / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
