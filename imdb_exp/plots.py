@@ -57,3 +57,23 @@ def roc_curve(curve: RocCurve) -> Figure:
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Test ROC curve", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right")
     return fig
+
+
+def sweep_comparison(val_accuracy: dict[str, list[float]], rows: list[dict]) -> Figure:
+    """Left: every job's validation accuracy per epoch; right: every job's test accuracy."""
+    fig = Figure(figsize=(11, 4.5), layout="tight")
+    curves, bars = fig.subplots(1, 2)
+    for name, values in val_accuracy.items():
+        curves.plot(range(1, len(values) + 1), values, "o-", label=name)
+    curves.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per job")
+    if val_accuracy:
+        curves.legend(fontsize="small")
+    labels = [f"{row['run']}\n{row['overrides']}" for row in rows]
+    accuracy = [row["test_accuracy"] or 0.0 for row in rows]
+    bars.barh(range(len(rows)), accuracy)
+    for y, value in enumerate(accuracy):
+        bars.text(value, y, f" {value:.4f}", va="center")
+    bars.set(yticks=range(len(rows)), xlim=(min(accuracy, default=0) * 0.95, 1.0), title="Test accuracy per job")
+    bars.set_yticklabels(labels, fontsize="small")
+    bars.invert_yaxis()
+    return fig

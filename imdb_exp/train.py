@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from imdb_exp import schema
+from imdb_exp.sweep import PARENT_ENV
 
 schema.register()
 log = logging.getLogger("imdb_exp")
@@ -36,7 +37,17 @@ def use_backend(name: str):
     return keras
 
 
-def train(cfg: DictConfig, choices: dict[str, str]) -> float:
+def run_tags() -> dict[str, str]:
+    """The group choices and overrides of this Hydra job, and its sweep's parent run if any."""
+    job = HydraConfig.get()
+    tags = {group: job.runtime.choices.get(group, "") for group in ("data", "model", "optimizer")}
+    tags["overrides"] = " ".join(job.overrides.task)
+    if parent := os.environ.get(PARENT_ENV):
+        tags["mlflow.parentRunId"] = parent
+    return tags
+
+
+def train(cfg: DictConfig, tags: dict[str, str]) -> float:
     """One experiment; returns the best validation accuracy (test accuracy without validation)."""
     settings = schema.validate(cfg)
     keras = use_backend(settings.trainer.backend)
@@ -48,8 +59,8 @@ def train(cfg: DictConfig, choices: dict[str, str]) -> float:
     trainer = settings.trainer
     keras.utils.clear_session()  # sweep jobs share the process; start each from a clean graph
     keras.utils.set_random_seed(trainer.seed)
-    tags = {group: choices.get(group, "") for group in ("data", "model", "optimizer")}
-    with tracking.tracked_run(settings.tracking, f"{tags['model']}-{tags['optimizer']}", tags):
+    run_name = f"{tags.get('model', settings.model.family)}-{tags.get('optimizer', settings.optimizer.name)}"
+    with tracking.tracked_run(settings.tracking, run_name, tags):
         tracking.log_config(cfg)
         started = time.perf_counter()
         dataset = data.load_dataset(settings.data, trainer.seed)
@@ -109,7 +120,7 @@ def train(cfg: DictConfig, choices: dict[str, str]) -> float:
 @hydra.main(config_path="pkg://imdb_exp.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     try:
-        return train(cfg, HydraConfig.get().runtime.choices)
+        return train(cfg, run_tags())
     except schema.UserError as err:
         print(f"imdb-exp: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -1,5 +1,7 @@
 """The installed command end to end, in a subprocess, from an unrelated working directory."""
 
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -33,8 +35,40 @@ def test_a_sweep_adds_one_run_per_job_to_the_default_store(tmp_path, archive, is
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("imdb-exp")
-    found = client.search_runs([experiment.experiment_id])
+    found = [r for r in client.search_runs([experiment.experiment_id]) if "sweep" not in r.data.tags]
     assert sorted(r.data.tags["model"] for r in found) == ["dense", "lstm"]
     assert {r.info.status for r in found} == {"FINISHED"}
     assert all(0.0 <= r.data.metrics["test_accuracy"] <= 1.0 for r in found)
     assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, archive, isolated_home):
+    result = run_cli(
+        "-m",
+        "model=dense",
+        "optimizer=rmsprop,adam",
+        "trainer.seed=1,2",
+        f"data.archive={archive}",
+        *FAST,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("imdb-exp")
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.sweep != ''")
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 4 and parent.info.status == "FINISHED"
+    assert sorted(c.data.tags["optimizer"] for c in children) == ["adam", "adam", "rmsprop", "rmsprop"]
+    listed = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
+    assert listed == {"sweep/comparison.png", "sweep/results.csv", "sweep/results.md"}
+    table = client.download_artifacts(parent.info.run_id, "sweep/results.csv", str(tmp_path))
+    lines = Path(table).read_text().splitlines()
+    assert lines[0].startswith("run,overrides,status,test_accuracy") and len(lines) == 5
+    table = [line.split(",") for line in lines[1:]]
+    # Jobs are named by what sets them apart (model=dense and the data settings are shared).
+    assert {r[1] for r in table} == {f"optimizer={o} trainer.seed={s}" for o in ("rmsprop", "adam") for s in (1, 2)}
+    assert {r[2] for r in table} == {"FINISHED"}
+    assert sorted(r[3] for r in table) == sorted(f"{c.data.metrics['test_accuracy']:.4f}" for c in children)
