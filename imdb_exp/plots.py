@@ -6,6 +6,7 @@ involved and nothing stays registered after the figure is saved, which matters i
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from imdb_exp.evaluation import THRESHOLD, RocCurve
 
@@ -66,14 +67,19 @@ def sweep_comparison(val_accuracy: dict[str, list[float]], rows: list[dict]) -> 
     for name, values in val_accuracy.items():
         curves.plot(range(1, len(values) + 1), values, "o-", label=name)
     curves.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per job")
+    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
     if val_accuracy:
-        curves.legend(fontsize="small")
+        curves.legend(fontsize="small", loc="best")
     labels = [f"{row['run']}\n{row['overrides']}" for row in rows]
     accuracy = [row["test_accuracy"] or 0.0 for row in rows]
     bars.barh(range(len(rows)), accuracy)
     for y, value in enumerate(accuracy):
         bars.text(value, y, f" {value:.4f}", va="center")
-    bars.set(yticks=range(len(rows)), xlim=(min(accuracy, default=0) * 0.95, 1.0), title="Test accuracy per job")
+    bars.set(
+        yticks=range(len(rows)),
+        xlim=(min(accuracy, default=0) * 0.98, min(max(accuracy, default=1) * 1.02, 1)),
+        title="Test accuracy per job",
+    )
     bars.set_yticklabels(labels, fontsize="small")
     bars.invert_yaxis()
     return fig
