@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -152,19 +152,31 @@ def build_corpus(archive: Path) -> Corpus:
     return Corpus(splits["train"], splits["test"], vocabulary)
 
 
+def _escapes(member: tarfile.TarInfo) -> bool:
+    """A member that extraction would write outside its directory: absolute, "..", or such a link."""
+    paths = [member.name] + ([member.linkname] if member.issym() or member.islnk() else [])
+    return any(p.startswith("/") or ".." in PurePosixPath(p).parts for p in paths)
+
+
 def _read_reviews(archive: Path) -> dict[str, list[tuple[int, str]]]:
-    """(label, text) per split, in a fixed order (label, then review id), whatever the tar order."""
+    """(label, text) per split, in a fixed order (label, then review id), whatever the tar order.
+
+    Members are read in memory, never extracted; an archive with escaping members is refused
+    all the same, since it is not the IMDB archive and may have been made to do harm.
+    """
     found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": []}
-    undecodable = 0
+    undecodable = empty = 0
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
+                if _escapes(member):
+                    raise DataError(f"{archive} has a member that escapes the archive ({member.name!r}); refused")
                 match = _REVIEW.match(member.name)
                 if not (match and member.isfile()):
                     continue
-                raw = tar.extractfile(member).read()
-                text = raw.decode("utf-8", errors="replace")
+                text = tar.extractfile(member).read().decode("utf-8", errors="replace")
                 undecodable += "\ufffd" in text
+                empty += not text.strip()
                 split, polarity, review_id = match.group(1), match.group(2), int(match.group(3))
                 found[split].append((polarity == "pos", review_id, text))
     except (tarfile.TarError, EOFError, OSError) as err:
@@ -172,8 +184,8 @@ def _read_reviews(archive: Path) -> dict[str, list[tuple[int, str]]]:
     for split, reviews in found.items():
         if not reviews:
             raise DataError(f"{archive} has no aclImdb/{split}/{{pos,neg}}/*.txt reviews; is it the IMDB archive?")
-    if undecodable:
-        log.warning("%d reviews had bytes that are not UTF-8; they were replaced", undecodable)
+    if undecodable or empty:
+        log.warning("%d reviews had bytes that are not UTF-8 (replaced), %d reviews were empty", undecodable, empty)
     return {split: [(int(pos), text) for pos, _, text in sorted(reviews)] for split, reviews in found.items()}
 
 

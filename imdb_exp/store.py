@@ -5,11 +5,18 @@ the predict command can use it.
 """
 
 import os
+import urllib.error
+import urllib.request
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from imdb_exp import home
+from imdb_exp.schema import UserError
+
+
+class TrackingError(UserError):
+    pass
 
 
 def default_uri() -> str:
@@ -18,6 +25,18 @@ def default_uri() -> str:
 
 def resolve_uri(configured: str | None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def check_server_answers(uri: str, timeout: float = 5) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when a tracking server is unreachable."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except urllib.error.HTTPError:
+        return  # it answered, if not on this path: the server is there
+    except OSError as err:
+        raise TrackingError(f"the MLflow server {uri} does not answer ({err}); start it or fix tracking.uri") from None
 
 
 def activate(uri: str) -> None:

@@ -17,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from imdb_exp import home, store
 from imdb_exp.predict import COLUMN, ReviewClassifier
-from imdb_exp.schema import Config, TrackingConfig, UserError
+from imdb_exp.schema import Config, TrackingConfig
+from imdb_exp.store import TrackingError
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", COLUMN)]),
@@ -25,14 +26,11 @@ SIGNATURE = ModelSignature(
 )
 
 
-class TrackingError(UserError):
-    pass
-
-
 @contextmanager
 def tracked_run(cfg: TrackingConfig, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, FAILED if the body raised, or KILLED on interrupt."""
     uri = store.resolve_uri(cfg.uri)
+    store.check_server_answers(uri)
     try:
         if uri == store.default_uri():
             home().mkdir(parents=True, exist_ok=True)
@@ -48,6 +46,9 @@ def tracked_run(cfg: TrackingConfig, run_name: str, tags: dict[str, str]) -> Ite
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
+        raise
+    except Exception as err:
+        mlflow.set_tag("failure_reason", f"{type(err).__name__}: {err}"[:4000])
         raise
     finally:
         mlflow.end_run(status)

@@ -5,8 +5,11 @@ This is the one module that knows all the others; the behaviour lives in conf/ a
 
 import logging
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,6 +20,22 @@ from imdb_exp.sweep import PARENT_ENV
 
 schema.register()
 log = logging.getLogger("imdb_exp")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python raises KeyboardInterrupt for SIGINT: the run ends KILLED."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    def interrupt(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def use_backend(name: str):
@@ -54,6 +73,7 @@ def train(cfg: DictConfig, tags: dict[str, str]) -> float:
     # Imported only now: these modules import Keras, which must see the backend chosen above.
     from imdb_exp import data, evaluation, models, plots, tracking
     from imdb_exp.batches import Batches
+    from imdb_exp.guards import StopOnNonFiniteLoss
 
     family = models.check_pairing(settings.model, settings.data)
     trainer = settings.trainer
@@ -73,7 +93,7 @@ def train(cfg: DictConfig, tags: dict[str, str]) -> float:
             Batches(dataset.train, trainer.batch_size, shuffle_seed=trainer.seed),
             validation_data=Batches(dataset.val, trainer.batch_size) if dataset.val else None,
             epochs=trainer.epochs,
-            callbacks=[tracking.EpochMetrics()],
+            callbacks=[tracking.EpochMetrics(), StopOnNonFiniteLoss()],
             verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on terminals, a line per epoch in logs
         ).history
         fit_seconds = time.perf_counter() - started
@@ -120,7 +140,12 @@ def train(cfg: DictConfig, tags: dict[str, str]) -> float:
 @hydra.main(config_path="pkg://imdb_exp.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     try:
-        return train(cfg, run_tags())
+        with sigterm_as_interrupt():
+            return train(cfg, run_tags())
     except schema.UserError as err:
         print(f"imdb-exp: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as err:
+        signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+        print(f"imdb-exp: stopped by {signum.name}; the MLflow run is marked KILLED", file=sys.stderr)
+        sys.exit(128 + signum)

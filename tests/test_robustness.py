@@ -1,0 +1,174 @@
+"""Bad input and interruptions: one clear line, and the store and cache left sound."""
+
+import io
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from imdb_exp import corpus
+from imdb_exp.corpus import DataError, load_corpus
+from imdb_exp.guards import NonFiniteLoss, StopOnNonFiniteLoss
+from imdb_exp.train import train
+from tests.conftest import FAST, run_cli, write_archive
+
+
+def tar_with(path, members: list[tarfile.TarInfo]):
+    with tarfile.open(path, "w:gz") as tar:
+        for info in members:
+            data = b"x" if info.isfile() else None
+            if data:
+                info.size = 1
+            tar.addfile(info, io.BytesIO(data) if data else None)
+    return path
+
+
+def link(name: str, target: str, kind=tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        tarfile.TarInfo("aclImdb/../../escaped.txt"),
+        tarfile.TarInfo("/tmp/absolute.txt"),
+        link("aclImdb/train/pos/0_9.txt", "../../../etc/passwd"),
+        link("aclImdb/train/pos/1_9.txt", "/etc/passwd", tarfile.LNKTYPE),
+    ],
+    ids=["dotdot", "absolute", "symlink", "hardlink"],
+)
+def test_archive_members_that_escape_are_refused_and_nothing_is_written(tmp_path, member):
+    archive = tar_with(tmp_path / "evil.tar.gz", [tarfile.TarInfo("aclImdb/README"), member])
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="escapes the archive"):
+        load_corpus(str(archive), cache)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar.gz"]
+
+
+def test_a_tar_without_the_aclimdb_layout_is_named(tmp_path):
+    archive = tar_with(tmp_path / "other.tar.gz", [tarfile.TarInfo("photos/cat.jpg")])
+    with pytest.raises(DataError, match=r"has no aclImdb/train/\{pos,neg\}/\*.txt reviews"):
+        load_corpus(str(archive), tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_truncated_or_altered_cache_is_rebuilt(archive, tmp_path, damage, caplog):
+    expected = load_corpus(str(archive), tmp_path)
+    (cache,) = tmp_path.glob("corpus-*.npz")
+    data = cache.read_bytes()
+    cache.write_bytes(data[: len(data) // 3] if damage == "truncate" else data[:-40] + bytes(40))
+    with caplog.at_level(logging.WARNING):
+        rebuilt = load_corpus(str(archive), tmp_path)
+    assert "is not valid" in caplog.text
+    np.testing.assert_array_equal(rebuilt.test.ids, expected.test.ids)
+    assert corpus._read_cache(cache) is not None
+
+
+def test_two_processes_building_one_cache_both_succeed_and_leave_one_valid_file(archive, tmp_path):
+    script = (
+        "import sys; from pathlib import Path; from imdb_exp.corpus import load_corpus; "
+        "print(len(load_corpus(sys.argv[1], Path(sys.argv[2])).vocabulary))"
+    )
+    builders = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(archive), str(tmp_path / "cache")], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [b.communicate(timeout=120)[0] for b in builders]
+    assert [b.returncode for b in builders] == [0, 0] and outputs[0] == outputs[1]
+    files = list((tmp_path / "cache").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz" and corpus._read_cache(files[0]) is not None
+
+
+def test_invalid_utf8_and_empty_reviews_are_read_and_counted(tmp_path, caplog):
+    extra = {"aclImdb/train/pos/900_9.txt": b"great \xff\xfe film", "aclImdb/train/neg/901_1.txt": b""}
+    archive = write_archive(tmp_path / "a.tar.gz", {"train": 3, "test": 2}, extra=extra)
+    with caplog.at_level(logging.WARNING):
+        built = corpus.build_corpus(archive)
+    assert len(built.train) == 8
+    assert "1 reviews had bytes that are not UTF-8 (replaced), 1 reviews were empty" in caplog.text
+    assert "great" in built.vocabulary and "film" in built.vocabulary
+
+
+def test_non_finite_loss_stops_training():
+    guard = StopOnNonFiniteLoss()
+    guard.on_epoch_begin(2)
+    guard.on_train_batch_end(0, {"loss": 0.5})
+    with pytest.raises(NonFiniteLoss, match="loss became nan in epoch 3, batch 8"):
+        guard.on_train_batch_end(7, {"loss": float("nan")})
+
+
+@pytest.mark.slow
+def test_a_diverging_run_is_failed_with_the_reason_as_a_tag(compose_cfg, archive, isolated_home):
+    cfg = compose_cfg(f"data.archive={archive}", *FAST, "optimizer.name=sgd", "optimizer.learning_rate=1e30")
+    with pytest.raises(NonFiniteLoss):
+        train(cfg, {})
+    client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("imdb-exp").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failure_reason"].startswith("NonFiniteLoss: training loss became")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_tracking_server_that_does_not_answer_fails_fast_before_data(tmp_path):
+    started = time.monotonic()
+    result = run_cli(f"tracking.uri=http://127.0.0.1:{free_port()}", "data.archive=/nonexistent.tar.gz", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "imdb-exp: error: the MLflow server http://127.0.0.1:" in result.stderr
+    assert "does not answer" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
+    tmp_path, archive, isolated_home, signum
+):
+    command = [
+        str(os.path.join(os.path.dirname(sys.executable), "imdb-exp")),
+        f"data.archive={archive}",
+        *FAST,
+        "trainer.epochs=1000",
+        "tracking.log_model=false",
+    ]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
+
+    def epochs_logged() -> int:
+        try:
+            experiment = client.get_experiment_by_name("imdb-exp")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+            return len(client.get_metric_history(runs[0].info.run_id, "loss")) if runs else 0
+        except Exception:  # the store may be mid-creation
+            return 0
+
+    deadline = time.monotonic() + 120
+    while epochs_logged() < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert epochs_logged() >= 2, "training never logged two epochs"
+    sent = time.monotonic()
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 30
+    assert process.returncode == 128 + signum
+    assert f"imdb-exp: stopped by {signal.Signals(signum).name}; the MLflow run is marked KILLED" in stderr
+    (run,) = client.search_runs([client.get_experiment_by_name("imdb-exp").experiment_id])
+    assert run.info.status == "KILLED"
+    assert len(client.get_metric_history(run.info.run_id, "loss")) >= 2
