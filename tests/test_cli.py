@@ -72,3 +72,23 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
     assert {r[1] for r in table} == {f"optimizer={o} trainer.seed={s}" for o in ("rmsprop", "adam") for s in (1, 2)}
     assert {r[2] for r in table} == {"FINISHED"}
     assert sorted(r[3] for r in table) == sorted(f"{c.data.metrics['test_accuracy']:.4f}" for c in children)
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model=lstmm", "Available options in 'model':"),
+        ("trainer.epoch=3", "Key 'epoch' not in 'TrainerConfig'"),
+        ("trainer.epochs=abc", "could not be converted to Integer"),
+    ],
+)
+def test_unknown_options_keys_and_types_get_hydras_message_without_a_traceback(tmp_path, override, expected):
+    result = run_cli(override, cwd=tmp_path)
+    assert result.returncode == 1
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_range_errors_come_before_any_data_is_read(tmp_path):
+    result = run_cli("trainer.epochs=0", "data.archive=/nonexistent.tar.gz", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "imdb-exp: error: trainer.epochs=0 must be > 0"

@@ -79,7 +79,9 @@ def test_download_keeps_the_file_only_when_its_md5_matches(archive, tmp_path):
     url = archive.as_uri()
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     with pytest.raises(DataError, match="MD5"):
-        fetch_archive(tmp_path / "bad", url=url, md5="0" * 32)
-    assert list((tmp_path / "bad").iterdir()) == []  # no partial download left behind
-    fetched = fetch_archive(tmp_path / "good", url=url, md5=md5)
+        fetch_archive(tmp_path, url=url, md5="0" * 32)
+    assert list(tmp_path.iterdir()) == []  # no partial download left behind
+    fetched = fetch_archive(tmp_path, url=url, md5=md5)  # and the next good download works
     assert fetched.read_bytes() == archive.read_bytes()
+    with pytest.raises(DataError, match="cannot download"):
+        fetch_archive(tmp_path / "offline", url=(tmp_path / "missing.tar.gz").as_uri(), md5=md5)
