@@ -44,8 +44,11 @@ class SweepParentRun(Callback):
         self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), "sweep/comparison.png")
         self.client.log_text(self.run_id, to_csv(rows), "sweep/results.csv")
         self.client.log_text(self.run_id, to_markdown(rows), "sweep/results.md")
-        failed = any(row["status"] != "FINISHED" for row in rows)
+        failed = [row for row in rows if row["status"] != "FINISHED"]
         self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
+        if failed:
+            names = "; ".join(f"{row['overrides'] or row['run']} ({row['status']})" for row in failed)
+            raise SystemExit(f"imdb-exp: error: {len(failed)} of {len(rows)} sweep jobs failed: {names}")
 
     def _history(self, run_id: str, metric: str) -> list[float]:
         return [m.value for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]

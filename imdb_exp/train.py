@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from imdb_exp import schema
@@ -138,14 +139,23 @@ def train(cfg: DictConfig, tags: dict[str, str]) -> float:
 
 
 @hydra.main(config_path="pkg://imdb_exp.conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         with sigterm_as_interrupt():
             return train(cfg, run_tags())
-    except schema.UserError as err:
-        print(f"imdb-exp: error: {err}", file=sys.stderr)
-        sys.exit(2)
     except KeyboardInterrupt as err:
         signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
         print(f"imdb-exp: stopped by {signum.name}; the MLflow run is marked KILLED", file=sys.stderr)
         sys.exit(128 + signum)
+    except schema.UserError as err:
+        print(f"imdb-exp: error: {err}", file=sys.stderr)
+        if not sweeping:
+            sys.exit(2)
+    except Exception:
+        if not sweeping:
+            raise  # a bug, outside a sweep: its traceback is what helps
+        log.exception("sweep job failed")
+    # Only a failed sweep job gets here. It is recorded FAILED in MLflow and the other jobs go on;
+    # the sweep's end (sweep.SweepParentRun) reports the failures and exits non-zero.
+    return None

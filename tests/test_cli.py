@@ -92,3 +92,25 @@ def test_range_errors_come_before_any_data_is_read(tmp_path):
     result = run_cli("trainer.epochs=0", "data.archive=/nonexistent.tar.gz", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "imdb-exp: error: trainer.epochs=0 must be > 0"
+
+
+@pytest.mark.slow
+def test_a_failing_sweep_job_is_recorded_and_the_others_still_run(tmp_path, archive, isolated_home):
+    # The first job diverges (NaN loss); the second must still run, and the sweep must say so.
+    result = run_cli(
+        "-m", "optimizer.name=sgd", "optimizer.learning_rate=1e30,0.01", f"data.archive={archive}", *FAST, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "imdb-exp: error: training loss became nan" in result.stderr  # the failed job's own line
+    assert "imdb-exp: error: 1 of 2 sweep jobs failed: optimizer.learning_rate=1e+30 (FAILED)" in result.stderr
+    client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("imdb-exp")
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.sweep != ''")
+    children = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        order_by=["start_time ASC"],
+    )
+    assert [c.info.status for c in children] == ["FAILED", "FINISHED"]
+    assert parent.info.status == "FAILED"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")} >= {"sweep/results.csv"}
