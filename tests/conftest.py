@@ -3,6 +3,7 @@ and Hydra composition of the shipped config tree."""
 
 import io
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
+from mlflow.tracking import MlflowClient
 
 from imdb_exp import schema
 
@@ -85,3 +87,17 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300, program: str = "imdb-exp"
     command = [str(Path(sys.executable).with_name(program)), *args]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recorded_runs(store: str | Path, filter_string: str = "") -> tuple[MlflowClient, list]:
+    """A client of the store (a SQLite file or a URI) and its imdb-exp runs, oldest first."""
+    client = MlflowClient(store if isinstance(store, str) else f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("imdb-exp")
+    return client, client.search_runs([experiment.experiment_id], filter_string, order_by=["start_time ASC"])

@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, recorded_runs, run_cli
 
 
 def test_help_lists_every_group_and_option(tmp_path):
@@ -33,9 +32,8 @@ def test_impossible_pairing_stops_with_one_line_and_no_run(tmp_path, isolated_ho
 def test_a_sweep_adds_one_run_per_job_to_the_default_store(tmp_path, archive, isolated_home):
     result = run_cli("-m", "model=dense,lstm", f"data.archive={archive}", *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("imdb-exp")
-    found = [r for r in client.search_runs([experiment.experiment_id]) if "sweep" not in r.data.tags]
+    _, runs = recorded_runs(isolated_home / "mlflow.db")
+    found = [r for r in runs if "sweep" not in r.data.tags]
     assert sorted(r.data.tags["model"] for r in found) == ["dense", "lstm"]
     assert {r.info.status for r in found} == {"FINISHED"}
     assert all(0.0 <= r.data.metrics["test_accuracy"] <= 1.0 for r in found)
@@ -54,12 +52,8 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("imdb-exp")
-    (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.sweep != ''")
-    children = client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
-    )
+    client, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
+    _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 4 and parent.info.status == "FINISHED"
     assert sorted(c.data.tags["optimizer"] for c in children) == ["adam", "adam", "rmsprop", "rmsprop"]
     listed = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
@@ -103,14 +97,8 @@ def test_a_failing_sweep_job_is_recorded_and_the_others_still_run(tmp_path, arch
     assert result.returncode == 1
     assert "imdb-exp: error: training loss became nan" in result.stderr  # the failed job's own line
     assert "imdb-exp: error: 1 of 2 sweep jobs failed: optimizer.learning_rate=1e+30 (FAILED)" in result.stderr
-    client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("imdb-exp")
-    (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.sweep != ''")
-    children = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-        order_by=["start_time ASC"],
-    )
+    client, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
+    _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert [c.info.status for c in children] == ["FAILED", "FINISHED"]
     assert parent.info.status == "FAILED"
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")} >= {"sweep/results.csv"}

@@ -4,7 +4,6 @@ import io
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -13,13 +12,12 @@ import time
 
 import numpy as np
 import pytest
-from mlflow.tracking import MlflowClient
 
 from imdb_exp import corpus
 from imdb_exp.corpus import DataError, load_corpus
 from imdb_exp.guards import NonFiniteLoss, StopOnNonFiniteLoss
 from imdb_exp.train import train
-from tests.conftest import FAST, run_cli, write_archive
+from tests.conftest import FAST, free_port, recorded_runs, run_cli, write_archive
 
 
 def tar_with(path, members: list[tarfile.TarInfo]):
@@ -116,16 +114,9 @@ def test_a_diverging_run_is_failed_with_the_reason_as_a_tag(compose_cfg, archive
     cfg = compose_cfg(f"data.archive={archive}", *FAST, "optimizer.name=sgd", "optimizer.learning_rate=1e30")
     with pytest.raises(NonFiniteLoss):
         train(cfg, {})
-    client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("imdb-exp").experiment_id])
+    _, (run,) = recorded_runs(isolated_home / "mlflow.db")
     assert run.info.status == "FAILED"
     assert run.data.tags["failure_reason"].startswith("NonFiniteLoss: training loss became")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_tracking_server_that_does_not_answer_fails_fast_before_data(tmp_path):
@@ -179,7 +170,6 @@ def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
     assert time.monotonic() - sent < 30
     assert process.returncode == 128 + signum
     assert f"imdb-exp: stopped by {signal.Signals(signum).name}; the MLflow run is marked KILLED" in stderr
-    client = MlflowClient(f"sqlite:///{database}")
-    (run,) = client.search_runs([client.get_experiment_by_name("imdb-exp").experiment_id])
+    client, (run,) = recorded_runs(database)
     assert run.info.status == "KILLED"
     assert len(client.get_metric_history(run.info.run_id, "loss")) >= 2

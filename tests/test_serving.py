@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from imdb_exp import store
 from imdb_exp.predict import read_vocabulary_tsv
 from imdb_exp.train import train
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, recorded_runs, run_cli
 
 REVIEWS = ["A great, wonderful and superb film!", "An awful, boring and terrible waste.", "The plot of the movie."]
 
@@ -28,7 +28,7 @@ def trained_run(tmp_path_factory, archive):
             )
         train(cfg, {})
     uri = f"sqlite:///{home / 'mlflow.db'}"
-    (run,) = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("imdb-exp").experiment_id])
+    _, (run,) = recorded_runs(uri)
     return home, uri, run
 
 

@@ -2,17 +2,14 @@
 
 import mlflow
 import pytest
-from mlflow.tracking import MlflowClient
 
 from imdb_exp import plots, store, tracking
 from imdb_exp.train import train
-from tests.conftest import FAST
+from tests.conftest import FAST, recorded_runs
 
 
 def runs(home):
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("imdb-exp")
-    return client, client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
+    return recorded_runs(home / "mlflow.db")
 
 
 @pytest.mark.slow
@@ -74,10 +71,7 @@ def test_a_run_with_its_own_store_does_not_redirect_the_next_run(compose_cfg, ar
     train(compose_cfg(f"data.archive={archive}", *FAST, "trainer.epochs=1"), {})
     _, in_default = runs(isolated_home)
     assert len(in_default) == 1
-    assert (
-        len(MlflowClient(other).search_runs([MlflowClient(other).get_experiment_by_name("imdb-exp").experiment_id]))
-        == 1
-    )
+    assert len(recorded_runs(other)[1]) == 1
 
 
 def test_tracking_uri_resolution_order(monkeypatch, isolated_home):

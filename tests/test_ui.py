@@ -6,7 +6,6 @@ Needs Debian's chromium and chromium-driver; skipped where they are missing, exc
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,19 +18,13 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, free_port, recorded_runs, run_cli
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("IMDB_EXP_REQUIRE_BROWSER"):
     pytest.skip("chromium and chromium-driver are not installed", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -90,7 +83,7 @@ def wait_for_text(driver, *texts: str, timeout: float = 60) -> None:
 def test_ui_shows_the_experiment_runs_metrics_and_learning_curve(ui_server, browser, tmp_path):
     url, client = ui_server
     experiment = client.get_experiment_by_name("imdb-exp")
-    runs = client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
+    _, runs = recorded_runs(client.tracking_uri)
     single = runs[0]
     parent = next(r for r in runs if "sweep" in r.data.tags)
 
