@@ -43,6 +43,9 @@ def use_backend(name: str):
     """Keras with the chosen backend; Keras reads KERAS_BACKEND once, at its first import."""
     os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    # Parallel sweep jobs share a GPU: each takes memory as it needs it instead of the whole card.
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         import keras
     except ImportError as err:

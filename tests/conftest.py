@@ -7,6 +7,10 @@ import socket
 import subprocess
 import sys
 import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +105,36 @@ def recorded_runs(store: str | Path, filter_string: str = "") -> tuple[MlflowCli
     client = MlflowClient(store if isinstance(store, str) else f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("imdb-exp")
     return client, client.search_runs([experiment.experiment_id], filter_string, order_by=["start_time ASC"])
+
+
+@contextmanager
+def mlflow_server(backend_uri: str, cwd: Path) -> Iterator[str]:
+    """A real `mlflow server` on a free loopback port over ``backend_uri``; yields its URL."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(cwd / "server-artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("mlflow server did not answer within 2 minutes")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

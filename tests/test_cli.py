@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST, recorded_runs, run_cli
+from tests.conftest import FAST, mlflow_server, recorded_runs, run_cli
 
 
 def test_help_lists_every_group_and_option(tmp_path):
@@ -102,3 +102,42 @@ def test_a_failing_sweep_job_is_recorded_and_the_others_still_run(tmp_path, arch
     assert [c.info.status for c in children] == ["FAILED", "FINISHED"]
     assert parent.info.status == "FAILED"
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")} >= {"sweep/results.csv"}
+
+
+@pytest.mark.slow
+def test_eight_parallel_jobs_share_one_sqlite_store_and_one_failure_stays_contained(tmp_path, archive, isolated_home):
+    # Eight worker processes write to one SQLite file at once; the seventh job diverges.
+    rates = "0.01,0.02,0.03,0.04,0.05,0.06,1e30,0.07"
+    result = run_cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=8",
+        "optimizer.name=sgd",
+        f"optimizer.learning_rate={rates}",
+        f"data.archive={archive}",
+        *FAST,
+        "tracking.log_model=false",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "1 of 8 sweep jobs failed: optimizer.learning_rate=1e+30 (FAILED)" in result.stderr
+    assert "database is locked" not in result.stderr
+    _, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
+    _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(c.info.status for c in children) == ["FAILED"] + ["FINISHED"] * 7
+    assert len({c.info.run_id for c in children}) == 8
+
+
+@pytest.mark.slow
+def test_a_sweep_against_a_tracking_server_records_all_its_runs_there(tmp_path, archive, isolated_home):
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path) as url:
+        result = run_cli(
+            "-m", "optimizer=rmsprop,adam", f"tracking.uri={url}", f"data.archive={archive}", *FAST, cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        client, (parent,) = recorded_runs(url, "tags.sweep != ''")
+        _, children = recorded_runs(url, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        assert sorted(c.data.tags["optimizer"] for c in children) == ["adam", "rmsprop"]
+        assert {c.info.status for c in children} == {"FINISHED"}
+        assert "curves/loss.png" in {a.path for a in client.list_artifacts(children[0].info.run_id, "curves")}
+    assert not (isolated_home / "mlflow.db").exists()  # nothing went to the default store

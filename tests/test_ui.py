@@ -6,10 +6,6 @@ Needs Debian's chromium and chromium-driver; skipped where they are missing, exc
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import FAST, free_port, recorded_runs, run_cli
+from tests.conftest import FAST, mlflow_server, recorded_runs, run_cli
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("IMDB_EXP_REQUIRE_BROWSER"):
@@ -32,24 +28,9 @@ def ui_server(tmp_path, archive, isolated_home):
     """A store with one finished run and one finished 2-job sweep, served by `mlflow server`."""
     assert run_cli(f"data.archive={archive}", *FAST, cwd=tmp_path).returncode == 0
     assert run_cli("-m", "optimizer=rmsprop,adam", f"data.archive={archive}", *FAST, cwd=tmp_path).returncode == 0
-    port, uri = free_port(), f"sqlite:///{isolated_home / 'mlflow.db'}"
-    mlflow_cli = Path(sys.executable).with_name("mlflow")
-    command = [str(mlflow_cli), "server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not answer within 60 s")
+    uri = f"sqlite:///{isolated_home / 'mlflow.db'}"
+    with mlflow_server(uri, tmp_path) as url:
         yield url, MlflowClient(uri)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture
