@@ -20,13 +20,12 @@ class Family:
 
 
 def dense(cfg: ModelConfig, data: DataConfig) -> keras.Model:
+    hidden = []
+    for units in cfg.hidden_units:
+        hidden.append(layers.Dense(units, activation=cfg.activation))
+        hidden += [layers.Dropout(cfg.dropout)] if cfg.dropout else []
     return keras.Sequential(
-        [
-            keras.Input(shape=(data.num_words,)),
-            *(layers.Dense(units, activation=cfg.activation) for units in cfg.hidden_units),
-            layers.Dense(1, activation="sigmoid"),
-        ],
-        name="dense",
+        [keras.Input(shape=(data.num_words,)), *hidden, layers.Dense(1, activation="sigmoid")], name="dense"
     )
 
 

@@ -64,7 +64,7 @@ class ModelConfig:
     conv_kernel_size: int = 3
     pool_size: int = 2
     lstm_units: int = 100
-    dropout: float = 0.0  # rate of Dropout layers around the LSTM; 0 = no such layers
+    dropout: float = 0.0  # Dropout layers: dense after each hidden layer, lstm before and after; 0 = none
     lstm_dropout: float = 0.0  # the LSTM's own input dropout
     recurrent_dropout: float = 0.0
     loss: str = "binary_crossentropy"

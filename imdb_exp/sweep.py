@@ -44,11 +44,27 @@ class SweepParentRun(Callback):
         self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), "sweep/comparison.png")
         self.client.log_text(self.run_id, to_csv(rows), "sweep/results.csv")
         self.client.log_text(self.run_id, to_markdown(rows), "sweep/results.md")
+        self._name_the_best(children, rows)
         failed = [row for row in rows if row["status"] != "FINISHED"]
         self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
         if failed:
             names = "; ".join(f"{row['overrides'] or row['run']} ({row['status']})" for row in failed)
             raise SystemExit(f"imdb-exp: error: {len(failed)} of {len(rows)} sweep jobs failed: {names}")
+
+    def _name_the_best(self, children, rows: list[dict]) -> None:
+        """Tag the parent with the job of the highest best validation accuracy, and say it."""
+        scored = [(row["best_val_accuracy"], child, row) for child, row in zip(children, rows, strict=True)]
+        scored = [entry for entry in scored if entry[0] is not None]
+        if not scored:
+            return
+        value, child, row = max(scored, key=lambda entry: entry[0])
+        self.client.set_tag(self.run_id, "best_run_id", child.info.run_id)
+        self.client.set_tag(self.run_id, "best_overrides", row["overrides"])
+        self.client.log_metric(self.run_id, "best_val_accuracy", value)
+        print(
+            f"imdb-exp: best of {len(rows)} jobs: {row['overrides'] or row['run']} (run {child.info.run_id}), "
+            f"best_val_accuracy={value:.4f}, test_accuracy={_cell(row['test_accuracy'])}"
+        )
 
     def _history(self, run_id: str, metric: str) -> list[float]:
         return [m.value for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]

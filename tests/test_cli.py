@@ -141,3 +141,29 @@ def test_a_sweep_against_a_tracking_server_records_all_its_runs_there(tmp_path, 
         assert {c.info.status for c in children} == {"FINISHED"}
         assert "curves/loss.png" in {a.path for a in client.list_artifacts(children[0].info.run_id, "curves")}
     assert not (isolated_home / "mlflow.db").exists()  # nothing went to the default store
+
+
+@pytest.mark.slow
+def test_an_optuna_search_records_every_trial_and_names_the_best(tmp_path, archive, isolated_home):
+    result = run_cli(
+        "-m",
+        "hparams_search=dense",
+        "hydra.sweeper.n_trials=3",
+        f"data.archive={archive}",
+        *FAST,
+        "tracking.log_model=false",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
+    _, trials = recorded_runs(isolated_home / "mlflow.db", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(trials) == 3 and {t.info.status for t in trials} == {"FINISHED"}
+    assert all("optimizer.learning_rate=" in t.data.tags["overrides"] for t in trials)  # sampled per trial
+    best_val = {
+        t.info.run_id: max(m.value for m in client.get_metric_history(t.info.run_id, "val_accuracy")) for t in trials
+    }
+    best_run = max(best_val, key=best_val.get)
+    assert parent.data.tags["best_run_id"] == best_run
+    (results,) = tmp_path.glob("multirun/*/*/optimization_results.yaml")
+    assert f"best_value: {best_val[best_run]}" in results.read_text()  # Optuna's verdict is MLflow's
+    assert f"(run {best_run}), best_val_accuracy={best_val[best_run]:.4f}" in result.stdout
