@@ -86,10 +86,12 @@ def compose_cfg():
     return _compose
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 300, program: str = "imdb-exp") -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path, timeout: int = 300, program: str = "imdb-exp", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """An installed command of the project in a subprocess, as a user would run it."""
     command = [str(Path(sys.executable).with_name(program)), *args]
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    env = os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {})
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
