@@ -1,12 +1,14 @@
-"""Stop training when the loss is no longer finite, rather than fitting NaNs to the end.
+"""Keras callbacks that end training early, by an exception, so the MLflow run keeps what was logged.
 
-It ends in an exception, so the MLflow run is FAILED with the reason and keeps what was logged.
+A loss no longer finite ends it FAILED with the reason, rather than fitting NaNs to the end;
+a SIGINT or SIGTERM ends it KILLED at the end of the batch it arrived in.
 """
 
 import math
 
 import keras
 
+from imdb_exp.interrupts import Interrupts
 from imdb_exp.schema import UserError
 
 
@@ -25,3 +27,14 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 f"training loss became {loss} in epoch {self.epoch}, batch {batch + 1}; "
                 "lower optimizer.learning_rate (or check the data)"
             )
+
+
+class InterruptAtBatchEnd(keras.callbacks.Callback):
+    def __init__(self, interrupts: Interrupts):
+        super().__init__()
+        self.interrupts = interrupts
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.interrupts.raise_pending()
+
+    on_test_batch_end = on_predict_batch_end = on_train_batch_end

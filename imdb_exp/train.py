@@ -8,8 +8,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,26 +15,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from imdb_exp import schema
+from imdb_exp.interrupts import Interrupted, Interrupts
 from imdb_exp.sweep import PARENT_ENV
 
 schema.register()
 log = logging.getLogger("imdb_exp")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Python raises KeyboardInterrupt for SIGINT: the run ends KILLED."""
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    def interrupt(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def use_backend(name: str):
@@ -70,14 +53,15 @@ def run_tags() -> dict[str, str]:
     return tags
 
 
-def train(cfg: DictConfig, tags: dict[str, str]) -> float:
+def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None = None) -> float:
     """One experiment; returns the best validation accuracy (test accuracy without validation)."""
+    interrupts = interrupts or Interrupts()  # signals not handled: nothing to defer
     settings = schema.validate(cfg)
     keras = use_backend(settings.trainer.backend)
     # Imported only now: these modules import Keras, which must see the backend chosen above.
     from imdb_exp import data, evaluation, models, plots, tracking
     from imdb_exp.batches import Batches
-    from imdb_exp.guards import StopOnNonFiniteLoss
+    from imdb_exp.guards import InterruptAtBatchEnd, StopOnNonFiniteLoss
 
     family = models.check_pairing(settings.model, settings.data)
     trainer = settings.trainer
@@ -93,17 +77,21 @@ def train(cfg: DictConfig, tags: dict[str, str]) -> float:
         model = models.compile_model(family.build(settings.model, settings.data), settings.model, settings.optimizer)
         tracking.log_model_summary(model)
         started = time.perf_counter()
-        history = model.fit(
-            Batches(dataset.train, trainer.batch_size, shuffle_seed=trainer.seed),
-            validation_data=Batches(dataset.val, trainer.batch_size) if dataset.val else None,
-            epochs=trainer.epochs,
-            callbacks=[tracking.EpochMetrics(), StopOnNonFiniteLoss()],
-            verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on terminals, a line per epoch in logs
-        ).history
+        stop_on_signal = InterruptAtBatchEnd(interrupts)
+        with interrupts.deferred():
+            history = model.fit(
+                Batches(dataset.train, trainer.batch_size, shuffle_seed=trainer.seed),
+                validation_data=Batches(dataset.val, trainer.batch_size) if dataset.val else None,
+                epochs=trainer.epochs,
+                callbacks=[tracking.EpochMetrics(), StopOnNonFiniteLoss(), stop_on_signal],
+                verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on terminals, a line per epoch in logs
+            ).history
         fit_seconds = time.perf_counter() - started
 
         labels = dataset.test.y
-        probabilities = model.predict(Batches(dataset.test, trainer.batch_size), verbose=0).ravel()
+        test_batches = Batches(dataset.test, trainer.batch_size)
+        with interrupts.deferred():
+            probabilities = model.predict(test_batches, callbacks=[stop_on_signal], verbose=0).ravel()
         test_loss = float(
             keras.ops.mean(keras.losses.get(settings.model.loss)(labels[:, None], probabilities[:, None]))
         )
@@ -145,10 +133,10 @@ def train(cfg: DictConfig, tags: dict[str, str]) -> float:
 def main(cfg: DictConfig) -> float | None:
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        with sigterm_as_interrupt():
-            return train(cfg, run_tags())
+        with Interrupts().handled() as interrupts:
+            return train(cfg, run_tags(), interrupts)
     except KeyboardInterrupt as err:
-        signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+        signum = err.signal if isinstance(err, Interrupted) else signal.SIGINT
         print(f"imdb-exp: stopped by {signum.name}; the MLflow run is marked KILLED", file=sys.stderr)
         sys.exit(128 + signum)
     except schema.UserError as err:

@@ -15,7 +15,8 @@ import pytest
 
 from imdb_exp import corpus
 from imdb_exp.corpus import DataError, load_corpus
-from imdb_exp.guards import NonFiniteLoss, StopOnNonFiniteLoss
+from imdb_exp.guards import InterruptAtBatchEnd, NonFiniteLoss, StopOnNonFiniteLoss
+from imdb_exp.interrupts import Interrupted, Interrupts
 from imdb_exp.train import train
 from tests.conftest import FAST, free_port, recorded_runs, run_cli, write_archive
 
@@ -128,6 +129,49 @@ def test_a_tracking_server_that_does_not_answer_fails_fast_before_data(tmp_path)
     assert time.monotonic() - started < 60
 
 
+def test_a_signal_outside_keras_interrupts_at_once_and_the_handlers_are_restored_after():
+    before = signal.getsignal(signal.SIGTERM)
+    with Interrupts().handled(), pytest.raises(Interrupted) as raised:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    assert raised.value.signal == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_inside_keras_a_signal_waits_for_the_end_of_its_batch():
+    import keras
+
+    batches_ended = []
+
+    class SignalInThirdBatch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        def on_train_batch_end(self, batch, logs=None):
+            batches_ended.append(batch)
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("rmsprop", "binary_crossentropy")
+    x, y = np.ones((64, 4), "float32"), np.ones(64, "float32")
+    with Interrupts().handled() as interrupts, pytest.raises(Interrupted) as raised, interrupts.deferred():
+        callbacks = [SignalInThirdBatch(), InterruptAtBatchEnd(interrupts)]
+        model.fit(x, y, batch_size=8, epochs=3, callbacks=callbacks, verbose=0)
+    assert raised.value.signal == signal.SIGINT
+    assert batches_ended == [0, 1, 2]
+
+
+def test_a_sigint_ignored_at_start_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with Interrupts().handled():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
@@ -168,7 +212,7 @@ def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert time.monotonic() - sent < 30
-    assert process.returncode == 128 + signum
+    assert process.returncode == 128 + signum, stderr[-3000:]
     assert f"imdb-exp: stopped by {signal.Signals(signum).name}; the MLflow run is marked KILLED" in stderr
     client, (run,) = recorded_runs(database)
     assert run.info.status == "KILLED"
