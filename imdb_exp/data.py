@@ -1,8 +1,8 @@
 """Tokenized corpus -> model inputs: a vocabulary cut, one encoding, and the train/val/test splits.
 
-Encodings are kept compact for the whole run: multi-hot rows as packed bits (25,000 x 10,000 is
-31 MB instead of 1 GB of float32) that are unpacked one batch at a time, padded sequences as int32.
-Both support ``x[indices]`` -> batch array, which is all the batching code needs.
+Both encodings are plain numpy arrays, which Keras batches natively on every backend. Multi-hot
+rows are packed bits (25,000 x 10,000 is 31 MB instead of 1 GB of float32) that the dense model's
+first layer unpacks (models.UnpackBits), so that only the packed bytes travel to the device.
 """
 
 import logging
@@ -16,35 +16,17 @@ from imdb_exp.schema import ConfigError, DataConfig
 log = logging.getLogger(__name__)
 
 
-class PackedMultiHot:
-    """Multi-hot rows stored as bits; indexing returns float32 rows of width ``num_words``."""
-
-    def __init__(self, bits: np.ndarray, num_words: int):
-        self.bits, self.num_words = bits, num_words
-        self.shape = (len(bits), num_words)
-
-    def __len__(self) -> int:
-        return len(self.bits)
-
-    def __getitem__(self, rows) -> np.ndarray:
-        return np.unpackbits(self.bits[rows], axis=-1, count=self.num_words).astype(np.float32)
-
-    def take(self, rows, axis: int = 0) -> "PackedMultiHot":
-        """A subset of rows, still packed (the same call as ndarray.take(rows, axis=0))."""
-        assert axis == 0
-        return PackedMultiHot(self.bits[rows], self.num_words)
-
-
 def cut_vocabulary(ids: np.ndarray, num_words: int) -> np.ndarray:
     return np.where(ids < num_words, ids, OOV).astype(np.int32)
 
 
-def encode_multihot(reviews: Reviews, cfg: DataConfig) -> PackedMultiHot:
+def encode_multihot(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
+    """uint8 rows of ceil(num_words / 8) bytes; bit i (most significant first) says whether id i occurs."""
     ids = cut_vocabulary(reviews.ids, cfg.num_words)
     rows = np.repeat(np.arange(len(reviews)), np.diff(reviews.offsets))
     hot = np.zeros((len(reviews), cfg.num_words), bool)
     hot[rows, ids] = True
-    return PackedMultiHot(np.packbits(hot, axis=1), cfg.num_words)
+    return np.packbits(hot, axis=1)
 
 
 def encode_padded(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
@@ -65,7 +47,7 @@ ENCODERS = {"multihot": encode_multihot, "padded": encode_padded}
 
 @dataclass
 class Split:
-    x: PackedMultiHot | np.ndarray
+    x: np.ndarray  # packed multi-hot bits or padded ids, one row per review
     y: np.ndarray  # float32 labels, 1.0 = positive
 
     def __len__(self) -> int:
@@ -99,7 +81,7 @@ def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
     fit_rows, val_rows = np.sort(order[n_val:]), np.sort(order[:n_val])
 
     def subset(rows: np.ndarray) -> Split:
-        return Split(x_train.take(rows, axis=0), y_train[rows])
+        return Split(x_train[rows], y_train[rows])
 
     log.info("data: %d training, %d validation, %d test reviews", len(fit_rows), n_val, len(test))
     return Dataset(subset(fit_rows), subset(val_rows) if n_val else None, Split(x_test, y_test), corpus)

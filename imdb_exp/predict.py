@@ -36,6 +36,8 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
         os.environ.setdefault("KERAS_BACKEND", settings["backend"])
         import keras
 
+        from imdb_exp import models  # noqa: F401  (registers UnpackBits, a layer of the dense model)
+
         self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
         self.index = word_index(read_vocabulary_tsv(context.artifacts["vocabulary"]))
         self.data = DataConfig(
@@ -45,7 +47,7 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         texts = model_input[COLUMN].astype(str).tolist() if isinstance(model_input, pd.DataFrame) else model_input
         reviews = Reviews.from_lists([encode_text(text, self.index) for text in texts], np.zeros(len(texts)))
-        x = ENCODERS[self.data.encoding](reviews, self.data)[np.arange(len(texts))]
+        x = ENCODERS[self.data.encoding](reviews, self.data)
         probability = self.model.predict(x, verbose=0).ravel().astype(np.float64)
         label = np.where(probability > THRESHOLD, "positive", "negative")
         return pd.DataFrame({"probability": probability, "label": label})

@@ -95,6 +95,7 @@ class TrainerConfig:
     batch_size: int = 512
     seed: int = 0
     backend: str = "tensorflow"
+    mixed_precision: bool = False  # bfloat16 compute, float32 weights and output
 
     def __post_init__(self) -> None:
         _require(self.epochs > 0, f"trainer.epochs={self.epochs} must be > 0")

@@ -60,13 +60,14 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     keras = use_backend(settings.trainer.backend)
     # Imported only now: these modules import Keras, which must see the backend chosen above.
     from imdb_exp import data, evaluation, models, plots, tracking
-    from imdb_exp.batches import Batches
     from imdb_exp.guards import InterruptAtBatchEnd, StopOnNonFiniteLoss
 
     family = models.check_pairing(settings.model, settings.data)
     trainer = settings.trainer
     keras.utils.clear_session()  # sweep jobs share the process; start each from a clean graph
     keras.utils.set_random_seed(trainer.seed)
+    keras.config.set_dtype_policy("mixed_bfloat16" if trainer.mixed_precision else "float32")
+    models.warn_if_slow(settings.model, trainer.backend)
     run_name = f"{tags.get('model', settings.model.family)}-{tags.get('optimizer', settings.optimizer.name)}"
     with tracking.tracked_run(settings.tracking, run_name, tags):
         tracking.log_config(cfg)
@@ -80,8 +81,10 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         stop_on_signal = InterruptAtBatchEnd(interrupts)
         with interrupts.deferred():
             history = model.fit(
-                Batches(dataset.train, trainer.batch_size, shuffle_seed=trainer.seed),
-                validation_data=Batches(dataset.val, trainer.batch_size) if dataset.val else None,
+                dataset.train.x,
+                dataset.train.y,
+                batch_size=trainer.batch_size,
+                validation_data=(dataset.val.x, dataset.val.y) if dataset.val else None,
                 epochs=trainer.epochs,
                 callbacks=[tracking.EpochMetrics(), StopOnNonFiniteLoss(), stop_on_signal],
                 verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on terminals, a line per epoch in logs
@@ -89,9 +92,10 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         fit_seconds = time.perf_counter() - started
 
         labels = dataset.test.y
-        test_batches = Batches(dataset.test, trainer.batch_size)
         with interrupts.deferred():
-            probabilities = model.predict(test_batches, callbacks=[stop_on_signal], verbose=0).ravel()
+            probabilities = model.predict(
+                dataset.test.x, batch_size=trainer.batch_size, callbacks=[stop_on_signal], verbose=0
+            ).ravel()
         test_loss = float(
             keras.ops.mean(keras.losses.get(settings.model.loss)(labels[:, None], probabilities[:, None]))
         )

@@ -1,23 +1,25 @@
+import keras
 import numpy as np
 import pytest
 from keras.utils import pad_sequences
 
 from imdb_exp import data
 from imdb_exp.corpus import OOV, Reviews
+from imdb_exp.models import UnpackBits
 from imdb_exp.schema import ConfigError, DataConfig
 
 SEQUENCES = [[1, 5, 9, 12], [1, 4], [1, 7, 7, 30, 6, 5, 8]]
 
 
-def test_multihot_sets_one_bit_per_distinct_kept_id():
-    x = data.encode_multihot(Reviews.from_lists(SEQUENCES, [1, 0, 1]), DataConfig(num_words=10))
-    dense = x[np.arange(3)]
-    assert dense.dtype == np.float32 and dense.shape == (3, 10)
+def test_multihot_sets_one_bit_per_distinct_kept_id_and_the_model_unpacks_them():
+    packed = data.encode_multihot(Reviews.from_lists(SEQUENCES, [1, 0, 1]), DataConfig(num_words=10))
+    assert packed.dtype == np.uint8 and packed.shape == (3, 2)  # 10 bits per row, packed
     expected = np.zeros((3, 10), np.float32)
     for row, seq in enumerate(SEQUENCES):
         expected[row, [i if i < 10 else OOV for i in seq]] = 1
-    np.testing.assert_array_equal(dense, expected)
-    assert x.bits.nbytes == 3 * 2  # 10 bits per row, packed
+    unpacked = keras.ops.convert_to_numpy(UnpackBits(10)(packed))
+    assert unpacked.dtype == np.float32
+    np.testing.assert_array_equal(unpacked, expected)
 
 
 def test_padded_matches_keras_pad_sequences():
