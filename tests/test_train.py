@@ -1,9 +1,12 @@
 """A real fit on the synthetic archive, recorded in a real SQLite MLflow store."""
 
+import warnings
+
 import mlflow
 import pytest
 
-from imdb_exp import plots, store, tracking
+from imdb_exp import models, plots, store, tracking
+from imdb_exp.schema import ModelConfig
 from imdb_exp.train import train
 from tests.conftest import FAST, recorded_runs
 
@@ -48,6 +51,28 @@ def test_same_seed_gives_the_same_test_metrics(compose_cfg, archive, isolated_ho
     train(cfg, {})
     _, (first, second) = runs(isolated_home)
     assert first.data.metrics["test_loss"] == second.data.metrics["test_loss"]
+
+
+@pytest.mark.slow
+def test_mixed_precision_computes_in_bfloat16_for_that_run_only(compose_cfg, archive, isolated_home):
+    import keras
+
+    train(compose_cfg(f"data.archive={archive}", *FAST, "trainer.mixed_precision=true"), {})
+    assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    train(compose_cfg(f"data.archive={archive}", *FAST), {})
+    assert keras.config.dtype_policy().name == "float32"
+    _, (mixed, plain) = runs(isolated_home)
+    assert mixed.data.params["trainer.mixed_precision"] == "True"
+    assert 0 <= mixed.data.metrics["test_loss"] < 1 and mixed.data.metrics["test_accuracy"] > 0.5
+
+
+def test_recurrent_dropout_on_torch_warns_that_it_is_slow():
+    with pytest.warns(UserWarning, match="recurrent_dropout on trainer.backend=torch has no cuDNN kernel"):
+        models.warn_if_slow(ModelConfig(recurrent_dropout=0.2), "torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        models.warn_if_slow(ModelConfig(recurrent_dropout=0.2), "jax")
+        models.warn_if_slow(ModelConfig(recurrent_dropout=0.0), "torch")
 
 
 @pytest.mark.slow
