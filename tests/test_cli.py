@@ -41,6 +41,19 @@ def test_a_sweep_adds_one_run_per_job_to_the_default_store(tmp_path, archive, is
 
 
 @pytest.mark.slow
+def test_every_source_experiment_runs_from_one_glob(tmp_path, archive, isolated_home):
+    # The experiments' own sizes (10,000 validation reviews, 20 epochs) cut down to the synthetic archive.
+    small = ["data.val_size=0.25", "trainer.epochs=1", "tracking.log_model=false"]
+    result = run_cli("-m", "+experiment=glob(*)", f"data.archive={archive}", *FAST, *small, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, runs = recorded_runs(isolated_home / "mlflow.db")
+    jobs = [r for r in runs if "sweep" not in r.data.tags]
+    experiments = sorted(p.stem for p in Path(__file__).parents[1].joinpath("conf", "experiment").glob("*.yaml"))
+    assert sorted(r.data.tags["overrides"].split()[0] for r in jobs) == [f"+experiment={e}" for e in experiments]
+    assert {r.info.status for r in jobs} == {"FINISHED"}
+
+
+@pytest.mark.slow
 def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, archive, isolated_home):
     result = run_cli(
         "-m",

@@ -1,4 +1,5 @@
 import pytest
+from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
@@ -65,3 +66,31 @@ def test_out_of_range_values_are_rejected_by_the_schema(compose_cfg, override, m
 def test_unknown_keys_wrong_types_and_options_fail_while_composing(compose_cfg, override):
     with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)):
         compose_cfg(override)
+
+
+@pytest.mark.parametrize(
+    "experiment, family, encoding, epochs, val_size, extra",
+    [
+        ("dlwp_validation", "dense", "multihot", 20, 10000, {}),
+        ("dlwp_final", "dense", "multihot", 4, 0, {}),
+        ("lstm_plain", "lstm", "padded", 3, 0, {}),
+        ("lstm_dropout_layers", "lstm", "padded", 3, 0, {"dropout": 0.2}),
+        ("lstm_recurrent_dropout", "lstm", "padded", 3, 0, {"lstm_dropout": 0.2, "recurrent_dropout": 0.2}),
+        ("lstm_cnn", "cnn_lstm", "padded", 3, 0, {"conv_filters": 32}),
+    ],
+)
+def test_each_source_experiment_is_one_config(compose_cfg, experiment, family, encoding, epochs, val_size, extra):
+    settings = schema.validate(compose_cfg(f"+experiment={experiment}"))
+    assert (settings.model.family, settings.data.encoding) == (family, encoding)
+    assert (settings.trainer.epochs, settings.data.val_size) == (epochs, val_size)
+    assert {key: getattr(settings.model, key) for key in extra} == extra
+
+
+def test_the_dlwp_variants_experiment_is_a_sweep_over_the_books_variations():
+    with initialize_config_module("imdb_exp.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["+experiment=dlwp_variants"], return_hydra_config=True)
+    assert dict(cfg.hydra.sweeper.params) == {
+        "model.hidden_units": "[16],[16,16,16],[32,32],[64,64]",
+        "model.loss": "binary_crossentropy,mse",
+        "model.activation": "relu,tanh",
+    }
