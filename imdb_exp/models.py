@@ -4,6 +4,7 @@ A family also names the data encoding its input layer expects, so a config that 
 with the wrong encoding is refused before any data is read.
 """
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def dense(cfg: ModelConfig, data: DataConfig) -> keras.Model:
         hidden += [layers.Dropout(cfg.dropout)] if cfg.dropout else []
     return keras.Sequential(
         [
-            keras.Input(shape=(-(-data.num_words // 8),), dtype="uint8"),
+            keras.Input(shape=(math.ceil(data.num_words / 8),), dtype="uint8"),
             UnpackBits(data.num_words),
             *hidden,
             _probability(),

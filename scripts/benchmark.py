@@ -32,9 +32,8 @@ def measure(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, 
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        sys.exit(f"benchmark: {' '.join(command)} exited with {process.returncode}")
+    if code := os.waitstatus_to_exitcode(status):
+        sys.exit(f"benchmark: {' '.join(command)} exited with {code}")
     return wall, usage.ru_maxrss / 2**20, stdout
 
 
