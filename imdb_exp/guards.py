@@ -2,6 +2,11 @@
 
 A loss no longer finite ends it FAILED with the reason, rather than fitting NaNs to the end;
 a SIGINT or SIGTERM ends it KILLED at the end of the batch it arrived in.
+
+Both are `async_safe`: on backends whose Keras callbacks may run on a worker thread (JAX, PyTorch),
+a batch-end callback without it makes Keras wait for every batch's loss on the main thread, a host
+sync per step. With it, the check runs beside the next step and its exception reaches `fit` at the
+next batch end (or the epoch's end), one batch later at most. TensorFlow always calls them in order.
 """
 
 import math
@@ -17,6 +22,8 @@ class NonFiniteLoss(UserError):
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    async_safe = True
+
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.epoch = epoch + 1
 
@@ -30,6 +37,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 class InterruptAtBatchEnd(keras.callbacks.Callback):
+    async_safe = True
+
     def __init__(self, interrupts: Interrupts):
         super().__init__()
         self.interrupts = interrupts

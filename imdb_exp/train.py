@@ -3,11 +3,14 @@
 This is the one module that knows all the others; the behaviour lives in conf/ and in them.
 """
 
+import gc
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -41,6 +44,22 @@ def use_backend(name: str):
             "sweep backends in separate processes"
         )
     return keras
+
+
+@contextmanager
+def heap_frozen() -> Iterator[None]:
+    """The garbage collector leaves the objects that exist on entry alone until the exit.
+
+    By fit time this process holds some 600,000 objects (MLflow, Hydra, pandas, SQLAlchemy), and
+    every full collection that training's allocations trigger walks all of them: 0.4 s a pass on
+    these 2 cores, a cost a plain Keras script does not pay. Unfrozen after, so that a sweep's
+    earlier models can still be collected.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def run_tags() -> dict[str, str]:
@@ -79,7 +98,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         tracking.log_model_summary(model)
         started = time.perf_counter()
         stop_on_signal = InterruptAtBatchEnd(interrupts)
-        with interrupts.deferred():
+        with interrupts.deferred(), heap_frozen():
             history = model.fit(
                 dataset.train.x,
                 dataset.train.y,
@@ -92,7 +111,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         fit_seconds = time.perf_counter() - started
 
         labels = dataset.test.y
-        with interrupts.deferred():
+        with interrupts.deferred(), heap_frozen():
             probabilities = model.predict(
                 dataset.test.x, batch_size=trainer.batch_size, callbacks=[stop_on_signal], verbose=0
             ).ravel()

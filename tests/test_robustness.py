@@ -110,6 +110,22 @@ def test_non_finite_loss_stops_training():
         guard.on_train_batch_end(7, {"loss": float("nan")})
 
 
+def test_the_guards_leave_keras_free_to_check_batches_off_the_main_thread(monkeypatch):
+    # On JAX and PyTorch, Keras runs async-safe batch-end callbacks on a worker thread; a guard's
+    # exception must still reach the training loop, at the next batch end or the epoch's end.
+    import keras
+    from keras.src import backend
+
+    monkeypatch.setattr(backend, "IS_THREAD_SAFE", True)
+    guards = keras.callbacks.CallbackList([StopOnNonFiniteLoss(), InterruptAtBatchEnd(Interrupts())])
+    assert guards._async_train and guards._async_test and guards._async_predict
+    guards.on_train_begin()
+    guards.on_epoch_begin(0)
+    guards.on_train_batch_end(0, {"loss": float("nan")})
+    with pytest.raises(NonFiniteLoss, match="loss became nan in epoch 1, batch 1"):
+        guards.on_epoch_end(0, {})
+
+
 @pytest.mark.slow
 def test_a_diverging_run_is_failed_with_the_reason_as_a_tag(compose_cfg, archive, isolated_home):
     cfg = compose_cfg(f"data.archive={archive}", *FAST, "optimizer.name=sgd", "optimizer.learning_rate=1e30")

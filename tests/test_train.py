@@ -1,5 +1,6 @@
 """A real fit on the synthetic archive, recorded in a real SQLite MLflow store."""
 
+import gc
 import warnings
 
 import mlflow
@@ -7,7 +8,7 @@ import pytest
 
 from imdb_exp import models, plots, store, tracking
 from imdb_exp.schema import ModelConfig
-from imdb_exp.train import train
+from imdb_exp.train import heap_frozen, train
 from tests.conftest import FAST, recorded_runs
 
 
@@ -51,6 +52,13 @@ def test_same_seed_gives_the_same_test_metrics(compose_cfg, archive, isolated_ho
     train(cfg, {})
     _, (first, second) = runs(isolated_home)
     assert first.data.metrics["test_loss"] == second.data.metrics["test_loss"]
+
+
+def test_the_heap_is_frozen_only_while_keras_runs():
+    with pytest.raises(RuntimeError), heap_frozen():
+        assert gc.get_freeze_count() > 1000
+        raise RuntimeError("a failing fit")
+    assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.slow
