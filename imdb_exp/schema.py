@@ -67,13 +67,14 @@ class ModelConfig:
     dropout: float = 0.0  # Dropout layers: dense after each hidden layer, lstm before and after; 0 = none
     lstm_dropout: float = 0.0  # the LSTM's own input dropout
     recurrent_dropout: float = 0.0
+    bigrams: int = 400000  # ngram: how many word pairs to keep, those in the most training reviews
     loss: str = "binary_crossentropy"
 
     def __post_init__(self) -> None:
         _require(all(u > 0 for u in self.hidden_units), f"model.hidden_units={self.hidden_units} must be > 0")
         _choice("model.activation", self.activation, ("relu", "tanh", "sigmoid", "gelu", "elu", "selu"))
         _choice("model.loss", self.loss, ("binary_crossentropy", "mse"))
-        for key in ("embedding_dim", "conv_filters", "conv_kernel_size", "pool_size", "lstm_units"):
+        for key in ("embedding_dim", "conv_filters", "conv_kernel_size", "pool_size", "lstm_units", "bigrams"):
             _require(getattr(self, key) > 0, f"model.{key}={getattr(self, key)} must be > 0")
         for key in ("dropout", "lstm_dropout", "recurrent_dropout"):
             _dropout(f"model.{key}", getattr(self, key))

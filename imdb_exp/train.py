@@ -95,6 +95,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         data_prep_seconds = time.perf_counter() - started
 
         model = models.compile_model(family.build(settings.model, settings.data), settings.model, settings.optimizer)
+        models.adapt(model, dataset.train.x)
         tracking.log_model_summary(model)
         started = time.perf_counter()
         stop_on_signal = InterruptAtBatchEnd(interrupts)

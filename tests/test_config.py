@@ -9,19 +9,20 @@ from imdb_exp.schema import ConfigError
 
 
 @pytest.mark.parametrize(
-    "model, family, encoding, optimizer, epochs, batch_size",
+    "model, family, encoding, num_words, optimizer, epochs, batch_size",
     [
-        ("dense", "dense", "multihot", "rmsprop", 4, 512),
-        ("lstm", "lstm", "padded", "adam", 3, 64),
-        ("lstm_dropout", "lstm", "padded", "adam", 3, 64),
-        ("cnn_lstm", "cnn_lstm", "padded", "adam", 3, 64),
+        ("dense", "dense", "multihot", 10000, "rmsprop", 4, 512),
+        ("lstm", "lstm", "padded", 5000, "adam", 3, 64),
+        ("lstm_dropout", "lstm", "padded", 5000, "adam", 3, 64),
+        ("cnn_lstm", "cnn_lstm", "padded", 5000, "adam", 3, 64),
+        ("ngram", "ngram", "padded", 40000, "adam", 4, 64),
     ],
 )
-def test_each_model_brings_its_notebook_settings(compose_cfg, model, family, encoding, optimizer, epochs, batch_size):
+def test_each_model_brings_its_settings(compose_cfg, model, family, encoding, num_words, optimizer, epochs, batch_size):
     settings = schema.validate(compose_cfg(f"model={model}"))
     assert (settings.model.family, settings.data.encoding, settings.optimizer.name) == (family, encoding, optimizer)
     assert (settings.trainer.epochs, settings.trainer.batch_size) == (epochs, batch_size)
-    assert settings.data.num_words == (10000 if encoding == "multihot" else 5000)
+    assert settings.data.num_words == num_words
     assert FAMILIES[family] is check_pairing(settings.model, settings.data)
 
 
@@ -35,6 +36,12 @@ def test_lstm_dropout_and_cnn_front_end_settings(compose_cfg):
 def test_command_line_wins_over_the_model_preset(compose_cfg):
     settings = schema.validate(compose_cfg("model=lstm", "optimizer=rmsprop", "trainer.epochs=1", "model.loss=mse"))
     assert (settings.optimizer.name, settings.trainer.epochs, settings.model.loss) == ("rmsprop", 1, "mse")
+
+
+def test_a_vocabulary_too_large_for_the_ngram_keys_is_refused(compose_cfg):
+    settings = schema.validate(compose_cfg("model=ngram", "data.num_words=50000"))
+    with pytest.raises(ConfigError, match="model family 'ngram' takes data.num_words up to 46340, not 50000"):
+        check_pairing(settings.model, settings.data)
 
 
 def test_explicit_impossible_pairing_is_named(compose_cfg):

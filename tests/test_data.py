@@ -5,7 +5,7 @@ from keras.utils import pad_sequences
 
 from imdb_exp import data
 from imdb_exp.corpus import OOV, Reviews
-from imdb_exp.models import UnpackBits
+from imdb_exp.models import NgramBag, UnpackBits
 from imdb_exp.schema import ConfigError, DataConfig
 
 SEQUENCES = [[1, 5, 9, 12], [1, 4], [1, 7, 7, 30, 6, 5, 8]]
@@ -20,6 +20,20 @@ def test_multihot_sets_one_bit_per_distinct_kept_id_and_the_model_unpacks_them()
     unpacked = keras.ops.convert_to_numpy(UnpackBits(10)(packed))
     assert unpacked.dtype == np.float32
     np.testing.assert_array_equal(unpacked, expected)
+
+
+def test_ngram_bag_keeps_the_pairs_in_most_reviews_and_gives_each_review_its_distinct_features(tmp_path):
+    padded = np.array([[0, 0, 1, 5, 6, 5, 6], [0, 1, 5, 6, 7, 8, OOV]], np.int32)
+    model = keras.Sequential([keras.Input((7,), dtype="int32"), NgramBag(num_words=10, bigrams=2)])
+    model.layers[0].adapt(padded)
+    # (5, 6) is in both reviews; (6, 5), (6, 7) and (7, 8) in one each, the smallest key wins the tie;
+    # pairs with padding, the start marker or OOV are never kept.
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.layers[0].keys), [56, 65])
+    model.save(tmp_path / "bag.keras")  # the table travels with the saved model
+    for bag in (model, keras.saving.load_model(tmp_path / "bag.keras")):
+        features = keras.ops.convert_to_numpy(bag(padded))
+        assert features.shape == (2, 13)
+        assert [sorted(row[row > 0]) for row in features] == [[1, 5, 6, 10, 11], [1, OOV, 5, 6, 7, 8, 10]]
 
 
 def test_padded_matches_keras_pad_sequences():

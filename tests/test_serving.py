@@ -85,3 +85,13 @@ def test_registered_model_and_run_artifacts(trained_run, tmp_path):
     } <= listed
     vocabulary = read_vocabulary_tsv(client.download_artifacts(run.info.run_id, "vocabulary.tsv", str(tmp_path)))
     assert set(vocabulary) >= {"great", "awful", "movie", "the"}
+
+
+@pytest.mark.slow
+def test_the_ngram_model_serves_raw_text_with_the_pairs_it_learned(compose_cfg, archive, isolated_home):
+    cfg = compose_cfg("model=ngram", f"data.archive={archive}", *FAST, "trainer.epochs=10", "model.bigrams=500")
+    train(cfg, {})
+    uri = f"sqlite:///{isolated_home / 'mlflow.db'}"
+    _, (run,) = recorded_runs(uri)
+    predictions = predict_in_process(uri, f"runs:/{run.info.run_id}/model")
+    assert predictions["label"].tolist()[:2] == ["positive", "negative"]

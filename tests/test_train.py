@@ -17,7 +17,7 @@ def runs(home):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["dense", "lstm", "cnn_lstm"])
+@pytest.mark.parametrize("model", ["dense", "lstm", "cnn_lstm", "ngram"])
 def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isolated_home, model):
     cfg = compose_cfg(f"model={model}", f"data.archive={archive}", *FAST, "trainer.epochs=3")
     best_val = train(cfg, {"data": "x", "model": model, "optimizer": "y"})
