@@ -76,7 +76,10 @@ class NgramBag(layers.Layer):
     def build(self, input_shape):
         # Sorted keys of the kept pairs; the unused tail holds a key no pair has (int32's maximum).
         self.keys = self.add_weight(
-            shape=(self.bigrams,), dtype="int32", trainable=False, name="bigram_keys",
+            shape=(self.bigrams,),
+            dtype="int32",
+            trainable=False,
+            name="bigram_keys",
             initializer=keras.initializers.Constant(np.iinfo(np.int32).max),
         )
 
