@@ -59,6 +59,9 @@ class UnpackBits(layers.Layer):
         return super().get_config() | {"num_words": self.num_words}
 
 
+NO_PAIR = np.iinfo(np.int32).max  # the key of an unused table slot; larger than any pair's key
+
+
 @keras.saving.register_keras_serializable(package="imdb_exp")
 class NgramBag(layers.Layer):
     """Padded word ids (data=padded) -> the ids of the distinct words and word pairs of each review.
@@ -74,13 +77,13 @@ class NgramBag(layers.Layer):
         self.num_words, self.bigrams = num_words, bigrams
 
     def build(self, input_shape):
-        # Sorted keys of the kept pairs; the unused tail holds a key no pair has (int32's maximum).
+        # Sorted keys of the kept pairs; the unused tail holds NO_PAIR.
         self.keys = self.add_weight(
             shape=(self.bigrams,),
             dtype="int32",
             trainable=False,
             name="bigram_keys",
-            initializer=keras.initializers.Constant(np.iinfo(np.int32).max),
+            initializer=keras.initializers.Constant(NO_PAIR),
         )
 
     def adapt(self, ids: np.ndarray) -> None:
@@ -90,7 +93,7 @@ class NgramBag(layers.Layer):
         per_review = np.unique(rows.astype(np.int64) << 32 | keys[valid].astype(np.int64))
         found, reviews = np.unique((per_review & 0xFFFFFFFF).astype(np.int32), return_counts=True)
         kept = np.sort(found[np.lexsort((found, -reviews))[: self.bigrams]])
-        table = np.full(self.bigrams, np.iinfo(np.int32).max, np.int32)
+        table = np.full(self.bigrams, NO_PAIR, np.int32)
         table[: len(kept)] = kept
         self.keys.assign(table)
 
@@ -207,7 +210,7 @@ FAMILIES = {
     "lstm": Family(lstm, "padded"),
     "cnn_lstm": Family(cnn_lstm, "padded"),
     # A pair's key, first * num_words + second, must fit in int32 on every backend.
-    "ngram": Family(ngram, "padded", max_num_words=math.isqrt(np.iinfo(np.int32).max)),
+    "ngram": Family(ngram, "padded", max_num_words=math.isqrt(NO_PAIR)),
 }
 
 
