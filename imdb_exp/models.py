@@ -243,7 +243,10 @@ def warn_if_slow(cfg: ModelConfig, backend: str) -> None:
 def compile_model(model: keras.Model, cfg: ModelConfig, optimizer: OptimizerConfig) -> keras.Model:
     model.compile(
         optimizer=keras.optimizers.get(
-            {"class_name": optimizer.name, "config": {"learning_rate": optimizer.learning_rate}}
+            {
+                "class_name": optimizer.name,
+                "config": {"learning_rate": optimizer.learning_rate, "clipnorm": optimizer.clipnorm},
+            }
         ),
         loss=cfg.loss,
         # Named explicitly: with loss=mse the string "accuracy" would not mean binary accuracy.

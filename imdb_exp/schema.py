@@ -84,10 +84,12 @@ class ModelConfig:
 class OptimizerConfig:
     name: str = "rmsprop"
     learning_rate: float = 1e-3
+    clipnorm: float | None = None  # rescale each weight's gradient to at most this norm; null = no clipping
 
     def __post_init__(self) -> None:
         _choice("optimizer.name", self.name, ("rmsprop", "adam", "sgd", "adamw"))
         _require(self.learning_rate > 0, f"optimizer.learning_rate={self.learning_rate} must be > 0")
+        _require(self.clipnorm is None or self.clipnorm > 0, f"optimizer.clipnorm={self.clipnorm} must be > 0 or null")
 
 
 @dataclass

@@ -60,6 +60,7 @@ def test_explicit_impossible_pairing_is_named(compose_cfg):
         ("model.recurrent_dropout=1.0", r"must be in \[0, 1\)"),
         ("data.val_size=2.5", "a fraction in"),
         ("optimizer.learning_rate=0", "must be > 0"),
+        ("optimizer.clipnorm=0", "optimizer.clipnorm=0.0 must be > 0 or null"),
         ("trainer.backend=mxnet", "choose one of: tensorflow, jax, torch"),
         ("model.loss=hinge", "choose one of: binary_crossentropy, mse"),
     ],

@@ -3,11 +3,13 @@
 import gc
 import warnings
 
+import keras
 import mlflow
+import numpy as np
 import pytest
 
 from imdb_exp import models, plots, store, tracking
-from imdb_exp.schema import ModelConfig
+from imdb_exp.schema import DataConfig, ModelConfig, OptimizerConfig
 from imdb_exp.train import heap_frozen, train
 from tests.conftest import FAST, recorded_runs
 
@@ -59,6 +61,26 @@ def test_the_heap_is_frozen_only_while_keras_runs():
         assert gc.get_freeze_count() > 1000
         raise RuntimeError("a failing fit")
     assert gc.get_freeze_count() == 0
+
+
+def test_clipnorm_bounds_each_weights_step():
+    def largest_step(clipnorm):
+        keras.utils.set_random_seed(0)
+        data = DataConfig(encoding="padded", num_words=50, maxlen=20)
+        model = models.compile_model(
+            models.lstm(ModelConfig(family="lstm", embedding_dim=4, lstm_units=3), data),
+            ModelConfig(),
+            OptimizerConfig(name="sgd", learning_rate=1.0, clipnorm=clipnorm),
+        )
+        before = [np.array(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights]
+        model.train_on_batch(np.random.default_rng(0).integers(3, 50, (8, 20)), np.ones(8, np.float32))
+        after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        return max(np.linalg.norm(a - b) for a, b in zip(after, before, strict=True))
+
+    # sgd at learning rate 1 moves a weight by its gradient. The embedding's gradient is clipped per
+    # batch of looked-up rows, so a word seen twice can move it a little past the bound.
+    assert largest_step(None) > 0.1
+    assert largest_step(0.01) < 0.013
 
 
 @pytest.mark.slow
