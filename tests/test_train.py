@@ -72,7 +72,7 @@ def test_clipnorm_bounds_each_weights_step():
             ModelConfig(),
             OptimizerConfig(name="sgd", learning_rate=1.0, clipnorm=clipnorm),
         )
-        before = [np.array(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights]
+        before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
         model.train_on_batch(np.random.default_rng(0).integers(3, 50, (8, 20)), np.ones(8, np.float32))
         after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
         return max(np.linalg.norm(a - b) for a, b in zip(after, before, strict=True))
@@ -85,8 +85,6 @@ def test_clipnorm_bounds_each_weights_step():
 
 @pytest.mark.slow
 def test_mixed_precision_computes_in_bfloat16_for_that_run_only(compose_cfg, archive, isolated_home):
-    import keras
-
     train(compose_cfg(f"data.archive={archive}", *FAST, "trainer.mixed_precision=true"), {})
     assert keras.config.dtype_policy().name == "mixed_bfloat16"
     train(compose_cfg(f"data.archive={archive}", *FAST), {})
