@@ -5,8 +5,8 @@ frequency rank r (1 = most frequent, ranks counted on the training split only) i
 corpus keeps the whole vocabulary; cutting to ``num_words`` happens later, so one cache serves
 every vocabulary size.
 
-The cache is an .npz of plain arrays (no pickle) named by the archive's SHA-256 and the tokenizer
-version, carrying a checksum of its contents: a damaged or stale file is rebuilt, never trusted.
+The cache (checked_npz: no pickle, a checksum, written atomically) is named by the archive's SHA-256
+and the tokenizer version: a damaged or stale file is rebuilt, never trusted.
 """
 
 import collections
@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from imdb_exp import home
+from imdb_exp import checked_npz, home
 from imdb_exp.schema import UserError
 
 log = logging.getLogger(__name__)
@@ -190,18 +190,10 @@ def _read_reviews(archive: Path) -> dict[str, list[tuple[int, str]]]:
 
 
 def _read_cache(path: Path) -> Corpus | None:
-    if not path.is_file():
+    arrays = checked_npz.read(path, CACHE_FORMAT, instead="rebuilding it")
+    if arrays is None:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-        stored = bytes(arrays.pop("checksum")).decode()
-        if int(arrays.pop("format")) != CACHE_FORMAT or stored != _checksum(arrays):
-            raise ValueError("checksum or format mismatch")
-    except Exception as err:  # any unreadable cache is rebuilt; the archive is the source of truth
-        log.warning("cache %s is not valid (%s); rebuilding it", path, err)
-        return None
-    words = bytes(arrays["vocabulary"]).decode().split("\n")
+    words = checked_npz.array_text(arrays["vocabulary"]).split("\n")
     return Corpus(
         *(Reviews(arrays[f"{s}_ids"], arrays[f"{s}_offsets"], arrays[f"{s}_labels"]) for s in ("train", "test")),
         vocabulary=words,
@@ -209,28 +201,11 @@ def _read_cache(path: Path) -> Corpus | None:
 
 
 def _write_cache(path: Path, corpus: Corpus) -> None:
-    arrays = {"vocabulary": np.frombuffer("\n".join(corpus.vocabulary).encode(), np.uint8)}
+    arrays = {"vocabulary": checked_npz.text_array("\n".join(corpus.vocabulary))}
     for split in ("train", "test"):
         reviews = getattr(corpus, split)
         arrays |= {f"{split}_ids": reviews.ids, f"{split}_offsets": reviews.offsets, f"{split}_labels": reviews.labels}
-    checksum = np.frombuffer(_checksum(arrays).encode(), np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written under a unique name, then renamed: readers and concurrent writers never see half a file.
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        try:
-            np.savez(tmp, checksum=checksum, format=np.int64(CACHE_FORMAT), **arrays)
-            tmp.close()
-            os.replace(tmp.name, path)
-        finally:
-            Path(tmp.name).unlink(missing_ok=True)
-
-
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
-    return digest.hexdigest()
+    checked_npz.write(path, arrays, CACHE_FORMAT)
 
 
 def _file_digest(path: Path, algorithm: str) -> str:

@@ -99,9 +99,12 @@ class TrainerConfig:
     seed: int = 0
     backend: str = "tensorflow"
     mixed_precision: bool = False  # bfloat16 compute, float32 weights and output
+    # Stop after this many epochs without a lower validation loss and keep the best epoch's weights; null = off.
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         _require(self.epochs > 0, f"trainer.epochs={self.epochs} must be > 0")
+        _require(self.patience is None or self.patience > 0, f"trainer.patience={self.patience} must be > 0 or null")
         _require(self.batch_size > 0, f"trainer.batch_size={self.batch_size} must be > 0")
         _choice("trainer.backend", self.backend, ("tensorflow", "jax", "torch"))
 
@@ -113,6 +116,7 @@ class TrackingConfig:
     log_model: bool = True  # the servable model: raw text in, probability out
     register_model: str | None = None  # also register the logged model under this name
     misclassified_reviews: int = 20  # how many wrong test calls to write out as text
+    parent_run_id: str | None = None  # nest the run under this MLflow run; a sweep sets it for its jobs
 
     def __post_init__(self) -> None:
         _require(bool(self.experiment.strip()), "tracking.experiment must not be empty")
@@ -127,6 +131,15 @@ class Config:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    resume: str | None = None  # an MLflow run id: continue that run from its last checkpoint
+    retrain: bool = False  # sweep jobs train even when the same config already FINISHED in the store
+
+    def __post_init__(self) -> None:
+        _require(
+            self.trainer.patience is None or self.data.val_size != 0,
+            f"trainer.patience={self.trainer.patience} watches the validation loss, but data.val_size=0 "
+            "holds no reviews out; set data.val_size or drop trainer.patience",
+        )
 
 
 def register() -> None:

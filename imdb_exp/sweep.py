@@ -1,73 +1,145 @@
-"""A multirun as one MLflow parent run whose jobs are its child runs, compared when it ends.
+"""A multirun as one MLflow parent run that accounts for every job and ends however the sweep ends.
 
-Hydra calls this callback in the launching process: before the first job it creates the parent
-run and exports its id in IMDB_EXP_SWEEP_RUN_ID, which each job (same process or a launched
-worker) turns into the `mlflow.parentRunId` tag that nests it in the MLflow UI.
+Hydra calls the callback in the launching process. Before the first job it creates the parent run
+and adds `tracking.parent_run_id=ID` to the overrides every job is composed with: the jobs find
+their parent in their own config, wherever a launcher runs them (another process, a Ray worker on
+another machine). Each job counts itself on the parent as a tag `job.N` = its run id: the run it
+trained, the earlier run it continued or found already done, or a FAILED run saying why it could
+not start. The parent's table is made from those tags when the sweep ends, or when the command
+stops early (train.main calls `end_unfinished`).
 """
 
 import csv
 import io
-import os
+import sys
 
 from hydra.experimental.callback import Callback
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp import plots, store
 
-PARENT_ENV = "IMDB_EXP_SWEEP_RUN_ID"
-COLUMNS = ["run", "overrides", "status", "test_accuracy", "test_auc", "test_loss", "best_val_accuracy", "fit_seconds"]
+JOB_TAG = "sweep_job"  # a job run's number in its sweep (Hydra's job.num)
+OBJECTIVE = "final_val_accuracy"  # what sweeps rank by: the validation accuracy of the model each job keeps
+COLUMNS = [
+    "job",
+    "run",
+    "overrides",
+    "status",
+    "test_accuracy",
+    "test_auc",
+    "test_loss",
+    OBJECTIVE,
+    "best_epoch",
+    "fit_seconds",
+    "note",
+]
+
+_unfinished: "SweepParentRun | None" = None  # the parent run this process opened and has not ended
+
+
+def count_job(client: MlflowClient, parent_run_id: str, job: str | None, run_id: str) -> None:
+    client.set_tag(parent_run_id, f"job.{job or run_id}", run_id)
+
+
+def is_search(config: DictConfig) -> bool:
+    """Whether the sweeper optimizes the jobs' return value (Optuna) rather than listing combinations."""
+    return "direction" in config.hydra.sweeper
 
 
 class SweepParentRun(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if is_search(config) and not config.data.val_size:
+            print(
+                "imdb-exp: error: a search ranks trials by their validation accuracy, and data.val_size=0 holds "
+                "no reviews out (the test set is never used to choose); set data.val_size",
+                file=sys.stderr,
+            )
+            sys.exit(2)
         self.client = MlflowClient(store.resolve_uri(config.tracking.uri))
         experiment = store.experiment_id(self.client, config.tracking.experiment)
         sweep = " ".join(config.hydra.overrides.task)
         run = self.client.create_run(experiment, run_name=f"sweep {sweep}"[:250], tags={"sweep": sweep})
-        self.run_id = os.environ[PARENT_ENV] = run.info.run_id
+        self.run_id = run.info.run_id
+        with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
+            config.hydra.overrides.task.append(f"tracking.parent_run_id='{self.run_id}'")
+        global _unfinished
+        _unfinished = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        os.environ.pop(PARENT_ENV, None)
-        children = self.client.search_runs(
-            [self.client.get_run(self.run_id).info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{self.run_id}'",
-            order_by=["start_time ASC"],
-        )
-        varying = varying_overrides([child.data.tags.get("overrides", "") for child in children])
-        rows, curves = [], {}
-        for child, overrides in zip(children, varying, strict=True):
-            val_accuracy = self._history(child.info.run_id, "val_accuracy")
-            rows.append(row(child, overrides, val_accuracy))
-            curves[overrides or child.info.run_name] = val_accuracy
-        self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), "sweep/comparison.png")
-        self.client.log_text(self.run_id, to_csv(rows), "sweep/results.csv")
-        self.client.log_text(self.run_id, to_markdown(rows), "sweep/results.md")
-        self._name_the_best(children, rows)
+        rows = self.end()
         failed = [row for row in rows if row["status"] != "FINISHED"]
-        self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
         if failed:
             names = "; ".join(f"{row['overrides'] or row['run']} ({row['status']})" for row in failed)
             raise SystemExit(f"imdb-exp: error: {len(failed)} of {len(rows)} sweep jobs failed: {names}")
 
-    def _name_the_best(self, children, rows: list[dict]) -> None:
-        """Tag the parent with the job of the highest best validation accuracy, and say it."""
-        scored = [(row["best_val_accuracy"], child, row) for child, row in zip(children, rows, strict=True)]
-        scored = [entry for entry in scored if entry[0] is not None]
+    def end(self, stopped_by: BaseException | None = None) -> list[dict]:
+        """Writes the results table and figure, names the best job, and ends the parent run:
+        KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not finish."""
+        global _unfinished
+        _unfinished = None
+        jobs = self._jobs()
+        varying = varying_overrides([run.data.tags.get("overrides", "") for run in jobs.values()])
+        rows, curves = [], {}
+        for (job, run), overrides in zip(jobs.items(), varying, strict=True):
+            val_accuracy = self._history(run.info.run_id, "val_accuracy")
+            rows.append(row(job, run, overrides, self.run_id))
+            curves[overrides or run.info.run_name] = val_accuracy
+        self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), "sweep/comparison.png")
+        self.client.log_text(self.run_id, to_csv(rows), "sweep/results.csv")
+        self.client.log_text(self.run_id, to_markdown(rows), "sweep/results.md")
+        self._name_the_best(rows)
+        if stopped_by is not None:
+            self.client.set_tag(self.run_id, "failure_reason", describe(stopped_by)[:4000])
+            status = RunStatus.KILLED if was_interrupted(stopped_by) else RunStatus.FAILED
+        else:
+            status = RunStatus.FAILED if any(row["status"] != "FINISHED" for row in rows) else RunStatus.FINISHED
+        self.client.set_terminated(self.run_id, RunStatus.to_string(status))
+        return rows
+
+    def _jobs(self) -> dict[str, object]:
+        """The run each job counted itself with, in job order."""
+        tags = self.client.get_run(self.run_id).data.tags
+        counted = {key.removeprefix("job."): run_id for key, run_id in tags.items() if key.startswith("job.")}
+        order = sorted(counted, key=lambda job: (not job.isdigit(), int(job) if job.isdigit() else job))
+        return {job: self.client.get_run(counted[job]) for job in order}
+
+    def _name_the_best(self, rows: list[dict]) -> None:
+        """Tag the parent with the finished job of the highest validation accuracy, and say it."""
+        scored = [row for row in rows if row["status"] == "FINISHED" and row[OBJECTIVE] is not None]
         if not scored:
             return
-        value, child, row = max(scored, key=lambda entry: entry[0])
-        self.client.set_tag(self.run_id, "best_run_id", child.info.run_id)
-        self.client.set_tag(self.run_id, "best_overrides", row["overrides"])
-        self.client.log_metric(self.run_id, "best_val_accuracy", value)
+        best = max(scored, key=lambda row: row[OBJECTIVE])
+        self.client.set_tag(self.run_id, "best_run_id", best["run_id"])
+        self.client.set_tag(self.run_id, "best_overrides", best["overrides"])
+        self.client.log_metric(self.run_id, "best_val_accuracy", best[OBJECTIVE])
         print(
-            f"imdb-exp: best of {len(rows)} jobs: {row['overrides'] or row['run']} (run {child.info.run_id}), "
-            f"best_val_accuracy={value:.4f}, test_accuracy={_cell(row['test_accuracy'])}"
+            f"imdb-exp: best of {len(rows)} jobs: {best['overrides'] or best['run']} (run {best['run_id']}), "
+            f"{OBJECTIVE}={best[OBJECTIVE]:.4f}, test_accuracy={_cell(best['test_accuracy'])}"
         )
 
     def _history(self, run_id: str, metric: str) -> list[float]:
         return [m.value for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+
+
+def end_unfinished(stopped_by: BaseException) -> None:
+    """Ends the parent run of a sweep that ``stopped_by`` cut short (a signal, a job's or Hydra's error)."""
+    if _unfinished is not None:
+        _unfinished.end(stopped_by)
+
+
+def was_interrupted(err: BaseException) -> bool:
+    """Ctrl-C or a kill, also as the exit status a job ended the process with (128 + SIGINT or SIGTERM)."""
+    return isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and err.code in (130, 143))
+
+
+def describe(err: BaseException) -> str:
+    # Hydra reports an error and exits 1: the error itself is the context of that SystemExit.
+    error = err.__context__ if isinstance(err, SystemExit) and err.__context__ is not None else err
+    # Hydra's composition errors say what failed; their cause says why (the first line of it).
+    why = f": {str(error.__cause__).splitlines()[0]}" if error.__cause__ and str(error.__cause__) else ""
+    return f"{type(error).__name__}: {error}{why}"
 
 
 def varying_overrides(jobs: list[str]) -> list[str]:
@@ -77,15 +149,22 @@ def varying_overrides(jobs: list[str]) -> list[str]:
     return [" ".join(o for o in overrides if o not in shared) for overrides in split]
 
 
-def row(run, overrides: str, val_accuracy: list[float]) -> dict:
-    metrics = run.data.metrics
+def row(job: str, run, overrides: str, parent_run_id: str) -> dict:
+    metrics, tags = run.data.metrics, run.data.tags
+    if tags.get("mlflow.parentRunId") != parent_run_id:
+        note = "already done (an earlier run of this config)"
+    else:
+        note = tags.get("failure_reason", "").splitlines()[0] if "failure_reason" in tags else ""
     return {
+        "job": job,
         "run": run.info.run_name,
+        "run_id": run.info.run_id,
         "overrides": overrides,
         "status": run.info.status,
-        **{key: metrics.get(key) for key in ("test_accuracy", "test_auc", "test_loss")},
-        "best_val_accuracy": max(val_accuracy, default=None),
+        **{key: metrics.get(key) for key in ("test_accuracy", "test_auc", "test_loss", OBJECTIVE)},
+        "best_epoch": int(metrics["best_epoch"]) if "best_epoch" in metrics else None,
         "fit_seconds": metrics.get("fit_seconds"),
+        "note": note,
     }
 
 
@@ -95,7 +174,7 @@ def _cell(value) -> str:
 
 def to_csv(rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, COLUMNS)
+    writer = csv.DictWriter(out, COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows({key: _cell(row[key]) for key in COLUMNS} for row in rows)
     return out.getvalue()
@@ -103,5 +182,33 @@ def to_csv(rows: list[dict]) -> str:
 
 def to_markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(row[key]) for key in COLUMNS) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row[key]).replace("|", "/") for key in COLUMNS) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def count_done_job(cfg: DictConfig, tags: dict[str, str], run) -> float | None:
+    """Counts an earlier FINISHED run of exactly this job's config as the job, instead of training it again."""
+    client = MlflowClient(store.resolve_uri(cfg.tracking.uri))
+    count_job(client, cfg.tracking.parent_run_id, tags.get(JOB_TAG), run.info.run_id)
+    print(
+        f"imdb-exp: already done: run {run.info.run_id} FINISHED with this exact config; not trained again "
+        "(retrain=true trains it anyway)"
+    )
+    return run.data.metrics.get(OBJECTIVE)
+
+
+def record_unstarted_job(cfg: DictConfig, tags: dict[str, str], err: BaseException) -> None:
+    """A FAILED run, under the sweep's run, for a job that failed before its own run opened."""
+    parent_run_id = cfg.tracking.parent_run_id
+    client = MlflowClient(store.resolve_uri(cfg.tracking.uri))
+    parent = client.get_run(parent_run_id)
+    if f"job.{tags.get(JOB_TAG)}" in parent.data.tags:
+        return  # its run opened, and holds the failure
+    run = client.create_run(
+        parent.info.experiment_id,
+        run_name=f"{tags.get('model', 'job')}-{tags.get('optimizer', tags.get(JOB_TAG, ''))}",
+        tags=tags | {"mlflow.parentRunId": parent_run_id, "failure_reason": describe(err)[:4000]},
+    )
+    client.log_text(run.info.run_id, OmegaConf.to_yaml(cfg), "config.yaml")
+    client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+    count_job(client, parent_run_id, tags.get(JOB_TAG), run.info.run_id)

@@ -2,7 +2,6 @@
 
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -15,7 +14,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import home, store
+from imdb_exp import home, store, sweep
+from imdb_exp.checkpoints import Progress
 from imdb_exp.predict import COLUMN, ReviewClassifier
 from imdb_exp.schema import Config, TrackingConfig
 from imdb_exp.store import TrackingError
@@ -27,16 +27,30 @@ SIGNATURE = ModelSignature(
 
 
 @contextmanager
-def tracked_run(cfg: TrackingConfig, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run that ends FINISHED, FAILED if the body raised, or KILLED on interrupt."""
+def tracked_run(
+    cfg: TrackingConfig, run_name: str, tags: dict[str, str], run_id: str | None = None
+) -> Iterator[mlflow.ActiveRun]:
+    """A new MLflow run, or run ``run_id`` reopened, that ends FINISHED, FAILED if the body raised,
+    or KILLED on interrupt. In a sweep it is nested under the sweep's run and counted as its job."""
     uri = store.resolve_uri(cfg.uri)
     store.check_server_answers(uri)
+    if cfg.parent_run_id:
+        tags = tags | {"mlflow.parentRunId": cfg.parent_run_id}
     try:
         if uri == store.default_uri():
             home().mkdir(parents=True, exist_ok=True)
         store.activate(uri)
-        experiment_id = store.experiment_id(MlflowClient(uri), cfg.experiment)
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+        client = MlflowClient(uri)
+        if run_id:  # reopened: RUNNING again, these tags added to its own
+            run = mlflow.start_run(run_id=run_id, tags=tags)
+            if "failure_reason" in run.data.tags:  # from the try that was cut off
+                client.delete_tag(run_id, "failure_reason")
+        else:
+            run = mlflow.start_run(
+                experiment_id=store.experiment_id(client, cfg.experiment), run_name=run_name, tags=tags
+            )
+        if cfg.parent_run_id:
+            sweep.count_job(client, cfg.parent_run_id, tags.get(sweep.JOB_TAG), run.info.run_id)
     except Exception as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TrackingError(f"the MLflow store {uri} cannot be used ({detail}); set tracking.uri") from None
@@ -64,8 +78,14 @@ def _flatten(node: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def log_config(cfg: DictConfig) -> None:
-    mlflow.log_params(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+def log_config(cfg: DictConfig, run: mlflow.ActiveRun) -> None:
+    """The config as params, and as config.yaml. A continued run keeps the params it has (MLflow never
+    changes one); a value the continuation changed (more trainer.epochs) is also a tag of that name."""
+    flat, recorded = _flatten(OmegaConf.to_container(cfg, resolve=True)), run.data.params
+    if recorded:
+        mlflow.set_tags({key: value for key, value in flat.items() if recorded.get(key, value) != value})
+    else:
+        mlflow.log_params(flat)
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
 
@@ -113,13 +133,15 @@ def log_figure(figure: Figure, path: str) -> None:
     mlflow.log_figure(figure, path)
 
 
-class EpochMetrics(keras.callbacks.Callback):
-    """Logs each epoch's loss, accuracy, their validation twins and its duration, as it ends."""
+def log_epoch(progress: Progress) -> None:
+    """The metrics of the epoch just done, at its step (the epoch number, from 1)."""
+    mlflow.log_metrics({name: values[-1] for name, values in progress.history.items()}, step=progress.epochs_done)
 
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        self.started = time.perf_counter()
 
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        metrics = {name: float(value) for name, value in (logs or {}).items()}
-        metrics["epoch_seconds"] = time.perf_counter() - self.started
-        mlflow.log_metrics(metrics, step=epoch + 1)
+def log_missing_epochs(run_id: str, progress: Progress) -> None:
+    """Steps of a checkpoint's history that the run lacks: a kill can fall between the checkpoint and
+    the metrics it writes. Steps after the checkpoint cannot have been logged (it is written first)."""
+    logged = {metric.step for metric in MlflowClient().get_metric_history(run_id, "loss")}
+    for step in range(1, progress.epochs_done + 1):
+        if step not in logged:
+            mlflow.log_metrics({name: values[step - 1] for name, values in progress.history.items()}, step=step)

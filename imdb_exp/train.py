@@ -17,9 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from imdb_exp import schema
+from imdb_exp import resume, schema, sweep
 from imdb_exp.interrupts import Interrupted, Interrupts
-from imdb_exp.sweep import PARENT_ENV
 
 schema.register()
 log = logging.getLogger("imdb_exp")
@@ -63,22 +62,26 @@ def heap_frozen() -> Iterator[None]:
 
 
 def run_tags() -> dict[str, str]:
-    """The group choices and overrides of this Hydra job, and its sweep's parent run if any."""
+    """The group choices and overrides of this Hydra job, and its number when it is a sweep job."""
     job = HydraConfig.get()
     tags = {group: job.runtime.choices.get(group, "") for group in ("data", "model", "optimizer")}
-    tags["overrides"] = " ".join(job.overrides.task)
-    if parent := os.environ.get(PARENT_ENV):
-        tags["mlflow.parentRunId"] = parent
+    tags["overrides"] = " ".join(o for o in job.overrides.task if not o.startswith("tracking.parent_run_id="))
+    if job.mode == RunMode.MULTIRUN:
+        tags[sweep.JOB_TAG] = str(job.job.num)
     return tags
 
 
-def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None = None) -> float:
-    """One experiment; returns the best validation accuracy (test accuracy without validation)."""
+def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None = None, run_id: str | None = None):
+    """One experiment, or run ``run_id`` continued from its last checkpoint.
+
+    Returns the validation accuracy of the model the run ends with (what sweeps rank by), or None
+    without a validation split: the test set is never a return value.
+    """
     interrupts = interrupts or Interrupts()  # signals not handled: nothing to defer
     settings = schema.validate(cfg)
     keras = use_backend(settings.trainer.backend)
     # Imported only now: these modules import Keras, which must see the backend chosen above.
-    from imdb_exp import data, evaluation, models, plots, tracking
+    from imdb_exp import checkpoints, data, evaluation, fitting, models, plots, tracking
     from imdb_exp.guards import InterruptAtBatchEnd, StopOnNonFiniteLoss
 
     family = models.check_pairing(settings.model, settings.data)
@@ -88,8 +91,11 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     keras.config.set_dtype_policy("mixed_bfloat16" if trainer.mixed_precision else "float32")
     models.warn_if_slow(settings.model, trainer.backend)
     run_name = f"{tags.get('model', settings.model.family)}-{tags.get('optimizer', settings.optimizer.name)}"
-    with tracking.tracked_run(settings.tracking, run_name, tags):
-        tracking.log_config(cfg)
+    tags = tags | {"config_hash": resume.config_hash(cfg)}
+    continuing = run_id is not None
+    with tracking.tracked_run(settings.tracking, run_name, tags, run_id) as run, checkpoints.held(run.info.run_id):
+        run_id = run.info.run_id
+        tracking.log_config(cfg, run)
         started = time.perf_counter()
         dataset = data.load_dataset(settings.data, trainer.seed)
         data_prep_seconds = time.perf_counter() - started
@@ -97,32 +103,40 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         model = models.compile_model(family.build(settings.model, settings.data), settings.model, settings.optimizer)
         models.adapt(model, dataset.train.x)
         tracking.log_model_summary(model)
-        started = time.perf_counter()
-        stop_on_signal = InterruptAtBatchEnd(interrupts)
+        progress = checkpoints.restore(run_id, model) if continuing else None
+        if progress:
+            log.info("continuing run %s after epoch %d", run_id, progress.epochs_done)
+            tracking.log_missing_epochs(run_id, progress)
+
+        def after_epoch(progress: checkpoints.Progress) -> None:
+            checkpoints.save(run_id, model, progress)  # first: a kill in between leaves a step to backfill
+            tracking.log_epoch(progress)
+
+        guards = [StopOnNonFiniteLoss(), InterruptAtBatchEnd(interrupts)]
+        verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on terminals, a line per epoch in logs
         with interrupts.deferred(), heap_frozen():
-            history = model.fit(
-                dataset.train.x,
-                dataset.train.y,
-                batch_size=trainer.batch_size,
-                validation_data=(dataset.val.x, dataset.val.y) if dataset.val else None,
-                epochs=trainer.epochs,
-                callbacks=[tracking.EpochMetrics(), StopOnNonFiniteLoss(), stop_on_signal],
-                verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on terminals, a line per epoch in logs
-            ).history
-        fit_seconds = time.perf_counter() - started
+            progress = fitting.fit(
+                model, dataset, trainer, progress or checkpoints.Progress(), guards, after_epoch, verbose
+            )
 
         labels = dataset.test.y
         with interrupts.deferred(), heap_frozen():
             probabilities = model.predict(
-                dataset.test.x, batch_size=trainer.batch_size, callbacks=[stop_on_signal], verbose=0
+                dataset.test.x, batch_size=trainer.batch_size, callbacks=guards[1:], verbose=0
             ).ravel()
         test_loss = float(
             keras.ops.mean(keras.losses.get(settings.model.loss)(labels[:, None], probabilities[:, None]))
         )
         metrics = evaluation.test_metrics(labels, probabilities)
+        final = fitting.final_val_metrics(progress, trainer.patience)
         tracking.log_metrics(
-            metrics | {"test_loss": test_loss, "data_prep_seconds": data_prep_seconds, "fit_seconds": fit_seconds}
+            metrics
+            | final
+            | {"test_loss": test_loss, "data_prep_seconds": data_prep_seconds, "fit_seconds": progress.fit_seconds}
+            | {"epochs_trained": progress.epochs_done}
+            | ({"best_epoch": progress.best_epoch} if progress.best_epoch else {})
         )
+        history = progress.history
         figures = {
             "curves/loss.png": plots.learning_curve(history, "loss"),
             "curves/accuracy.png": plots.learning_curve(history, "accuracy"),
@@ -143,34 +157,67 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
             if settings.tracking.log_model:
                 tracking.log_classifier(model, vocabulary, settings)
         log.info(
-            "test_accuracy=%.4f test_auc=%.4f test_loss=%.4f data_prep_seconds=%.2f fit_seconds=%.1f",
+            "test_accuracy=%.4f test_auc=%.4f test_loss=%.4f data_prep_seconds=%.2f fit_seconds=%.1f epochs=%d",
             metrics["test_accuracy"],
             metrics["test_auc"],
             test_loss,
             data_prep_seconds,
-            fit_seconds,
+            progress.fit_seconds,
+            progress.epochs_done,
         )
-    return max(history.get("val_accuracy", [metrics["test_accuracy"]]))
+        checkpoints.discard(run_id)  # the run is complete; its logged model is what lasts
+    return final.get(sweep.OBJECTIVE)
+
+
+def run_job(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts) -> float | None:
+    """resume=RUN_ID continues that run; a sweep job whose exact config already FINISHED in the store
+    is counted as done, and one that was cut off is continued from its checkpoint (unless retrain)."""
+    schema.validate(cfg)  # a value out of range is reported before the store is searched
+    if cfg.resume:
+        recorded = resume.recorded_config(cfg, list(HydraConfig.get().overrides.task))
+        return train(recorded, {}, interrupts, run_id=cfg.resume)
+    if cfg.tracking.parent_run_id and not cfg.retrain and (earlier := resume.earlier_run(cfg)):
+        if earlier.finished:
+            return sweep.count_done_job(cfg, tags, earlier.run)
+        return train(cfg, tags, interrupts, run_id=earlier.run.info.run_id)
+    return train(cfg, tags, interrupts)
 
 
 @hydra.main(config_path="pkg://imdb_exp.conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
-    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+def job(cfg: DictConfig) -> float | None:
+    tags = run_tags()
+    sweeping = sweep.JOB_TAG in tags
     try:
         with Interrupts().handled() as interrupts:
-            return train(cfg, run_tags(), interrupts)
+            return run_job(cfg, tags, interrupts)
     except KeyboardInterrupt as err:
         signum = err.signal if isinstance(err, Interrupted) else signal.SIGINT
         print(f"imdb-exp: stopped by {signum.name}; the MLflow run is marked KILLED", file=sys.stderr)
         sys.exit(128 + signum)
-    except schema.UserError as err:
-        print(f"imdb-exp: error: {err}", file=sys.stderr)
+    except Exception as err:
+        if isinstance(err, schema.UserError):
+            print(f"imdb-exp: error: {err}", file=sys.stderr)
         if not sweeping:
-            sys.exit(2)
-    except Exception:
-        if not sweeping:
+            if isinstance(err, schema.UserError):
+                sys.exit(2)
             raise  # a bug, outside a sweep: its traceback is what helps
-        log.exception("sweep job failed")
-    # Only a failed sweep job gets here. It is recorded FAILED in MLflow and the other jobs go on;
-    # the sweep's end (sweep.SweepParentRun) reports the failures and exits non-zero.
+        if not isinstance(err, schema.UserError):
+            log.exception("sweep job failed")
+        # The other jobs go on; the sweep's end reports the failures and exits non-zero.
+        sweep.record_unstarted_job(cfg, tags, err)
     return None
+
+
+def main() -> None:
+    """The imdb-exp command. Hydra runs `job` once, or once per sweep job; however the command ends
+    (a job's signal, Hydra's error for a later job's config, a launcher's failure), a sweep's parent
+    run ends with it, KILLED or FAILED, with the table of the jobs so far."""
+    with Interrupts().handled():
+        try:
+            job()
+        except BaseException as err:
+            sweep.end_unfinished(err)
+            if isinstance(err, Interrupted):  # between jobs, or before the first one started
+                print(f"imdb-exp: stopped by {err.signal.name}", file=sys.stderr)
+                sys.exit(128 + err.signal)
+            raise

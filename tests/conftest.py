@@ -3,7 +3,9 @@ and Hydra composition of the shipped config tree."""
 
 import io
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -93,6 +95,48 @@ def run_cli(
     command = [str(Path(sys.executable).with_name(program)), *args]
     env = os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {})
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    """The imdb-exp command started as from a terminal, to be signalled or killed while it runs.
+
+    SIGINT is reset to its default: a CI runner may start us with it ignored, which the child would
+    inherit. Its epoch lines are dropped (a pipe nobody reads would fill and stop it); stderr is kept.
+    """
+    command = [str(Path(sys.executable).with_name("imdb-exp")), *args]
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def epochs_logged(database: Path, run_tag: tuple[str, str] | None = None) -> int:
+    """Epochs (loss values) in the store, of the runs with that tag if given.
+
+    Read-only and without MLflow: a client here would create or migrate the store while a job is
+    creating it.
+    """
+    query = "SELECT COUNT(*) FROM metrics m WHERE m.key = 'loss'"
+    if run_tag:
+        query += " AND m.run_uuid IN (SELECT run_uuid FROM tags WHERE key = ? AND value = ?)"
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            return db.execute(query, run_tag or ()).fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def wait_for_epochs(process: subprocess.Popen, database: Path, count: int, run_tag=None, timeout=120) -> None:
+    deadline = time.monotonic() + timeout
+    while epochs_logged(database, run_tag) < count and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if epochs_logged(database, run_tag) < count:
+        process.kill()
+        raise AssertionError(f"training never logged {count} epochs; stderr: {process.communicate()[1][-2000:]}")
 
 
 def free_port() -> int:

@@ -23,22 +23,27 @@ def test_slurm_launcher_composes_with_the_documented_settings():
 
 
 @pytest.mark.slow
-def test_a_sweep_through_the_ray_launcher_on_a_local_ray_instance_records_its_runs(tmp_path, archive, isolated_home):
+def test_a_sweep_through_the_ray_launcher_accounts_for_every_job_under_its_parent(tmp_path, archive, isolated_home):
+    # The jobs find their parent run in their config, which Ray ships to its workers (a remote
+    # cluster's workers do not share the launching process's environment). The second job cannot start.
     ray_settings = ["+hydra.launcher.ray.init.num_cpus=2", "+hydra.launcher.ray.init.include_dashboard=false"]
     result = run_cli(
         "-m",
         "hydra/launcher=ray",
         *ray_settings,
-        "optimizer=rmsprop,adam",
+        "optimizer.learning_rate=0.001,-1",
         f"data.archive={archive}",
         *FAST,
         "tracking.log_model=false",
         cwd=tmp_path,
         env={"RAY_USAGE_STATS_ENABLED": "0"},
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]
     assert "Ray Launcher is launching 2 jobs" in result.stdout + result.stderr
     _, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
     _, jobs = recorded_runs(isolated_home / "mlflow.db", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert sorted(j.data.tags["optimizer"] for j in jobs) == ["adam", "rmsprop"]
-    assert {j.info.status for j in jobs} == {"FINISHED"}
+    assert sorted(j.data.tags["overrides"].split()[0] for j in jobs) == [
+        "optimizer.learning_rate=-1",
+        "optimizer.learning_rate=0.001",
+    ]
+    assert sorted(j.info.status for j in jobs) == ["FAILED", "FINISHED"] and parent.info.status == "FAILED"

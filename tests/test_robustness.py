@@ -4,7 +4,6 @@ import io
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -18,7 +17,7 @@ from imdb_exp.corpus import DataError, load_corpus
 from imdb_exp.guards import InterruptAtBatchEnd, NonFiniteLoss, StopOnNonFiniteLoss
 from imdb_exp.interrupts import Interrupted, Interrupts
 from imdb_exp.train import train
-from tests.conftest import FAST, free_port, recorded_runs, run_cli, write_archive
+from tests.conftest import FAST, free_port, recorded_runs, run_cli, start_cli, wait_for_epochs, write_archive
 
 
 def tar_with(path, members: list[tarfile.TarInfo]):
@@ -193,37 +192,11 @@ def test_a_sigint_ignored_at_start_stays_ignored():
 def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
     tmp_path, archive, isolated_home, signum
 ):
-    command = [
-        str(os.path.join(os.path.dirname(sys.executable), "imdb-exp")),
-        f"data.archive={archive}",
-        *FAST,
-        "trainer.epochs=1000",
-        "tracking.log_model=false",
-    ]
-    # As in a terminal: a CI runner may start us with SIGINT ignored, which the child would inherit.
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    process = start_cli(
+        f"data.archive={archive}", *FAST, "trainer.epochs=1000", "tracking.log_model=false", cwd=tmp_path
     )
     database = isolated_home / "mlflow.db"
-
-    def epochs_logged() -> int:
-        # Read-only and without MLflow: a client here would create or migrate the store while
-        # the job is creating it.
-        try:
-            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-                return db.execute("SELECT COUNT(*) FROM metrics WHERE key = 'loss'").fetchone()[0]
-        except sqlite3.Error:
-            return 0
-
-    deadline = time.monotonic() + 120
-    while epochs_logged() < 2 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert epochs_logged() >= 2, f"training never logged two epochs; stderr: {process.stderr.read()[-2000:]}"
+    wait_for_epochs(process, database, 2)
     sent = time.monotonic()
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)

@@ -28,9 +28,12 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
     assert run.data.tags["model"] == model and run.data.params["trainer.epochs"] == "3"
     for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1, 2, 3]
-    assert best_val == max(m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
+    # No early stopping: the model kept, tested and ranked is the last epoch's.
+    val_accuracy = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert best_val == run.data.metrics["final_val_accuracy"] == max(val_accuracy, key=lambda m: m.step).value
     metrics = run.data.metrics
-    assert {"test_loss", "test_accuracy", "data_prep_seconds", "fit_seconds"} <= set(metrics)
+    assert {"test_loss", "test_accuracy", "data_prep_seconds", "fit_seconds", "best_epoch"} <= set(metrics)
+    assert metrics["epochs_trained"] == 3
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
         a.path for a in client.list_artifacts(run.info.run_id, "curves")
     }

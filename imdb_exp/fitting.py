@@ -1,0 +1,93 @@
+"""The training loop: one Keras fit per epoch, early stopping at the lowest validation loss.
+
+Each epoch's order of the training reviews is drawn from (seed, epoch). Keras' own shuffling draws
+from a generator whose state depends on how many epochs this process has run, so a run resumed
+at epoch 5 would see other batches than one that got there without a break. With the order fixed
+by the epoch, and the dropout layers' random state saved as a model variable (checkpoints.py), a
+resumed run ends with the same weights as an uninterrupted one.
+"""
+
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from imdb_exp.checkpoints import Progress
+from imdb_exp.data import Dataset
+from imdb_exp.schema import TrainerConfig
+
+
+def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(size)
+
+
+def patience_ran_out(progress: Progress, patience: int | None) -> bool:
+    return bool(patience) and progress.epochs_done - progress.best_epoch >= patience
+
+
+def fit(
+    model: keras.Model,
+    dataset: Dataset,
+    trainer: TrainerConfig,
+    progress: Progress,
+    callbacks: list[keras.callbacks.Callback],
+    after_epoch: Callable[[Progress], None],
+    verbose: int,
+) -> Progress:
+    """Trains on from ``progress``; with trainer.patience, ends holding the best epoch's weights."""
+    train, val = dataset.train, dataset.val
+    callbacks = [*callbacks, RunProgressLines(trainer.epochs)]
+    while progress.epochs_done < trainer.epochs and not patience_ran_out(progress, trainer.patience):
+        epoch = progress.epochs_done
+        order = epoch_order(trainer.seed, epoch, len(train))
+        started = time.perf_counter()
+        logs = model.fit(
+            train.x[order],
+            train.y[order],
+            batch_size=trainer.batch_size,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            shuffle=False,
+            validation_data=(val.x, val.y) if val else None,
+            callbacks=callbacks,
+            verbose=verbose,
+        ).history
+        seconds = time.perf_counter() - started
+        metrics = {name: float(values[-1]) for name, values in logs.items()} | {"epoch_seconds": seconds}
+        record_epoch(progress, metrics, model, keep_best=trainer.patience is not None)
+        after_epoch(progress)
+    if trainer.patience and progress.best_weights is not None:
+        model.set_weights(progress.best_weights)
+    return progress
+
+
+class RunProgressLines(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar and epoch lines, counted in the run's epochs ("Epoch 5/12"), not in the one
+    epoch of each fit call ("Epoch 5/5")."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.run_epochs = epochs
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params | {"epochs": self.run_epochs})
+
+
+def record_epoch(progress: Progress, metrics: dict[str, float], model: keras.Model, keep_best: bool) -> None:
+    """Appends one epoch's metrics; a lower validation loss makes it the best epoch (and keeps its weights)."""
+    for name, value in metrics.items():
+        progress.history.setdefault(name, []).append(value)
+    progress.epochs_done += 1
+    progress.fit_seconds += metrics["epoch_seconds"]
+    val_loss = progress.history.get("val_loss")
+    if val_loss and (not progress.best_epoch or val_loss[-1] < val_loss[progress.best_epoch - 1]):
+        progress.best_epoch = progress.epochs_done
+        if keep_best:
+            progress.best_weights = model.get_weights()
+
+
+def final_val_metrics(progress: Progress, patience: int | None) -> dict[str, float]:
+    """Validation loss and accuracy of the weights the run ends with: the best epoch's or the last's."""
+    epoch = progress.best_epoch if patience else progress.epochs_done
+    return {f"final_{name}": values[epoch - 1] for name, values in progress.history.items() if name.startswith("val_")}

@@ -1,0 +1,101 @@
+"""Which run a job continues: `resume=RUN_ID`, or in a sweep an earlier run of the same config.
+
+A run's identity is its config_hash tag: a digest of its whole resolved config, less the keys
+that say how it was launched rather than what it is. Kept free of Keras, so that a sweep job
+whose config already FINISHED is settled without importing a backend.
+"""
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from imdb_exp import checkpoints, schema, store
+from imdb_exp.schema import ConfigError
+
+# Keys that may differ on the command line of `resume=RUN_ID`: the run is found in the store the
+# command names, and it may train for more epochs than it first set out to.
+RESUME_MAY_SET = ("resume", "trainer.epochs", "tracking.uri")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    values = OmegaConf.to_container(cfg, resolve=True)
+    for launch_only in ("resume", "retrain"):
+        values.pop(launch_only, None)
+    values["tracking"].pop("parent_run_id", None)
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def why_not_continuable(client: MlflowClient, run: Run) -> str | None:
+    """None if the run may be continued from its checkpoint (or from the start, having trained nothing)."""
+    run_id = run.info.run_id
+    if run.info.status == "FINISHED":
+        return "it FINISHED; there is nothing to continue"
+    if checkpoints.is_live(run_id):
+        return "another live process is training it"
+    if not checkpoints.path(run_id).is_file() and client.get_metric_history(run_id, "loss"):
+        return (
+            f"it trained some epochs but its checkpoint is not in {checkpoints.directory()}; "
+            "resume it with the IMDB_EXP_HOME it ran with"
+        )
+    return None
+
+
+def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The config run ``cfg.resume`` was started with, and what the command may change of it."""
+    run_id = cfg.resume
+    changed = {override.split("=", 1)[0].lstrip("+~"): override for override in overrides}
+    refused = [override for key, override in changed.items() if key not in RESUME_MAY_SET]
+    if refused:
+        raise ConfigError(
+            f"resume={run_id} continues the run with the config it recorded; only trainer.epochs (to train "
+            f"longer) and tracking.uri may be given with it, not: {' '.join(refused)}"
+        )
+    uri = store.resolve_uri(cfg.tracking.uri)
+    client = MlflowClient(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"resume={run_id}: there is no such run in {uri}") from None
+    if reason := why_not_continuable(client, run):
+        raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
+    with tempfile.TemporaryDirectory() as tmp:
+        recorded = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", tmp))
+    resumed = OmegaConf.merge(OmegaConf.structured(schema.Config), recorded)
+    resumed.tracking.uri = cfg.tracking.uri
+    if "trainer.epochs" in changed:
+        if cfg.trainer.epochs < resumed.trainer.epochs:
+            raise ConfigError(
+                f"resume={run_id}: trainer.epochs may grow from {resumed.trainer.epochs}, not shrink to "
+                f"{cfg.trainer.epochs}"
+            )
+        resumed.trainer.epochs = cfg.trainer.epochs
+    return resumed
+
+
+@dataclass
+class Earlier:
+    run: Run
+    finished: bool  # True: its result stands; False: continue it from its checkpoint
+
+
+def earlier_run(cfg: DictConfig) -> Earlier | None:
+    """A FINISHED run of exactly this config in the store, else one that was cut off with a checkpoint."""
+    client = MlflowClient(store.resolve_uri(cfg.tracking.uri))
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.config_hash = '{config_hash(cfg)}'", order_by=["attributes.start_time DESC"]
+    )
+    if done := next((run for run in runs if run.info.status == "FINISHED"), None):
+        return Earlier(done, finished=True)
+    for run in runs:
+        if checkpoints.path(run.info.run_id).is_file() and why_not_continuable(client, run) is None:
+            return Earlier(run, finished=False)
+    return None
