@@ -69,14 +69,15 @@ def validation_count(val_size: float, n_train: int) -> int:
     return count
 
 
-def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
+def load_dataset(cfg: DataConfig) -> Dataset:
     corpus = load_corpus(cfg.archive, default_cache_dir()) if cfg.source == "aclimdb" else None
     train, test = (corpus.train, corpus.test) if corpus else load_keras_imdb(cfg.num_words)
     encode = ENCODERS[cfg.encoding]
     x_train, x_test = encode(train, cfg), encode(test, cfg)
     y_train, y_test = train.labels.astype(np.float32), test.labels.astype(np.float32)
-    # The validation reviews are a seeded random sample: the archive's order is sorted by label.
-    order = np.random.default_rng(seed).permutation(len(train))
+    # The validation reviews are a seeded random sample (the archive's order is sorted by label), drawn
+    # with their own seed: runs that differ only in trainer.seed train and validate on the same reviews.
+    order = np.random.default_rng(cfg.split_seed).permutation(len(train))
     n_val = validation_count(cfg.val_size, len(train))
     fit_rows, val_rows = np.sort(order[n_val:]), np.sort(order[:n_val])
 

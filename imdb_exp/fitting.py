@@ -35,7 +35,7 @@ def fit(
     after_epoch: Callable[[Progress], None],
     verbose: int,
 ) -> Progress:
-    """Trains on from ``progress``; with trainer.patience, ends holding the best epoch's weights."""
+    """Trains on from ``progress`` (updating it); with trainer.patience, ends holding the best epoch's weights."""
     train, val = dataset.train, dataset.val
     callbacks = [*callbacks, RunProgressLines(trainer.epochs)]
     while progress.epochs_done < trainer.epochs and not patience_ran_out(progress, trainer.patience):

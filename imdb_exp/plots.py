@@ -83,3 +83,19 @@ def sweep_comparison(val_accuracy: dict[str, list[float]], rows: list[dict]) -> 
     bars.set_yticklabels(labels, fontsize="small")
     bars.invert_yaxis()
     return fig
+
+
+def seed_bands(bands: dict[str, tuple[list[float], list[float]]]) -> Figure:
+    """Each configuration's validation accuracy per epoch: the mean over its seeds, and a band of +-1 sd."""
+    fig = Figure(figsize=(7, 4.5), layout="tight")
+    ax = fig.subplots()
+    for name, (means, sds) in bands.items():
+        epochs = np.arange(1, len(means) + 1)
+        mean, sd = np.asarray(means), np.asarray(sds)
+        (line,) = ax.plot(epochs, mean, "o-", label=name)
+        ax.fill_between(epochs, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy over seeds (mean ± sd)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if bands:
+        ax.legend(fontsize="small", loc="best")
+    return fig

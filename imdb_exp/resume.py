@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import checkpoints, schema, store
+from imdb_exp import checkpoints, schema, search, store
 from imdb_exp.schema import ConfigError
 
 # Keys that may differ on the command line of `resume=RUN_ID`: the run is found in the store the
@@ -25,9 +25,12 @@ RESUME_MAY_SET = ("resume", "trainer.epochs", "tracking.uri")
 
 def config_hash(cfg: DictConfig) -> str:
     values = OmegaConf.to_container(cfg, resolve=True)
-    for launch_only in ("resume", "retrain"):
-        values.pop(launch_only, None)
-    values["tracking"].pop("parent_run_id", None)
+    for key in schema.LAUNCH_ONLY:
+        *parents, name = key.split(".")
+        node = values
+        for parent in parents:
+            node = node[parent]
+        node.pop(name, None)
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -93,7 +96,8 @@ def earlier_run(cfg: DictConfig) -> Earlier | None:
     runs = client.search_runs(
         [experiment.experiment_id], f"tags.config_hash = '{config_hash(cfg)}'", order_by=["attributes.start_time DESC"]
     )
-    if done := next((run for run in runs if run.info.status == "FINISHED"), None):
+    finished = (run for run in runs if run.info.status == "FINISHED" and search.PRUNED_TAG not in run.data.tags)
+    if done := next(finished, None):
         return Earlier(done, finished=True)
     for run in runs:
         if checkpoints.path(run.info.run_id).is_file() and why_not_continuable(client, run) is None:

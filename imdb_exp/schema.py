@@ -41,6 +41,7 @@ class DataConfig:
     num_words: int = 10000  # keep word ids < num_words; the rest become 2 (out of vocabulary)
     maxlen: int = 500  # padded encoding: keep the last maxlen ids, pad in front
     val_size: float = 10000  # a count (>= 1) or a fraction (< 1) of the training reviews; 0 = none
+    split_seed: int = 0  # which reviews are held out; apart from trainer.seed, which seeds the weights
 
     def __post_init__(self) -> None:
         _choice("data.encoding", self.encoding, ("multihot", "padded"))
@@ -125,12 +126,22 @@ class TrackingConfig:
 
 
 @dataclass
+class TrialConfig:
+    """Set by the Optuna sweeper on each trial it launches; all null outside a search."""
+
+    study: str | None = None
+    storage: str | None = None  # an Optuna RDB URL, or the path of a journal file
+    number: int | None = None  # the trial's number in its study
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
     resume: str | None = None  # an MLflow run id: continue that run from its last checkpoint
     retrain: bool = False  # sweep jobs train even when the same config already FINISHED in the store
 
@@ -140,6 +151,16 @@ class Config:
             f"trainer.patience={self.trainer.patience} watches the validation loss, but data.val_size=0 "
             "holds no reviews out; set data.val_size or drop trainer.patience",
         )
+
+
+# Keys that say how a run was launched, not what it is: left out of a run's identity (its config
+# hash) and of its `overrides` tag.
+LAUNCH_ONLY = ("resume", "retrain", "trial", "tracking.parent_run_id")
+
+
+def is_launch_only(key: str) -> bool:
+    key = key.lstrip("+~")
+    return any(key == name or key.startswith(f"{name}.") for name in LAUNCH_ONLY)
 
 
 def register() -> None:

@@ -18,7 +18,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from imdb_exp import plots, store
+from imdb_exp import plots, search, store, summary
 
 JOB_TAG = "sweep_job"  # a job run's number in its sweep (Hydra's job.num)
 OBJECTIVE = "final_val_accuracy"  # what sweeps rank by: the validation accuracy of the model each job keeps
@@ -81,14 +81,15 @@ class SweepParentRun(Callback):
         _unfinished = None
         jobs = self._jobs()
         varying = varying_overrides([run.data.tags.get("overrides", "") for run in jobs.values()])
-        rows, curves = [], {}
-        for (job, run), overrides in zip(jobs.items(), varying, strict=True):
-            val_accuracy = self._history(run.info.run_id, "val_accuracy")
-            rows.append(row(job, run, overrides, self.run_id))
-            curves[overrides or run.info.run_name] = val_accuracy
-        self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), "sweep/comparison.png")
-        self.client.log_text(self.run_id, to_csv(rows), "sweep/results.csv")
-        self.client.log_text(self.run_id, to_markdown(rows), "sweep/results.md")
+        rows = [
+            row(job, run, overrides, self.run_id) for (job, run), overrides in zip(jobs.items(), varying, strict=True)
+        ]
+        curves = [self._history(row["run_id"], "val_accuracy") for row in rows]
+        by_name = {row["overrides"] or row["run"]: curve for row, curve in zip(rows, curves, strict=True)}
+        self.client.log_figure(self.run_id, plots.sweep_comparison(by_name, rows), "sweep/comparison.png")
+        self._log_table(rows, COLUMNS, "sweep/results")
+        if summary.seeds_vary(varying):
+            self._summarise_seeds(rows, curves)
         self._name_the_best(rows)
         if stopped_by is not None:
             self.client.set_tag(self.run_id, "failure_reason", describe(stopped_by)[:4000])
@@ -97,6 +98,21 @@ class SweepParentRun(Callback):
             status = RunStatus.FAILED if any(row["status"] != "FINISHED" for row in rows) else RunStatus.FINISHED
         self.client.set_terminated(self.run_id, RunStatus.to_string(status))
         return rows
+
+    def _summarise_seeds(self, rows: list[dict], curves: list[list[float]]) -> None:
+        """Mean and sd over the seeds of each configuration: a table and the validation curves as bands."""
+        configurations = summary.by_configuration(rows)
+        self._log_table(configurations, summary.COLUMNS, "sweep/summary")
+        runs_of: dict[str, list[list[float]]] = {}
+        for row, curve in zip(rows, curves, strict=True):
+            if summary.finished(row) and curve:
+                runs_of.setdefault(summary.configuration(row["overrides"]), []).append(curve)
+        bands = {f"{name or 'all'} (n={len(runs)})": summary.curve_bands(runs) for name, runs in runs_of.items()}
+        self.client.log_figure(self.run_id, plots.seed_bands(bands), "sweep/summary.png")
+
+    def _log_table(self, rows: list[dict], columns: list[str], path: str) -> None:
+        self.client.log_text(self.run_id, to_csv(rows, columns), f"{path}.csv")
+        self.client.log_text(self.run_id, to_markdown(rows, columns), f"{path}.md")
 
     def _jobs(self) -> dict[str, object]:
         """The run each job counted itself with, in job order."""
@@ -153,6 +169,8 @@ def row(job: str, run, overrides: str, parent_run_id: str) -> dict:
     metrics, tags = run.data.metrics, run.data.tags
     if tags.get("mlflow.parentRunId") != parent_run_id:
         note = "already done (an earlier run of this config)"
+    elif search.PRUNED_TAG in tags:
+        note = f"pruned after epoch {tags[search.PRUNED_TAG]}"
     else:
         note = tags.get("failure_reason", "").splitlines()[0] if "failure_reason" in tags else ""
     return {
@@ -172,17 +190,17 @@ def _cell(value) -> str:
     return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict], columns: list[str]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(out, columns, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows({key: _cell(row[key]) for key in COLUMNS} for row in rows)
+    writer.writerows({key: _cell(row[key]) for key in columns} for row in rows)
     return out.getvalue()
 
 
-def to_markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(row[key]).replace("|", "/") for key in COLUMNS) + " |" for row in rows]
+def to_markdown(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row[key]).replace("|", "/") for key in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

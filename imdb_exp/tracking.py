@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import home, store, sweep
+from imdb_exp import home, search, store, sweep
 from imdb_exp.checkpoints import Progress
 from imdb_exp.predict import COLUMN, ReviewClassifier
 from imdb_exp.schema import Config, TrackingConfig
@@ -136,6 +136,10 @@ def log_figure(figure: Figure, path: str) -> None:
 def log_epoch(progress: Progress) -> None:
     """The metrics of the epoch just done, at its step (the epoch number, from 1)."""
     mlflow.log_metrics({name: values[-1] for name, values in progress.history.items()}, step=progress.epochs_done)
+
+
+def log_pruned(epoch: int) -> None:
+    mlflow.set_tag(search.PRUNED_TAG, str(epoch))
 
 
 def log_missing_epochs(run_id: str, progress: Progress) -> None:

@@ -14,13 +14,17 @@ from contextlib import contextmanager
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from imdb_exp import resume, schema, sweep
+from hydra_plugins.imdb_exp_optuna.optuna_sweeper import OptunaSweeper
+from imdb_exp import resume, schema, search, sweep
 from imdb_exp.interrupts import Interrupted, Interrupts
 
 schema.register()
+# Hydra finds sweepers by listing the hydra_plugins namespace, which an editable install hides from it.
+Plugins.instance().register(OptunaSweeper)
 log = logging.getLogger("imdb_exp")
 
 
@@ -65,7 +69,7 @@ def run_tags() -> dict[str, str]:
     """The group choices and overrides of this Hydra job, and its number when it is a sweep job."""
     job = HydraConfig.get()
     tags = {group: job.runtime.choices.get(group, "") for group in ("data", "model", "optimizer")}
-    tags["overrides"] = " ".join(o for o in job.overrides.task if not o.startswith("tracking.parent_run_id="))
+    tags["overrides"] = " ".join(o for o in job.overrides.task if not schema.is_launch_only(o.split("=", 1)[0]))
     if job.mode == RunMode.MULTIRUN:
         tags[sweep.JOB_TAG] = str(job.job.num)
     return tags
@@ -74,8 +78,9 @@ def run_tags() -> dict[str, str]:
 def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None = None, run_id: str | None = None):
     """One experiment, or run ``run_id`` continued from its last checkpoint.
 
-    Returns the validation accuracy of the model the run ends with (what sweeps rank by), or None
-    without a validation split: the test set is never a return value.
+    Returns the validation accuracy of the model the run ends with (what sweeps rank by), None
+    without a validation split (the test set is never a return value), or search.Pruned when an
+    Optuna trial's pruner stopped it.
     """
     interrupts = interrupts or Interrupts()  # signals not handled: nothing to defer
     settings = schema.validate(cfg)
@@ -92,12 +97,15 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     models.warn_if_slow(settings.model, trainer.backend)
     run_name = f"{tags.get('model', settings.model.family)}-{tags.get('optimizer', settings.optimizer.name)}"
     tags = tags | {"config_hash": resume.config_hash(cfg)}
+    trial = search.TrialReporter(settings.trial) if settings.trial.study else None
+    if trial:
+        tags |= {"optuna.study": settings.trial.study, "optuna.trial": str(settings.trial.number)}
     continuing = run_id is not None
     with tracking.tracked_run(settings.tracking, run_name, tags, run_id) as run, checkpoints.held(run.info.run_id):
         run_id = run.info.run_id
         tracking.log_config(cfg, run)
         started = time.perf_counter()
-        dataset = data.load_dataset(settings.data, trainer.seed)
+        dataset = data.load_dataset(settings.data)
         data_prep_seconds = time.perf_counter() - started
 
         model = models.compile_model(family.build(settings.model, settings.data), settings.model, settings.optimizer)
@@ -111,13 +119,20 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         def after_epoch(progress: checkpoints.Progress) -> None:
             checkpoints.save(run_id, model, progress)  # first: a kill in between leaves a step to backfill
             tracking.log_epoch(progress)
+            if trial:
+                trial.report(progress.epochs_done, progress.history)  # raises TrialPruned when hopeless
 
         guards = [StopOnNonFiniteLoss(), InterruptAtBatchEnd(interrupts)]
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on terminals, a line per epoch in logs
-        with interrupts.deferred(), heap_frozen():
-            progress = fitting.fit(
-                model, dataset, trainer, progress or checkpoints.Progress(), guards, after_epoch, verbose
-            )
+        progress = progress or checkpoints.Progress()
+        try:
+            with interrupts.deferred(), heap_frozen():
+                fitting.fit(model, dataset, trainer, progress, guards, after_epoch, verbose)
+        except search.TrialPruned as pruned:  # not a failure: the search learned what it needed
+            tracking.log_pruned(pruned.epoch)
+            tracking.log_metrics({"epochs_trained": progress.epochs_done, "fit_seconds": progress.fit_seconds})
+            checkpoints.discard(run_id)
+            return search.Pruned(pruned.epoch)
 
         labels = dataset.test.y
         with interrupts.deferred(), heap_frozen():

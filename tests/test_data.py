@@ -46,20 +46,22 @@ def test_padded_matches_keras_pad_sequences():
 @pytest.mark.parametrize("val_size, expected", [(0, 0), (0.2, 40), (50, 50)])
 def test_validation_split_is_a_seeded_partition_of_the_training_reviews(archive, val_size, expected):
     cfg = DataConfig(archive=str(archive), encoding="padded", val_size=val_size, num_words=100, maxlen=60)
-    first, again = data.load_dataset(cfg, seed=3), data.load_dataset(cfg, seed=3)
+    cfg.split_seed = 3
+    first, again = data.load_dataset(cfg), data.load_dataset(cfg)
     assert len(first.train) == 200 - expected and (len(first.val) if first.val else 0) == expected
     np.testing.assert_array_equal(first.train.x, again.train.x)
     parts = [first.train.x] + ([first.val.x] if first.val else [])
     whole = data.encode_padded(first.corpus.train, cfg)
     assert sorted(map(bytes, np.concatenate(parts))) == sorted(map(bytes, whole))
     if expected:
-        other = data.load_dataset(cfg, seed=4)
+        cfg.split_seed = 4
+        other = data.load_dataset(cfg)
         assert sorted(map(bytes, other.val.x)) != sorted(map(bytes, first.val.x))
 
 
 def test_validation_as_large_as_training_is_refused(archive):
     with pytest.raises(ConfigError, match="leaves no training reviews"):
-        data.load_dataset(DataConfig(archive=str(archive), val_size=200), seed=0)
+        data.load_dataset(DataConfig(archive=str(archive), val_size=200))
 
 
 def ragged(sequences: list[list[int]]) -> np.ndarray:
@@ -84,7 +86,7 @@ def test_keras_source_reads_imdb_npz_from_keras_home(tmp_path, monkeypatch):
         y_test=np.array([0, 1]),
         allow_pickle=True,
     )
-    dataset = data.load_dataset(DataConfig(source="keras", encoding="padded", num_words=20, maxlen=4, val_size=0), 0)
+    dataset = data.load_dataset(DataConfig(source="keras", encoding="padded", num_words=20, maxlen=4, val_size=0))
     assert dataset.corpus is None and dataset.val is None
     assert sorted(map(tuple, dataset.train.x.tolist())) == [(0, 1, 4, 5), (1, 6, OOV, 4)]
     assert sorted(dataset.test.y.tolist()) == [0.0, 1.0]

@@ -164,7 +164,7 @@ def steps(client, run_id: str, metric: str) -> list[int]:
 def test_a_run_killed_with_sigkill_resumes_as_the_same_run_and_ends_as_an_uninterrupted_one(
     tmp_path, compose_cfg, archive, isolated_home
 ):
-    args = [f"data.archive={archive}", *FAST, "model.dropout=0.3", "trainer.epochs=15", "tracking.log_model=false"]
+    args = [f"data.archive={archive}", *FAST, "model.dropout=0.3", "trainer.epochs=10", "tracking.log_model=false"]
     process = start_cli(*args, cwd=tmp_path)
     wait_for_epochs(process, isolated_home / "mlflow.db", 3)
     process.send_signal(signal.SIGKILL)
@@ -172,15 +172,15 @@ def test_a_run_killed_with_sigkill_resumes_as_the_same_run_and_ends_as_an_uninte
     client, (killed,) = recorded_runs(isolated_home / "mlflow.db")
     assert killed.info.status == "RUNNING" and checkpoints.path(killed.info.run_id).is_file()  # nothing could end it
 
-    # Resumed for 3 more epochs than it set out to train; epoch 16 is the same whenever it is reached.
-    result = run_cli(f"resume={killed.info.run_id}", "trainer.epochs=18", cwd=tmp_path)
+    # Resumed for 3 more epochs than it set out to train; epoch 11 is the same whenever it is reached.
+    result = run_cli(f"resume={killed.info.run_id}", "trainer.epochs=13", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    train(compose_cfg(*args, "trainer.epochs=18"), {})  # the same experiment, uninterrupted
+    train(compose_cfg(*args, "trainer.epochs=13"), {})  # the same experiment, uninterrupted
     _, (resumed, straight) = recorded_runs(isolated_home / "mlflow.db")
     assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
-    assert (resumed.data.params["trainer.epochs"], resumed.data.tags["trainer.epochs"]) == ("15", "18")
+    assert (resumed.data.params["trainer.epochs"], resumed.data.tags["trainer.epochs"]) == ("10", "13")
     for metric in ("loss", "val_loss", "val_accuracy", "epoch_seconds"):
-        assert steps(client, resumed.info.run_id, metric) == list(range(1, 19))  # each step once
+        assert steps(client, resumed.info.run_id, metric) == list(range(1, 14))  # each step once
     history = {
         r.info.run_id: {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_loss")}
         for r in (resumed, straight)

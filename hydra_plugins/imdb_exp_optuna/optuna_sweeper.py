@@ -1,0 +1,157 @@
+"""hydra/sweeper=optuna: Optuna (>= 4) asks for trials, the configured Hydra launcher runs them.
+
+Each batch of `n_jobs` trials is asked for at once and handed to the launcher (basic, joblib, Ray,
+SLURM), so parallel launchers run them side by side; each job returns the validation accuracy of
+the model it ends with, a imdb_exp.search.Pruned, or None when it failed, and is told to the study
+as COMPLETE, PRUNED or FAIL. The study lives in persistent storage (imdb_exp/search.py): running
+the same command again continues it, and several commands on one storage share it.
+
+Optuna is imported only when a search runs, so that Hydra can list this plugin without it.
+"""
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from imdb_exp import schema, search
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OptunaSweeperConf:
+    _target_: str = "hydra_plugins.imdb_exp_optuna.optuna_sweeper.OptunaSweeper"
+    _recursive_: bool = False  # the sampler and pruner stay configs; jobs in other processes rebuild the pruner
+    direction: str = "maximize"
+    study_name: str | None = None  # null: the search's name and a digest of what it fixes and searches
+    storage: str | None = None  # null: a journal file beside the MLflow store; else an Optuna RDB URL or a journal path
+    n_trials: int = 6  # trials this command runs; several commands on one study each run their own
+    n_jobs: int = 1  # trials asked for and launched at once; a parallel launcher runs them side by side
+    sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None})
+    # null: no pruning. The median pruner stops a trial whose validation accuracy after an epoch is below
+    # the median of earlier trials' at that epoch.
+    pruner: Any = field(
+        default_factory=lambda: {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 2, "n_warmup_steps": 1}
+    )
+    params: dict[str, str] = field(default_factory=dict)  # key: choice(...) | range(...) | interval(...)
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="imdb_exp")
+
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, direction, study_name, storage, n_trials, n_jobs, sampler, pruner, params) -> None:
+        if direction not in ("maximize", "minimize"):
+            raise schema.ConfigError(f"hydra.sweeper.direction={direction!r}: choose maximize or minimize")
+        if n_trials < 1 or n_jobs < 1:
+            raise schema.ConfigError("hydra.sweeper.n_trials and hydra.sweeper.n_jobs must be >= 1")
+        self.direction, self.study_name, self.storage = direction, study_name, storage
+        self.n_trials, self.n_jobs = n_trials, n_jobs
+        self.sampler, self.pruner = _plain(sampler), _plain(pruner)
+        self.params = dict(params or {})
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.config, self.hydra_context = config, hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+
+    def sweep(self, arguments: list[str]) -> list:
+        import optuna
+
+        fixed, space = self._fixed_and_space(arguments)
+        identity = [o for o in fixed if not schema.is_launch_only(o.split("=", 1)[0])]
+        search_name = self.config.hydra.runtime.choices.get("hparams_search") or "search"
+        name = self.study_name or search.study_name(search_name, identity, {k: str(v) for k, v in space.items()})
+        storage = self.storage or search.default_storage(self.config.tracking.uri)
+        study = optuna.create_study(
+            study_name=name,
+            storage=search.open_storage(storage),
+            sampler=instantiate(self.sampler),
+            direction=self.direction,
+            load_if_exists=True,
+        )
+        study.set_user_attr(search.PRUNER_ATTR, self.pruner)
+        log.info("Optuna study %s in %s: %d trials so far, %d more", name, storage, len(study.trials), self.n_trials)
+        returns, launched = [], 0
+        while launched < self.n_trials:
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - launched))]
+            batch = [fixed + _overrides(trial.params) + _plumbing(name, storage, trial) for trial in trials]
+            try:
+                results = self.launcher.launch(batch, initial_job_idx=launched)
+            except BaseException:
+                for trial in trials:  # never left RUNNING in the study
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                raise
+            for trial, result in zip(trials, results, strict=True):
+                _tell(study, trial, result)
+            returns.append(results)
+            launched += len(trials)
+        self._write_best(study)
+        return returns
+
+    def _fixed_and_space(self, arguments: list[str]) -> tuple[list[str], dict]:
+        """The command's plain overrides, and the search space: the config's params, then the command's
+        own sweep overrides (which win for the same key)."""
+        parser = OverridesParser.create()
+        searched = [f"{key}={value}" for key, value in self.params.items()]
+        fixed, space = [], {}
+        for override in parser.parse_overrides(searched) + parser.parse_overrides(arguments):
+            key = override.key_or_group
+            if override.is_sweep_override():
+                space[key] = search.distribution(key, override)
+                fixed = [o for o in fixed if o.split("=", 1)[0] != key]
+            else:
+                space.pop(key, None)
+                fixed.append(override.input_line)
+        return fixed, space
+
+    def _write_best(self, study) -> None:
+        try:
+            best = study.best_trial
+        except ValueError:  # no trial completed
+            log.warning("no trial of study %s has completed", study.study_name)
+            return
+        results = {"name": study.study_name, "best_trial": best.number, "best_params": best.params}
+        results["best_value"] = best.value
+        log.info("best trial %d: %s = %s", best.number, best.params, best.value)
+        out = Path(self.config.hydra.sweep.dir) / "optimization_results.yaml"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(results), out)
+
+
+def _plain(node) -> dict | None:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _overrides(params: dict) -> list[str]:
+    # A string choice is given back as written in choice(...): "[16,16]" composes as a list.
+    return [f"{key}={value if isinstance(value, str) else repr(value)}" for key, value in params.items()]
+
+
+def _plumbing(study: str, storage: str, trial) -> list[str]:
+    """Where the job finds its trial (imdb_exp.schema.TrialConfig)."""
+    return [f"trial.study='{study}'", f"trial.storage='{storage}'", f"trial.number={trial.number}"]
+
+
+def _tell(study, trial, result) -> None:
+    import optuna
+
+    state = optuna.trial.TrialState
+    value = result.return_value if result.status == JobStatus.COMPLETED else None
+    if isinstance(value, search.Pruned):
+        study.tell(trial, state=state.PRUNED)
+    elif isinstance(value, int | float) and math.isfinite(value):
+        study.tell(trial, float(value))
+    else:  # the job failed; its MLflow run says why
+        study.tell(trial, state=state.FAIL)

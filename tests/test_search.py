@@ -1,0 +1,161 @@
+"""hparams_search on Optuna >= 4: a persistent study that resumes, is shared by workers and prunes;
+and sweeps over seeds summarised as mean and sd."""
+
+import statistics
+
+import optuna
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+
+from hydra_plugins.imdb_exp_optuna.optuna_sweeper import _tell
+from imdb_exp import checkpoints, search, summary
+from imdb_exp.train import train
+from tests.conftest import FAST, recorded_runs, run_cli, start_cli
+
+SEARCH = [
+    "-m",
+    "hparams_search=dense",
+    "hydra.sweeper.n_trials=2",
+    "trainer.epochs=2",
+    *FAST,
+    "tracking.log_model=false",
+]
+
+
+def distribution(text: str):
+    (override,) = OverridesParser.create().parse_overrides([text])
+    return search.distribution(override.key_or_group, override)
+
+
+def test_hydra_sweep_syntax_becomes_optuna_distributions():
+    d = optuna.distributions
+    assert distribution("a=choice(1, 2)") == d.CategoricalDistribution([1, 2])
+    assert distribution('a=choice("[16,16]", "[64]")') == d.CategoricalDistribution(["[16,16]", "[64]"])
+    assert distribution("a=range(2, 10, 2)") == d.IntDistribution(2, 9, step=2)
+    assert distribution("a=interval(0.0, 0.5)") == d.FloatDistribution(0.0, 0.5)
+    assert distribution("a=tag(log, interval(1e-4, 1e-2))") == d.FloatDistribution(1e-4, 1e-2, log=True)
+    assert distribution("a=tag(int, interval(1, 8))") == d.IntDistribution(1, 8)
+
+
+def study_in(tmp_path, **kwargs) -> optuna.Study:
+    storage = search.open_storage(str(tmp_path / "journal.log"))
+    return optuna.create_study(study_name="s", storage=storage, direction="maximize", **kwargs)
+
+
+def job_return(value, status=JobStatus.COMPLETED) -> JobReturn:
+    result = JobReturn()
+    result.status, result.return_value = status, value
+    return result
+
+
+def test_each_jobs_end_is_told_to_the_study(tmp_path):
+    study = study_in(tmp_path)
+    outcomes = [
+        job_return(0.8),
+        job_return(search.Pruned(epoch=2)),
+        job_return(None),
+        job_return(RuntimeError("x"), JobStatus.FAILED),
+    ]
+    for outcome in outcomes:
+        _tell(study, study.ask(), outcome)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED", "FAIL", "FAIL"]
+    assert study.trials[0].value == 0.8
+
+
+@pytest.mark.slow
+def test_a_hopeless_trial_is_pruned_finished_and_tagged_not_failed(tmp_path, compose_cfg, archive, isolated_home):
+    study = study_in(tmp_path, pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    study.set_user_attr(search.PRUNER_ATTR, {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1})
+    good = study.ask()
+    for epoch in range(1, 6):
+        good.report(1.0, step=epoch)
+    study.tell(good, 1.0)
+    hopeless = study.ask()
+    plumbing = [f"trial.study={study.study_name}", f"trial.storage={tmp_path / 'journal.log'}", "trial.number=1"]
+    cfg = compose_cfg(f"data.archive={archive}", *FAST, "trainer.epochs=5", "optimizer.learning_rate=1e-7", *plumbing)
+    assert train(cfg, {}) == search.Pruned(epoch=1)
+    _, (run,) = recorded_runs(isolated_home / "mlflow.db")
+    assert run.info.status == "FINISHED" and run.data.tags[search.PRUNED_TAG] == "1"
+    assert (run.data.tags["optuna.study"], run.data.tags["optuna.trial"]) == ("s", "1")
+    assert "test_accuracy" not in run.data.metrics and not checkpoints.path(run.info.run_id).exists()
+    assert study.trials[1].intermediate_values == {1: pytest.approx(run.data.metrics["val_accuracy"])}
+    assert hopeless.number == 1
+
+
+def trials_of(runs) -> list[tuple[str, int]]:
+    return sorted((r.data.tags["optuna.study"], int(r.data.tags["optuna.trial"])) for r in runs)
+
+
+@pytest.mark.slow
+def test_a_search_continues_its_study_and_two_workers_at_once_share_it(tmp_path, archive, isolated_home):
+    # One launch, then the same command twice at once, each in its own folder (its own multirun/).
+    first = run_cli(*SEARCH, f"data.archive={archive}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+    workers = [start_cli(*SEARCH, f"data.archive={archive}", cwd=folder) for folder in folders]
+    codes = [worker.wait(timeout=300) for worker in workers]
+    assert codes == [0, 0], [worker.stderr.read()[-2000:] for worker in workers]
+
+    client, runs = recorded_runs(isolated_home / "mlflow.db")
+    parents, trials = [r for r in runs if "sweep" in r.data.tags], [r for r in runs if "sweep" not in r.data.tags]
+    (study,) = {name for name, _ in trials_of(trials)}
+    assert study.startswith("dense-")
+    assert [number for _, number in trials_of(trials)] == list(range(6))  # each trial once, each an MLflow run
+    storage = search.open_storage(str(isolated_home / "optuna-journal.log"))  # beside the MLflow store
+    states = [t.state.name for t in optuna.load_study(study_name=study, storage=storage).trials]
+    assert len(states) == 6 and set(states) <= {"COMPLETE", "PRUNED"}
+    # Each launch's parent names its best trial by the validation accuracy of the model it kept (a
+    # launch whose trials were all pruned kept none).
+    for parent in parents:
+        mine = [t for t in trials if t.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        kept = {
+            t.info.run_id: t.data.metrics["final_val_accuracy"] for t in mine if search.PRUNED_TAG not in t.data.tags
+        }
+        assert parent.data.tags.get("best_run_id") == (max(kept, key=kept.get) if kept else None)
+    (results,) = tmp_path.glob("multirun/*/*/optimization_results.yaml")
+    assert f"name: {study}" in results.read_text()
+
+
+@pytest.mark.slow
+def test_a_search_whose_every_trial_fails_ends_failed_with_its_table(tmp_path, archive, isolated_home):
+    result = run_cli(*SEARCH, f"data.archive={archive}", "optimizer.learning_rate=interval(-2, -1)", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "2 of 2 sweep jobs failed" in result.stderr
+    client, runs = recorded_runs(isolated_home / "mlflow.db")
+    (parent,) = [r for r in runs if "sweep" in r.data.tags]
+    assert parent.info.status == "FAILED" and "best_run_id" not in parent.data.tags
+    assert [r.info.status for r in runs if r is not parent] == ["FAILED", "FAILED"]
+    assert "sweep/results.csv" in {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
+
+
+def test_a_seed_summary_counts_finished_runs_and_gives_mean_and_sd():
+    def row(overrides, status="FINISHED", accuracy=0.8):
+        return {
+            "overrides": overrides,
+            "status": status,
+            "test_accuracy": accuracy,
+            "test_auc": 0.9,
+            "final_val_accuracy": 0.85,
+            "fit_seconds": 1.0,
+        }
+
+    rows = [
+        row("lr=1 trainer.seed=0", accuracy=0.80),
+        row("lr=1 trainer.seed=1", accuracy=0.90),
+        row("lr=1 trainer.seed=2", "FAILED", None),
+        row("lr=2 trainer.seed=0", accuracy=0.70),
+        row("lr=2 trainer.seed=1", accuracy=None),
+    ]  # a pruned trial: FINISHED without a model
+    assert summary.seeds_vary([r["overrides"] for r in rows])
+    first, second = summary.by_configuration(rows)
+    assert (first["configuration"], first["n"], second["configuration"], second["n"]) == ("lr=1", 2, "lr=2", 1)
+    assert first["test_accuracy_mean"] == pytest.approx(0.85)
+    assert first["test_accuracy_sd"] == pytest.approx(statistics.stdev([0.8, 0.9]))
+    assert second["test_accuracy_sd"] is None
+    assert summary.curve_bands([[0.5, 0.7, 0.9], [0.7, 0.9]]) == (
+        pytest.approx([0.6, 0.8, 0.9]),
+        pytest.approx([statistics.stdev([0.5, 0.7])] * 2 + [0.0]),
+    )
