@@ -60,7 +60,7 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             f"longer) and tracking.uri may be given with it, not: {' '.join(refused)}"
         )
     uri = store.resolve_uri(cfg.tracking.uri)
-    client = MlflowClient(uri)
+    client = store.client(uri)
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -89,7 +89,7 @@ class Earlier:
 
 def earlier_run(cfg: DictConfig) -> Earlier | None:
     """A FINISHED run of exactly this config in the store, else one that was cut off with a checkpoint."""
-    client = MlflowClient(store.resolve_uri(cfg.tracking.uri))
+    client = store.client(cfg.tracking.uri)
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is None:
         return None

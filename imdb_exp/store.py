@@ -4,9 +4,13 @@ Kept free of Keras so that the sweep callback, which runs before any job picks i
 the predict command can use it.
 """
 
+import fcntl
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -51,6 +55,27 @@ def activate(uri: str) -> None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+def client(configured: str | None) -> MlflowClient:
+    """A client of the store that ``configured`` resolves to."""
+    uri = resolve_uri(configured)
+    with taking_turns(uri):  # the client creates a new store's tables as it is made
+        return MlflowClient(uri)
+
+
+@contextmanager
+def taking_turns(uri: str) -> Iterator[None]:
+    """Processes opening one SQLite store take turns: two that open a new one at once would both
+    create its tables, and one of them fail ("table experiments already exists")."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:

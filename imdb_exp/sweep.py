@@ -49,7 +49,16 @@ def is_search(config: DictConfig) -> bool:
 
 
 class SweepParentRun(Callback):
+    """Hydra reports an exception from a callback as a warning and carries on; these hooks end the
+    command instead (SystemExit), so that no sweep runs without its parent or ends without its table."""
+
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            self._start(config)
+        except Exception as err:
+            raise SystemExit(f"imdb-exp: error: the sweep's MLflow run cannot be created: {describe(err)}") from err
+
+    def _start(self, config: DictConfig) -> None:
         if is_search(config) and not config.data.val_size:
             print(
                 "imdb-exp: error: a search ranks trials by their validation accuracy, and data.val_size=0 holds "
@@ -57,7 +66,7 @@ class SweepParentRun(Callback):
                 file=sys.stderr,
             )
             sys.exit(2)
-        self.client = MlflowClient(store.resolve_uri(config.tracking.uri))
+        self.client = store.client(config.tracking.uri)
         experiment = store.experiment_id(self.client, config.tracking.experiment)
         sweep = " ".join(config.hydra.overrides.task)
         run = self.client.create_run(experiment, run_name=f"sweep {sweep}"[:250], tags={"sweep": sweep})
@@ -68,7 +77,10 @@ class SweepParentRun(Callback):
         _unfinished = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        rows = self.end()
+        try:
+            rows = self.end()
+        except Exception as err:
+            raise SystemExit(f"imdb-exp: error: the sweep's MLflow run cannot be completed: {describe(err)}") from err
         failed = [row for row in rows if row["status"] != "FINISHED"]
         if failed:
             names = "; ".join(f"{row['overrides'] or row['run']} ({row['status']})" for row in failed)
@@ -76,9 +88,23 @@ class SweepParentRun(Callback):
 
     def end(self, stopped_by: BaseException | None = None) -> list[dict]:
         """Writes the results table and figure, names the best job, and ends the parent run:
-        KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not finish."""
+        KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not finish
+        (and FAILED if the table itself cannot be written)."""
         global _unfinished
-        _unfinished = None
+        _unfinished = None  # ended once; a failure in here is reported, not tried again
+        status = RunStatus.FAILED
+        try:
+            rows = self._write_results()
+            if stopped_by is not None:
+                self.client.set_tag(self.run_id, "failure_reason", describe(stopped_by)[:4000])
+                status = RunStatus.KILLED if was_interrupted(stopped_by) else RunStatus.FAILED
+            elif all(row["status"] == "FINISHED" for row in rows):
+                status = RunStatus.FINISHED
+            return rows
+        finally:
+            self.client.set_terminated(self.run_id, RunStatus.to_string(status))
+
+    def _write_results(self) -> list[dict]:
         jobs = self._jobs()
         varying = varying_overrides([run.data.tags.get("overrides", "") for run in jobs.values()])
         rows = [
@@ -91,12 +117,6 @@ class SweepParentRun(Callback):
         if summary.seeds_vary(varying):
             self._summarise_seeds(rows, curves)
         self._name_the_best(rows)
-        if stopped_by is not None:
-            self.client.set_tag(self.run_id, "failure_reason", describe(stopped_by)[:4000])
-            status = RunStatus.KILLED if was_interrupted(stopped_by) else RunStatus.FAILED
-        else:
-            status = RunStatus.FAILED if any(row["status"] != "FINISHED" for row in rows) else RunStatus.FINISHED
-        self.client.set_terminated(self.run_id, RunStatus.to_string(status))
         return rows
 
     def _summarise_seeds(self, rows: list[dict], curves: list[list[float]]) -> None:
@@ -206,7 +226,7 @@ def to_markdown(rows: list[dict], columns: list[str]) -> str:
 
 def count_done_job(cfg: DictConfig, tags: dict[str, str], run) -> float | None:
     """Counts an earlier FINISHED run of exactly this job's config as the job, instead of training it again."""
-    client = MlflowClient(store.resolve_uri(cfg.tracking.uri))
+    client = store.client(cfg.tracking.uri)
     count_job(client, cfg.tracking.parent_run_id, tags.get(JOB_TAG), run.info.run_id)
     print(
         f"imdb-exp: already done: run {run.info.run_id} FINISHED with this exact config; not trained again "
@@ -218,7 +238,7 @@ def count_done_job(cfg: DictConfig, tags: dict[str, str], run) -> float | None:
 def record_unstarted_job(cfg: DictConfig, tags: dict[str, str], err: BaseException) -> None:
     """A FAILED run, under the sweep's run, for a job that failed before its own run opened."""
     parent_run_id = cfg.tracking.parent_run_id
-    client = MlflowClient(store.resolve_uri(cfg.tracking.uri))
+    client = store.client(cfg.tracking.uri)
     parent = client.get_run(parent_run_id)
     if f"job.{tags.get(JOB_TAG)}" in parent.data.tags:
         return  # its run opened, and holds the failure

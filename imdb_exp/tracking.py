@@ -10,7 +10,6 @@ import keras
 import mlflow
 from matplotlib.figure import Figure
 from mlflow.models import ModelSignature
-from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
 
@@ -40,7 +39,7 @@ def tracked_run(
         if uri == store.default_uri():
             home().mkdir(parents=True, exist_ok=True)
         store.activate(uri)
-        client = MlflowClient(uri)
+        client = store.client(uri)
         if run_id:  # reopened: RUNNING again, these tags added to its own
             run = mlflow.start_run(run_id=run_id, tags=tags)
             if "failure_reason" in run.data.tags:  # from the try that was cut off
@@ -145,7 +144,7 @@ def log_pruned(epoch: int) -> None:
 def log_missing_epochs(run_id: str, progress: Progress) -> None:
     """Steps of a checkpoint's history that the run lacks: a kill can fall between the checkpoint and
     the metrics it writes. Steps after the checkpoint cannot have been logged (it is written first)."""
-    logged = {metric.step for metric in MlflowClient().get_metric_history(run_id, "loss")}
+    logged = {metric.step for metric in mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss")}
     for step in range(1, progress.epochs_done + 1):
         if step not in logged:
             mlflow.log_metrics({name: values[step - 1] for name, values in progress.history.items()}, step=step)
