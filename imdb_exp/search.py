@@ -71,7 +71,8 @@ def distribution(key: str, override):
     if override.is_range_sweep():
         if not all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
             raise ConfigError(f"{key}: a searched range takes whole numbers; use interval(...) for real ones")
-        return d.IntDistribution(value.start, value.stop - 1, step=value.step)
+        last = value.start + (value.stop - 1 - value.start) // value.step * value.step  # range() stops before stop
+        return d.IntDistribution(value.start, last, step=value.step)
     if override.is_interval_sweep():
         log = "log" in value.tags
         if "int" in value.tags:
