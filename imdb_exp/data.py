@@ -2,7 +2,7 @@
 
 Both encodings are plain numpy arrays, which Keras batches natively on every backend. Multi-hot
 rows are packed bits (25,000 x 10,000 is 31 MB instead of 1 GB of float32) that the dense model's
-first layer unpacks (models.UnpackBits), so that only the packed bytes travel to the device.
+first layer unpacks (layers.UnpackBits), so that only the packed bytes travel to the device.
 """
 
 import logging

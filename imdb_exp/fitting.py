@@ -46,6 +46,10 @@ def fit(
             train.x[order],
             train.y[order],
             batch_size=trainer.batch_size,
+            # More steps than the data has would make Keras warn that it ran out of data.
+            steps_per_epoch=min(trainer.steps_per_epoch, -(-len(train) // trainer.batch_size))
+            if trainer.steps_per_epoch
+            else None,
             initial_epoch=epoch,
             epochs=epoch + 1,
             shuffle=False,

@@ -36,7 +36,7 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
         os.environ.setdefault("KERAS_BACKEND", settings["backend"])
         import keras
 
-        from imdb_exp import models  # noqa: F401  (registers UnpackBits, a layer of the dense model)
+        from imdb_exp import layers  # noqa: F401  (registers the project's layers, which the models use)
 
         self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
         self.index = word_index(read_vocabulary_tsv(context.artifacts["vocabulary"]))

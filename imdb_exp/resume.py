@@ -69,7 +69,11 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
     with tempfile.TemporaryDirectory() as tmp:
         recorded = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", tmp))
-    resumed = OmegaConf.merge(OmegaConf.structured(schema.Config), recorded)
+    family = schema.MODEL_FAMILIES.get(recorded.model.get("family"))
+    if family is None:
+        raise ConfigError(f"resume={run_id}: the run's model family {recorded.model.get('family')!r} is not known here")
+    # The model node is typed by the run's family, as composing the run's model= option types it.
+    resumed = OmegaConf.merge(OmegaConf.structured(schema.Config), {"model": OmegaConf.structured(family)}, recorded)
     resumed.tracking.uri = cfg.tracking.uri
     if "trainer.epochs" in changed:
         if cfg.trainer.epochs < resumed.trainer.epochs:

@@ -6,10 +6,12 @@ defaults, so Hydra rejects unknown keys and wrong types while composing. Ranges 
 before any data is read.
 """
 
+import math
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 class UserError(Exception):
@@ -57,28 +59,93 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    family: str = "dense"  # the builder in models.FAMILIES
-    hidden_units: list[int] = field(default_factory=lambda: [16, 16])  # dense: one Dense layer each
-    activation: str = "relu"  # dense: hidden-layer activation
-    embedding_dim: int = 32
-    conv_filters: int = 32  # cnn_lstm front end
-    conv_kernel_size: int = 3
-    pool_size: int = 2
-    lstm_units: int = 100
-    dropout: float = 0.0  # Dropout layers: dense after each hidden layer, lstm before and after; 0 = none
-    lstm_dropout: float = 0.0  # the LSTM's own input dropout
-    recurrent_dropout: float = 0.0
-    bigrams: int = 400000  # ngram: how many word pairs to keep, those in the most training reviews
+    """What every model family has. A family's node adds its own keys (a run records only those) and
+    is registered with ``model_family``; its YAML file in conf/model/ selects it with
+    ``/model_schema@model: NAME`` in its defaults, and models.py has its builder."""
+
+    encoding: ClassVar[str]  # the data.encoding its input layer reads
+    max_num_words: ClassVar[int | None]  # the largest data.num_words it can take
+
+    family: str = MISSING  # the family's name, which picks its builder
     loss: str = "binary_crossentropy"
 
     def __post_init__(self) -> None:
+        _require(
+            MODEL_FAMILIES.get(self.family) is type(self),
+            f"model.family={self.family!r} does not name this model's family; choose a model= option",
+        )
+        _choice("model.loss", self.loss, ("binary_crossentropy", "mse"))
+        for key, value in vars(self).items():
+            if key.endswith("dropout"):
+                _dropout(f"model.{key}", value)
+            elif isinstance(value, int) and key != "family":
+                _require(value > 0, f"model.{key}={value} must be > 0")
+
+
+MODEL_FAMILIES: dict[str, type[ModelConfig]] = {}
+
+
+def model_family(name: str, encoding: str, max_num_words: int | None = None):
+    """Class decorator: the config node of model family ``name``, stored for Hydra as model_schema/NAME."""
+
+    def register(node: type[ModelConfig]) -> type[ModelConfig]:
+        node.encoding, node.max_num_words = encoding, max_num_words
+        MODEL_FAMILIES[name] = node
+        ConfigStore.instance().store(group="model_schema", name=name, node=node)
+        return node
+
+    return register
+
+
+@model_family("dense", encoding="multihot")
+@dataclass
+class DenseConfig(ModelConfig):
+    """The multi-hot MLP: one Dense layer per entry of hidden_units, each followed by Dropout if set."""
+
+    family: str = "dense"
+    hidden_units: list[int] = field(default_factory=lambda: [16, 16])
+    activation: str = "relu"
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         _require(all(u > 0 for u in self.hidden_units), f"model.hidden_units={self.hidden_units} must be > 0")
         _choice("model.activation", self.activation, ("relu", "tanh", "sigmoid", "gelu", "elu", "selu"))
-        _choice("model.loss", self.loss, ("binary_crossentropy", "mse"))
-        for key in ("embedding_dim", "conv_filters", "conv_kernel_size", "pool_size", "lstm_units", "bigrams"):
-            _require(getattr(self, key) > 0, f"model.{key}={getattr(self, key)} must be > 0")
-        for key in ("dropout", "lstm_dropout", "recurrent_dropout"):
-            _dropout(f"model.{key}", getattr(self, key))
+
+
+@model_family("lstm", encoding="padded")
+@dataclass
+class LstmConfig(ModelConfig):
+    """Embedding -> LSTM -> probability; dropout puts Dropout layers before and after the LSTM."""
+
+    family: str = "lstm"
+    embedding_dim: int = 32
+    lstm_units: int = 100
+    dropout: float = 0.0
+    lstm_dropout: float = 0.0  # the LSTM's own input dropout
+    recurrent_dropout: float = 0.0
+
+
+@model_family("cnn_lstm", encoding="padded")
+@dataclass
+class CnnLstmConfig(LstmConfig):
+    """The LSTM with a Conv1D + MaxPooling1D front end."""
+
+    family: str = "cnn_lstm"
+    conv_filters: int = 32
+    conv_kernel_size: int = 3
+    pool_size: int = 2
+
+
+# A word pair's key, first * num_words + second, must fit in int32 on every backend.
+@model_family("ngram", encoding="padded", max_num_words=math.isqrt(2**31 - 1))
+@dataclass
+class NgramConfig(ModelConfig):
+    """Distinct words and word pairs, one learned weight each (embedding_dim=1), summed."""
+
+    family: str = "ngram"
+    embedding_dim: int = 1
+    bigrams: int = 400000  # how many word pairs to keep: those in the most training reviews
 
 
 @dataclass
@@ -102,10 +169,13 @@ class TrainerConfig:
     mixed_precision: bool = False  # bfloat16 compute, float32 weights and output
     # Stop after this many epochs without a lower validation loss and keep the best epoch's weights; null = off.
     patience: int | None = None
+    checkpoint: bool = True  # write a checkpoint at every epoch end, which resume=RUN_ID continues from
+    steps_per_epoch: int | None = None  # train on at most this many batches an epoch; null = all of them
 
     def __post_init__(self) -> None:
         _require(self.epochs > 0, f"trainer.epochs={self.epochs} must be > 0")
-        _require(self.patience is None or self.patience > 0, f"trainer.patience={self.patience} must be > 0 or null")
+        for key in ("patience", "steps_per_epoch"):
+            _require(getattr(self, key) is None or getattr(self, key) > 0, f"trainer.{key} must be > 0 or null")
         _require(self.batch_size > 0, f"trainer.batch_size={self.batch_size} must be > 0")
         _choice("trainer.backend", self.backend, ("tensorflow", "jax", "torch"))
 
@@ -137,7 +207,9 @@ class TrialConfig:
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # The model group's option fills this with its family's node (a ModelConfig subclass), which types
+    # and checks its keys; no one family's node can be the default, as the others are no subclasses of it.
+    model: Any = MISSING
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -146,6 +218,17 @@ class Config:
     retrain: bool = False  # sweep jobs train even when the same config already FINISHED in the store
 
     def __post_init__(self) -> None:
+        # A model preset brings its encoding, but an explicit data= on the command line wins over it.
+        model, data = self.model, self.data
+        _require(
+            model.encoding == data.encoding,
+            f"model family {model.family!r} reads data={model.encoding}, but data={data.encoding} was chosen; "
+            f"drop the data override or pick data={model.encoding}",
+        )
+        _require(
+            model.max_num_words is None or data.num_words <= model.max_num_words,
+            f"model family {model.family!r} takes data.num_words up to {model.max_num_words}, not {data.num_words}",
+        )
         _require(
             self.trainer.patience is None or self.data.val_size != 0,
             f"trainer.patience={self.trainer.patience} watches the validation loss, but data.val_size=0 "

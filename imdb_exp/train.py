@@ -53,10 +53,10 @@ def use_backend(name: str):
 def heap_frozen() -> Iterator[None]:
     """The garbage collector leaves the objects that exist on entry alone until the exit.
 
-    By fit time this process holds some 600,000 objects (MLflow, Hydra, pandas, SQLAlchemy), and
-    every full collection that training's allocations trigger walks all of them: 0.4 s a pass on
-    these 2 cores, a cost a plain Keras script does not pay. Unfrozen after, so that a sweep's
-    earlier models can still be collected.
+    By fit time this process holds hundreds of thousands of objects (MLflow, Hydra, pandas,
+    SQLAlchemy), and every full collection that training's allocations trigger would walk all of
+    them, a cost a plain Keras script does not pay. Unfrozen after, so that a sweep's earlier
+    models can still be collected.
     """
     gc.freeze()
     try:
@@ -89,7 +89,6 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     from imdb_exp import checkpoints, data, evaluation, fitting, models, plots, tracking
     from imdb_exp.guards import InterruptAtBatchEnd, StopOnNonFiniteLoss
 
-    family = models.check_pairing(settings.model, settings.data)
     trainer = settings.trainer
     keras.utils.clear_session()  # sweep jobs share the process; start each from a clean graph
     keras.utils.set_random_seed(trainer.seed)
@@ -108,7 +107,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         dataset = data.load_dataset(settings.data)
         data_prep_seconds = time.perf_counter() - started
 
-        model = models.compile_model(family.build(settings.model, settings.data), settings.model, settings.optimizer)
+        model = models.compile_model(models.build(settings.model, settings.data), settings.model, settings.optimizer)
         models.adapt(model, dataset.train.x)
         tracking.log_model_summary(model)
         progress = checkpoints.restore(run_id, model) if continuing else None
@@ -117,7 +116,8 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
             tracking.log_missing_epochs(run_id, progress)
 
         def after_epoch(progress: checkpoints.Progress) -> None:
-            checkpoints.save(run_id, model, progress)  # first: a kill in between leaves a step to backfill
+            if trainer.checkpoint:  # first: a kill in between leaves a step to backfill
+                checkpoints.save(run_id, model, progress)
             tracking.log_epoch(progress)
             if trial:
                 trial.report(progress.epochs_done, progress.history)  # raises TrialPruned when hopeless

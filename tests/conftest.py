@@ -27,17 +27,8 @@ schema.register()  # the structured-config schema conf/config.yaml names first
 POSITIVE = ["great", "wonderful", "superb", "loved", "brilliant"]
 NEGATIVE = ["awful", "boring", "terrible", "hated", "waste"]
 NEUTRAL = ["the", "a", "movie", "film", "plot", "actor", "scene", "it", "was", "and", "of", "story", "i"]
-# Small enough for seconds-long fits, large enough for a model to learn the planted words.
-FAST = [
-    "data.val_size=0.25",
-    "trainer.epochs=2",
-    "trainer.batch_size=32",
-    "data.num_words=200",
-    "data.maxlen=40",
-    "model.embedding_dim=8",
-    "model.lstm_units=8",
-    "model.conv_filters=8",
-]
+# The shipped debug preset: seconds-long fits, large enough for a model to learn the planted words.
+DEBUG = ["debug=tiny"]
 
 
 def review_text(rng: np.random.Generator, positive: bool) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST, mlflow_server, recorded_runs, run_cli
+from tests.conftest import DEBUG, mlflow_server, recorded_runs, run_cli
 
 
 def test_help_lists_every_group_and_option(tmp_path):
@@ -36,7 +36,7 @@ def test_every_source_experiment_runs_from_one_glob(tmp_path, archive, isolated_
     # The experiments' own sizes (10,000 validation reviews, 20 epochs) cut down to the synthetic archive.
     # retrain: cut down alike, some experiments become the same config, which a sweep would train once.
     small = ["data.val_size=0.25", "trainer.epochs=1", "tracking.log_model=false", "retrain=true"]
-    result = run_cli("-m", "+experiment=glob(*)", f"data.archive={archive}", *FAST, *small, cwd=tmp_path)
+    result = run_cli("-m", "+experiment=glob(*)", f"data.archive={archive}", *DEBUG, *small, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     _, runs = recorded_runs(isolated_home / "mlflow.db")
     jobs = [r for r in runs if "sweep" not in r.data.tags]
@@ -53,7 +53,7 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
         "optimizer=rmsprop,adam",
         "trainer.seed=1,2",
         f"data.archive={archive}",
-        *FAST,
+        *DEBUG,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -120,7 +120,7 @@ def test_eight_parallel_jobs_share_one_sqlite_store_and_one_failure_stays_contai
         "optimizer.name=sgd",
         f"optimizer.learning_rate={rates}",
         f"data.archive={archive}",
-        *FAST,
+        *DEBUG,
         "tracking.log_model=false",
         cwd=tmp_path,
     )
@@ -146,7 +146,7 @@ def test_a_sweep_against_a_tracking_server_records_all_its_runs_there(tmp_path, 
             "optimizer=rmsprop,adam",
             f"tracking.uri={url}",
             f"data.archive={archive}",
-            *FAST,
+            *DEBUG,
             "tracking.log_model=false",
             cwd=tmp_path,
         )

@@ -1,36 +1,31 @@
+"""The config tree: every option composes into valid settings, and bad values are refused early."""
+
+from pathlib import Path
+
 import pytest
-from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from imdb_exp import schema
-from imdb_exp.models import FAMILIES, check_pairing
+from imdb_exp import data, models, schema
+from imdb_exp.corpus import Reviews
 from imdb_exp.schema import ConfigError
 
-
-@pytest.mark.parametrize(
-    "model, family, encoding, num_words, optimizer, epochs, batch_size",
-    [
-        ("dense", "dense", "multihot", 10000, "rmsprop", 4, 512),
-        ("lstm", "lstm", "padded", 5000, "adam", 3, 64),
-        ("lstm_dropout", "lstm", "padded", 5000, "adam", 3, 64),
-        ("cnn_lstm", "cnn_lstm", "padded", 5000, "adam", 3, 64),
-        ("ngram", "ngram", "padded", 40000, "adam", 4, 64),
-    ],
-)
-def test_each_model_brings_its_settings(compose_cfg, model, family, encoding, num_words, optimizer, epochs, batch_size):
-    settings = schema.validate(compose_cfg(f"model={model}"))
-    assert (settings.model.family, settings.data.encoding, settings.optimizer.name) == (family, encoding, optimizer)
-    assert (settings.trainer.epochs, settings.trainer.batch_size) == (epochs, batch_size)
-    assert settings.data.num_words == num_words
-    assert FAMILIES[family] is check_pairing(settings.model, settings.data)
+CONF = Path(__file__).parents[1] / "conf"
 
 
-def test_lstm_dropout_and_cnn_front_end_settings(compose_cfg):
-    dropout = schema.validate(compose_cfg("model=lstm_dropout")).model
-    assert (dropout.lstm_dropout, dropout.recurrent_dropout, dropout.lstm_units) == (0.2, 0.2, 100)
-    cnn = schema.validate(compose_cfg("model=cnn_lstm")).model
-    assert (cnn.conv_filters, cnn.conv_kernel_size, cnn.pool_size, cnn.embedding_dim) == (32, 3, 2, 32)
+@pytest.mark.parametrize("model", sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
+def test_each_model_option_builds_a_model_that_reads_the_data_it_brings(compose_cfg, model):
+    settings = schema.validate(compose_cfg(f"model={model}", "debug=tiny"))
+    assert isinstance(settings.model, schema.MODEL_FAMILIES[settings.model.family])
+    network = models.build(settings.model, settings.data)
+    reviews = Reviews.from_lists([[1, 5, 9], [1, 4]], [1, 0])
+    x = data.ENCODERS[settings.data.encoding](reviews, settings.data)
+    assert network.predict(x, verbose=0).shape == (2, 1)
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_each_source_experiment_composes_into_valid_settings(compose_cfg, experiment):
+    assert schema.validate(compose_cfg(f"+experiment={experiment}")).model.family in schema.MODEL_FAMILIES
 
 
 def test_command_line_wins_over_the_model_preset(compose_cfg):
@@ -38,67 +33,39 @@ def test_command_line_wins_over_the_model_preset(compose_cfg):
     assert (settings.optimizer.name, settings.trainer.epochs, settings.model.loss) == ("rmsprop", 1, "mse")
 
 
-def test_a_vocabulary_too_large_for_the_ngram_keys_is_refused(compose_cfg):
-    settings = schema.validate(compose_cfg("model=ngram", "data.num_words=50000"))
-    with pytest.raises(ConfigError, match="model family 'ngram' takes data.num_words up to 46340, not 50000"):
-        check_pairing(settings.model, settings.data)
-
-
-def test_explicit_impossible_pairing_is_named(compose_cfg):
-    settings = schema.validate(compose_cfg("model=lstm", "data=multihot"))
-    with pytest.raises(ConfigError, match="'lstm' reads data=padded, but data=multihot"):
-        check_pairing(settings.model, settings.data)
+def test_a_run_of_one_family_holds_only_its_own_model_keys(compose_cfg):
+    assert set(compose_cfg("model=dense").model) == {"family", "loss", "hidden_units", "activation", "dropout"}
+    assert "hidden_units" not in compose_cfg("model=lstm").model
 
 
 @pytest.mark.parametrize(
-    "override, message",
+    "overrides, message",
     [
-        ("trainer.epochs=0", "trainer.epochs=0 must be > 0"),
-        ("trainer.batch_size=-1", "trainer.batch_size=-1 must be > 0"),
-        ("data.num_words=3", "must be > 3"),
-        ("data.maxlen=0", "data.maxlen=0 must be > 0"),
-        ("model.recurrent_dropout=1.0", r"must be in \[0, 1\)"),
-        ("data.val_size=2.5", "a fraction in"),
-        ("optimizer.learning_rate=0", "must be > 0"),
-        ("optimizer.clipnorm=0", "optimizer.clipnorm=0.0 must be > 0 or null"),
-        ("trainer.backend=mxnet", "choose one of: tensorflow, jax, torch"),
-        ("model.loss=hinge", "choose one of: binary_crossentropy, mse"),
+        (["model=lstm", "data=multihot"], "model family 'lstm' reads data=padded, but data=multihot was chosen"),
+        (["model=ngram", "data.num_words=50000"], "model family 'ngram' takes data.num_words up to 46340, not 50000"),
+        (["trainer.epochs=0"], "trainer.epochs=0 must be > 0"),
+        (["trainer.batch_size=-1"], "trainer.batch_size=-1 must be > 0"),
+        (["trainer.steps_per_epoch=0"], "trainer.steps_per_epoch must be > 0 or null"),
+        (["data.num_words=3"], "must be > 3"),
+        (["data.maxlen=0"], "data.maxlen=0 must be > 0"),
+        (["model=lstm", "model.recurrent_dropout=1.0"], r"model.recurrent_dropout=1.0 must be in \[0, 1\)"),
+        (["model=lstm", "model.lstm_units=0"], "model.lstm_units=0 must be > 0"),
+        (["model.hidden_units=[16,0]"], r"model.hidden_units=\[16, 0\] must be > 0"),
+        (["data.val_size=2.5"], "a fraction in"),
+        (["optimizer.learning_rate=0"], "must be > 0"),
+        (["optimizer.clipnorm=0"], "optimizer.clipnorm=0.0 must be > 0 or null"),
+        (["trainer.backend=mxnet"], "choose one of: tensorflow, jax, torch"),
+        (["model.loss=hinge"], "choose one of: binary_crossentropy, mse"),
+        (["model.family=lstm"], "model.family='lstm' does not name this model's family"),
     ],
 )
-def test_out_of_range_values_are_rejected_by_the_schema(compose_cfg, override, message):
+def test_out_of_range_values_and_impossible_pairings_are_refused(compose_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        schema.validate(compose_cfg(override))
+        schema.validate(compose_cfg(*overrides))
 
 
-@pytest.mark.parametrize("override", ["trainer.epoch=3", "trainer.epochs=1.5", "model=lstmm"])
+@pytest.mark.parametrize("override", ["trainer.epoch=3", "trainer.epochs=1.5", "model=lstmm", "model.lstm_units=8"])
 def test_unknown_keys_wrong_types_and_options_fail_while_composing(compose_cfg, override):
+    # model.lstm_units is a key of the LSTM families; the default model is dense.
     with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)):
         compose_cfg(override)
-
-
-@pytest.mark.parametrize(
-    "experiment, family, encoding, epochs, val_size, extra",
-    [
-        ("dlwp_validation", "dense", "multihot", 20, 10000, {}),
-        ("dlwp_final", "dense", "multihot", 4, 0, {}),
-        ("lstm_plain", "lstm", "padded", 3, 0, {}),
-        ("lstm_dropout_layers", "lstm", "padded", 3, 0, {"dropout": 0.2}),
-        ("lstm_recurrent_dropout", "lstm", "padded", 3, 0, {"lstm_dropout": 0.2, "recurrent_dropout": 0.2}),
-        ("lstm_cnn", "cnn_lstm", "padded", 3, 0, {"conv_filters": 32}),
-    ],
-)
-def test_each_source_experiment_is_one_config(compose_cfg, experiment, family, encoding, epochs, val_size, extra):
-    settings = schema.validate(compose_cfg(f"+experiment={experiment}"))
-    assert (settings.model.family, settings.data.encoding) == (family, encoding)
-    assert (settings.trainer.epochs, settings.data.val_size) == (epochs, val_size)
-    assert {key: getattr(settings.model, key) for key in extra} == extra
-
-
-def test_the_dlwp_variants_experiment_is_a_sweep_over_the_books_variations():
-    with initialize_config_module("imdb_exp.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["+experiment=dlwp_variants"], return_hydra_config=True)
-    assert dict(cfg.hydra.sweeper.params) == {
-        "model.hidden_units": "[16],[16,16,16],[32,32],[64,64]",
-        "model.loss": "binary_crossentropy,mse",
-        "model.activation": "relu,tanh",
-    }

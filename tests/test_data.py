@@ -5,7 +5,7 @@ from keras.utils import pad_sequences
 
 from imdb_exp import data
 from imdb_exp.corpus import OOV, Reviews
-from imdb_exp.models import NgramBag, UnpackBits
+from imdb_exp.layers import NgramBag, UnpackBits
 from imdb_exp.schema import ConfigError, DataConfig
 
 SEQUENCES = [[1, 5, 9, 12], [1, 4], [1, 7, 7, 30, 6, 5, 8]]

@@ -3,7 +3,7 @@
 import pytest
 from hydra import compose, initialize_config_module
 
-from tests.conftest import FAST, recorded_runs, run_cli
+from tests.conftest import DEBUG, recorded_runs, run_cli
 
 
 def test_slurm_launcher_composes_with_the_documented_settings():
@@ -33,7 +33,7 @@ def test_a_sweep_through_the_ray_launcher_accounts_for_every_job_under_its_paren
         *ray_settings,
         "optimizer.learning_rate=0.001,-1",
         f"data.archive={archive}",
-        *FAST,
+        *DEBUG,
         "tracking.log_model=false",
         cwd=tmp_path,
         env={"RAY_USAGE_STATS_ENABLED": "0"},

@@ -16,7 +16,7 @@ from imdb_exp.data import Dataset, Split
 from imdb_exp.interrupts import Interrupts
 from imdb_exp.schema import ConfigError, TrainerConfig
 from imdb_exp.train import run_job, train
-from tests.conftest import FAST, recorded_runs, run_cli, start_cli, wait_for_epochs
+from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, wait_for_epochs
 
 
 def small_model(seed: int = 0) -> keras.Model:
@@ -97,6 +97,14 @@ def test_the_lock_tells_a_live_run_from_a_stale_one(isolated_home):
     assert not checkpoints.is_live("run-d")
 
 
+@pytest.mark.slow
+def test_checkpoints_can_be_switched_off(compose_cfg, archive, isolated_home, monkeypatch):
+    monkeypatch.setattr(checkpoints, "save", lambda *args: pytest.fail("a checkpoint was written"))
+    train(compose_cfg(f"data.archive={archive}", *DEBUG, "trainer.epochs=2", "trainer.checkpoint=false"), {})
+    _, (run,) = recorded_runs(isolated_home / "mlflow.db")
+    assert run.info.status == "FINISHED" and run.data.metrics["epochs_trained"] == 2
+
+
 def test_patience_needs_a_validation_split(compose_cfg):
     with pytest.raises(ConfigError, match="trainer.patience=2 watches the validation loss, but data.val_size=0"):
         schema.validate(compose_cfg("trainer.patience=2", "data.val_size=0"))
@@ -164,7 +172,7 @@ def steps(client, run_id: str, metric: str) -> list[int]:
 def test_a_run_killed_with_sigkill_resumes_as_the_same_run_and_ends_as_an_uninterrupted_one(
     tmp_path, compose_cfg, archive, isolated_home
 ):
-    args = [f"data.archive={archive}", *FAST, "model.dropout=0.3", "trainer.epochs=10", "tracking.log_model=false"]
+    args = [f"data.archive={archive}", *DEBUG, "model.dropout=0.3", "trainer.epochs=10", "tracking.log_model=false"]
     process = start_cli(*args, cwd=tmp_path)
     wait_for_epochs(process, isolated_home / "mlflow.db", 3)
     process.send_signal(signal.SIGKILL)
@@ -203,7 +211,7 @@ def results_table(client, parent, tmp_path) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, archive, isolated_home):
-    result = run_cli("-m", "model.dropout=0.2,1.0", "trainer.epochs=1", f"data.archive={archive}", *FAST, cwd=tmp_path)
+    result = run_cli("-m", "model.dropout=0.2,1.0", "trainer.epochs=1", f"data.archive={archive}", *DEBUG, cwd=tmp_path)
     assert result.returncode == 1
     assert "imdb-exp: error: model.dropout=1.0 must be in [0, 1)" in result.stderr  # the job's own line
     assert "imdb-exp: error: 1 of 2 sweep jobs failed: model.dropout=1.0 (FAILED)" in result.stderr
@@ -241,7 +249,7 @@ def test_a_search_without_a_validation_split_is_refused(tmp_path, isolated_home)
 def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_without_training_again(
     tmp_path, archive, isolated_home
 ):
-    args = ["-m", "optimizer=rmsprop,adam", f"data.archive={archive}", *FAST, "trainer.epochs=12"]
+    args = ["-m", "optimizer=rmsprop,adam", f"data.archive={archive}", *DEBUG, "trainer.epochs=12"]
     args += ["tracking.log_model=false"]
     process = start_cli(*args, cwd=tmp_path)
     wait_for_epochs(process, isolated_home / "mlflow.db", 2, run_tag=("optimizer", "adam"))  # in the second job
@@ -269,7 +277,7 @@ def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_with
 def test_a_sweep_job_counts_an_earlier_finished_run_of_its_config_unless_told_to_retrain(
     compose_cfg, archive, isolated_home, capsys
 ):
-    args = [f"data.archive={archive}", *FAST, "tracking.log_model=false"]
+    args = [f"data.archive={archive}", *DEBUG, "tracking.log_model=false"]
     earlier = train(compose_cfg(*args), {})
     client, (done,) = recorded_runs(isolated_home / "mlflow.db")
     parent = client.create_run(done.info.experiment_id).info.run_id

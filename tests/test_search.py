@@ -11,14 +11,14 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.imdb_exp_optuna.optuna_sweeper import _tell
 from imdb_exp import checkpoints, search, summary
 from imdb_exp.train import train
-from tests.conftest import FAST, recorded_runs, run_cli, start_cli
+from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli
 
 SEARCH = [
     "-m",
     "hparams_search=dense",
     "hydra.sweeper.n_trials=2",
     "trainer.epochs=2",
-    *FAST,
+    *DEBUG,
     "tracking.log_model=false",
 ]
 
@@ -73,7 +73,7 @@ def test_a_hopeless_trial_is_pruned_finished_and_tagged_not_failed(tmp_path, com
     study.tell(good, 1.0)
     hopeless = study.ask()
     plumbing = [f"trial.study={study.study_name}", f"trial.storage={tmp_path / 'journal.log'}", "trial.number=1"]
-    cfg = compose_cfg(f"data.archive={archive}", *FAST, "trainer.epochs=5", "optimizer.learning_rate=1e-7", *plumbing)
+    cfg = compose_cfg(f"data.archive={archive}", *DEBUG, "trainer.epochs=5", "optimizer.learning_rate=1e-7", *plumbing)
     assert train(cfg, {}) == search.Pruned(epoch=1)
     _, (run,) = recorded_runs(isolated_home / "mlflow.db")
     assert run.info.status == "FINISHED" and run.data.tags[search.PRUNED_TAG] == "1"

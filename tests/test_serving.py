@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from imdb_exp import store
 from imdb_exp.predict import read_vocabulary_tsv
 from imdb_exp.train import train
-from tests.conftest import FAST, recorded_runs, run_cli
+from tests.conftest import DEBUG, recorded_runs, run_cli
 
 REVIEWS = ["A great, wonderful and superb film!", "An awful, boring and terrible waste.", "The plot of the movie."]
 
@@ -24,7 +24,7 @@ def trained_run(tmp_path_factory, archive):
         with initialize_config_module("imdb_exp.conf", version_base="1.3"):
             cfg = compose(
                 "config",
-                [f"data.archive={archive}", *FAST, "trainer.epochs=20", "tracking.register_model=imdb-sentiment"],
+                [f"data.archive={archive}", *DEBUG, "trainer.epochs=20", "tracking.register_model=imdb-sentiment"],
             )
         train(cfg, {})
     uri = f"sqlite:///{home / 'mlflow.db'}"
@@ -89,7 +89,7 @@ def test_registered_model_and_run_artifacts(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_the_ngram_model_serves_raw_text_with_the_pairs_it_learned(compose_cfg, archive, isolated_home):
-    cfg = compose_cfg("model=ngram", f"data.archive={archive}", *FAST, "trainer.epochs=10", "model.bigrams=500")
+    cfg = compose_cfg("model=ngram", f"data.archive={archive}", *DEBUG, "trainer.epochs=10", "model.bigrams=500")
     train(cfg, {})
     uri = f"sqlite:///{isolated_home / 'mlflow.db'}"
     _, (run,) = recorded_runs(uri)

@@ -2,16 +2,19 @@
 
 import gc
 import warnings
+from dataclasses import dataclass, fields
 
 import keras
 import mlflow
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_module
 
-from imdb_exp import models, plots, store, tracking
-from imdb_exp.schema import DataConfig, ModelConfig, OptimizerConfig
+from imdb_exp import models, plots, schema, store, tracking
+from imdb_exp.layers import MaskedSum
+from imdb_exp.schema import DataConfig, LstmConfig, NgramConfig, OptimizerConfig
 from imdb_exp.train import heap_frozen, train
-from tests.conftest import FAST, recorded_runs
+from tests.conftest import DEBUG, recorded_runs
 
 
 def runs(home):
@@ -21,7 +24,7 @@ def runs(home):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["dense", "lstm", "cnn_lstm", "ngram"])
 def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isolated_home, model):
-    cfg = compose_cfg(f"model={model}", f"data.archive={archive}", *FAST, "trainer.epochs=3")
+    cfg = compose_cfg(f"model={model}", f"data.archive={archive}", *DEBUG, "trainer.epochs=3")
     best_val = train(cfg, {"data": "x", "model": model, "optimizer": "y"})
     client, (run,) = runs(isolated_home)
     assert run.info.status == "FINISHED"
@@ -31,6 +34,10 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
     # No early stopping: the model kept, tested and ranked is the last epoch's.
     val_accuracy = client.get_metric_history(run.info.run_id, "val_accuracy")
     assert best_val == run.data.metrics["final_val_accuracy"] == max(val_accuracy, key=lambda m: m.step).value
+    # The run records its own family's keys and no other's (MLflow's compare view stays honest).
+    own = {f"model.{f.name}" for f in fields(schema.MODEL_FAMILIES[model])}
+    assert {key for key in run.data.params if key.startswith("model.")} == own
+    assert ("model.hidden_units" in own) == (model == "dense") and ("model.lstm_units" in own) == ("lstm" in model)
     metrics = run.data.metrics
     assert {"test_loss", "test_accuracy", "data_prep_seconds", "fit_seconds", "best_epoch"} <= set(metrics)
     assert metrics["epochs_trained"] == 3
@@ -43,8 +50,48 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
 
 
 @pytest.mark.slow
+def test_a_model_family_added_from_outside_runs_end_to_end(tmp_path, archive, isolated_home):
+    # A node, a builder and a YAML file, all from here: nothing in schema.py or train.py knows of it.
+    @schema.model_family("mean_embedding", encoding="padded")
+    @dataclass
+    class MeanEmbeddingConfig(schema.ModelConfig):
+        family: str = "mean_embedding"
+        embedding_dim: int = 4
+
+    @models.builds("mean_embedding")
+    def mean_embedding(cfg: MeanEmbeddingConfig, data: DataConfig) -> keras.Model:
+        return keras.Sequential(
+            [
+                keras.Input((data.maxlen,), dtype="int32"),
+                keras.layers.Embedding(data.num_words, cfg.embedding_dim),
+                keras.layers.GlobalAveragePooling1D(),
+                keras.layers.Dense(1, activation="sigmoid"),
+            ]
+        )
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mean.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - /model_schema@model: mean_embedding\n  - override /data: padded\n"
+        "  - _self_\nmodel:\n  embedding_dim: 6\n"
+    )
+    try:
+        with initialize_config_module("imdb_exp.conf", version_base="1.3"):
+            overrides = [f"hydra.searchpath=[file://{tmp_path}]", "model=mean", f"data.archive={archive}", *DEBUG]
+            train(compose("config", overrides), {"model": "mean"})
+    finally:
+        del schema.MODEL_FAMILIES["mean_embedding"], models.BUILDERS["mean_embedding"]
+    _, (run,) = runs(isolated_home)
+    assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
+    assert {k: v for k, v in run.data.params.items() if k.startswith("model.")} == {
+        "model.family": "mean_embedding",
+        "model.loss": "binary_crossentropy",
+        "model.embedding_dim": "6",
+    }
+
+
+@pytest.mark.slow
 def test_dense_model_learns_the_planted_sentiment_words(compose_cfg, archive, isolated_home):
-    cfg = compose_cfg(f"data.archive={archive}", *FAST, "trainer.epochs=20")
+    cfg = compose_cfg(f"data.archive={archive}", *DEBUG, "trainer.epochs=20")
     train(cfg, {})
     _, (run,) = runs(isolated_home)
     assert run.data.metrics["test_accuracy"] >= 0.9
@@ -52,7 +99,7 @@ def test_dense_model_learns_the_planted_sentiment_words(compose_cfg, archive, is
 
 @pytest.mark.slow
 def test_same_seed_gives_the_same_test_metrics(compose_cfg, archive, isolated_home):
-    cfg = compose_cfg(f"data.archive={archive}", *FAST)
+    cfg = compose_cfg(f"data.archive={archive}", *DEBUG)
     train(cfg, {})
     train(cfg, {})
     _, (first, second) = runs(isolated_home)
@@ -71,8 +118,8 @@ def test_clipnorm_bounds_each_weights_step():
         keras.utils.set_random_seed(0)
         data = DataConfig(encoding="padded", num_words=50, maxlen=20)
         model = models.compile_model(
-            models.lstm(ModelConfig(family="lstm", embedding_dim=4, lstm_units=3), data),
-            ModelConfig(),
+            models.lstm(LstmConfig(embedding_dim=4, lstm_units=3), data),
+            LstmConfig(),
             OptimizerConfig(name="sgd", learning_rate=1.0, clipnorm=clipnorm),
         )
         before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
@@ -86,24 +133,28 @@ def test_clipnorm_bounds_each_weights_step():
     assert largest_step(0.01) < 0.013
 
 
-@pytest.mark.slow
-def test_mixed_precision_computes_in_bfloat16_for_that_run_only(compose_cfg, archive, isolated_home):
-    train(compose_cfg(f"data.archive={archive}", *FAST, "trainer.mixed_precision=true"), {})
-    assert keras.config.dtype_policy().name == "mixed_bfloat16"
-    train(compose_cfg(f"data.archive={archive}", *FAST), {})
-    assert keras.config.dtype_policy().name == "float32"
-    _, (mixed, plain) = runs(isolated_home)
-    assert mixed.data.params["trainer.mixed_precision"] == "True"
-    assert 0 <= mixed.data.metrics["test_loss"] < 1 and mixed.data.metrics["test_accuracy"] > 0.5
+def test_mixed_precision_computes_in_bfloat16_but_sums_and_answers_in_float32():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = models.build(NgramConfig(bigrams=10), DataConfig(encoding="padded", num_words=50, maxlen=20))
+        embedding = next(layer for layer in model.layers if isinstance(layer, keras.layers.Embedding))
+        assert (embedding.compute_dtype, embedding.variable_dtype) == ("bfloat16", "float32")
+        assert model(np.ones((2, 20), "int32")).dtype == "float32"
+        # A thousand terms: summed in bfloat16 (8 bits of mantissa) the total would be off by whole units.
+        term = float(keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.cast(1.0039, "bfloat16"), "float32")))
+        total = MaskedSum()(keras.ops.full((1, 1000, 1), term, dtype="bfloat16"))
+        assert total.dtype == "float32" and keras.ops.convert_to_numpy(total)[0, 0] == pytest.approx(1000 * term)
+    finally:
+        keras.config.set_dtype_policy("float32")
 
 
 def test_recurrent_dropout_on_torch_warns_that_it_is_slow():
     with pytest.warns(UserWarning, match="recurrent_dropout on trainer.backend=torch has no cuDNN kernel"):
-        models.warn_if_slow(ModelConfig(recurrent_dropout=0.2), "torch")
+        models.warn_if_slow(LstmConfig(recurrent_dropout=0.2), "torch")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        models.warn_if_slow(ModelConfig(recurrent_dropout=0.2), "jax")
-        models.warn_if_slow(ModelConfig(recurrent_dropout=0.0), "torch")
+        models.warn_if_slow(LstmConfig(recurrent_dropout=0.2), "jax")
+        models.warn_if_slow(LstmConfig(recurrent_dropout=0.0), "torch")
 
 
 @pytest.mark.slow
@@ -113,7 +164,7 @@ def test_a_run_that_raises_is_recorded_failed(compose_cfg, archive, isolated_hom
 
     monkeypatch.setattr(plots, "learning_curve", broken)
     with pytest.raises(RuntimeError, match="plotting broke"):
-        train(compose_cfg(f"data.archive={archive}", *FAST), {})
+        train(compose_cfg(f"data.archive={archive}", *DEBUG), {})
     _, (run,) = runs(isolated_home)
     assert run.info.status == "FAILED"
     assert "loss" in run.data.metrics  # what was logged before the failure is kept
@@ -123,8 +174,8 @@ def test_a_run_that_raises_is_recorded_failed(compose_cfg, archive, isolated_hom
 @pytest.mark.slow
 def test_a_run_with_its_own_store_does_not_redirect_the_next_run(compose_cfg, archive, isolated_home, tmp_path):
     other = f"sqlite:///{tmp_path / 'other.db'}"
-    train(compose_cfg(f"data.archive={archive}", *FAST, "trainer.epochs=1", f"tracking.uri={other}"), {})
-    train(compose_cfg(f"data.archive={archive}", *FAST, "trainer.epochs=1"), {})
+    train(compose_cfg(f"data.archive={archive}", *DEBUG, "trainer.epochs=1", f"tracking.uri={other}"), {})
+    train(compose_cfg(f"data.archive={archive}", *DEBUG, "trainer.epochs=1"), {})
     _, in_default = runs(isolated_home)
     assert len(in_default) == 1
     assert len(recorded_runs(other)[1]) == 1

@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import FAST, mlflow_server, recorded_runs, run_cli
+from tests.conftest import DEBUG, mlflow_server, recorded_runs, run_cli
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("IMDB_EXP_REQUIRE_BROWSER"):
@@ -26,8 +26,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def ui_server(tmp_path, archive, isolated_home):
     """A store with one finished run and one finished 2-job sweep, served by `mlflow server`."""
-    assert run_cli(f"data.archive={archive}", *FAST, cwd=tmp_path).returncode == 0
-    assert run_cli("-m", "optimizer=rmsprop,adam", f"data.archive={archive}", *FAST, cwd=tmp_path).returncode == 0
+    # Ten epochs: the run learns enough to show a test accuracy with several digits.
+    assert run_cli(f"data.archive={archive}", *DEBUG, "trainer.epochs=10", cwd=tmp_path).returncode == 0
+    assert run_cli("-m", "optimizer=rmsprop,adam", f"data.archive={archive}", *DEBUG, cwd=tmp_path).returncode == 0
     uri = f"sqlite:///{isolated_home / 'mlflow.db'}"
     with mlflow_server(uri, tmp_path) as url:
         yield url, MlflowClient(uri)

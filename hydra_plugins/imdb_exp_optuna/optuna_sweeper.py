@@ -39,10 +39,10 @@ class OptunaSweeperConf:
     n_jobs: int = 1  # trials asked for and launched at once; a parallel launcher runs them side by side
     sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None})
     # null: no pruning. The median pruner stops a trial whose validation accuracy after an epoch is below
-    # the median of the finished trials' at that epoch: once 3 trials have finished (the median of 2 is
-    # noise), and not after the first epoch, which says little about where a trial ends (docs/results.md).
+    # the median of the finished trials' after that epoch, once 3 trials have finished (with 2, the first
+    # trials' luck decided too much: docs/results.md).
     pruner: Any = field(
-        default_factory=lambda: {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 3, "n_warmup_steps": 1}
+        default_factory=lambda: {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 3, "n_warmup_steps": 0}
     )
     params: dict[str, str] = field(default_factory=dict)  # key: choice(...) | range(...) | interval(...)
 
