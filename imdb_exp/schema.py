@@ -7,7 +7,7 @@ before any data is read.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
@@ -44,10 +44,12 @@ class DataConfig:
     maxlen: int = 500  # padded encoding: keep the last maxlen ids, pad in front
     val_size: float = 10000  # a count (>= 1) or a fraction (< 1) of the training reviews; 0 = none
     split_seed: int = 0  # which reviews are held out; apart from trainer.seed, which seeds the weights
+    val_holdout: str = "reviews"  # reviews: a random sample; movies: whole blocks of consecutive review ids
 
     def __post_init__(self) -> None:
         _choice("data.encoding", self.encoding, ("multihot", "padded"))
         _choice("data.source", self.source, ("aclimdb", "keras"))
+        _choice("data.val_holdout", self.val_holdout, ("reviews", "movies"))
         _require(self.num_words > 3, f"data.num_words={self.num_words} must be > 3 (ids 0-2 are reserved)")
         _require(self.maxlen > 0, f"data.maxlen={self.maxlen} must be > 0")
         _require(
@@ -146,6 +148,22 @@ class NgramConfig(ModelConfig):
     family: str = "ngram"
     embedding_dim: int = 1
     bigrams: int = 400000  # how many word pairs to keep: those in the most training reviews
+
+
+@model_family("nbsvm", encoding="padded")
+@dataclass
+class NbsvmConfig(ModelConfig):
+    """A linear model on Naive-Bayes-weighted word n-grams (layers.NbLogit)."""
+
+    family: str = "nbsvm"
+    features: int = 1000000  # how many n-grams to keep: those in the most training reviews
+    max_n: int = 3  # uni-, bi- and trigrams
+    interpolation: float = 0.0  # a constant added to each learned weight: the pull towards the NB vote
+    l2: float = 0.0  # the L2 penalty on the learned weights
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(self.l2 >= 0, f"model.l2={self.l2} must be >= 0")
 
 
 @dataclass
@@ -252,4 +270,20 @@ def register() -> None:
 
 def validate(cfg: DictConfig) -> Config:
     """The composed config as checked objects; raises ConfigError naming the first bad value."""
+    _refuse_unknown_keys(cfg, "")
     return OmegaConf.to_object(cfg)
+
+
+def _refuse_unknown_keys(node: DictConfig, path: str) -> None:
+    """Hydra lets `+trainer.epoch=1` add a key to a typed node, and turning the config into objects
+    would then drop it without a word: a typo would train with the default. Refused here instead."""
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in fields(schema)} if is_dataclass(schema) else None
+    for key in node:
+        name = f"{path}{key}"
+        if known is not None and key not in known:
+            raise ConfigError(f"{name} is not a config key; the keys of {path.rstrip('.') or 'the config'} are: "
+                              f"{', '.join(sorted(known))}")  # fmt: skip
+        value = node._get_node(key)
+        if isinstance(value, DictConfig) and not value._is_missing() and not value._is_none():
+            _refuse_unknown_keys(value, f"{name}.")
