@@ -6,6 +6,7 @@ first layer unpacks (layers.UnpackBits), so that only the packed bytes travel to
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,12 @@ class Dataset:
     test: Split
     corpus: Corpus | None  # None where the source has no vocabulary (keras)
 
+    def mapped(self, inputs: Callable[[np.ndarray], np.ndarray]) -> "Dataset":
+        """The same reviews and labels, each split's inputs passed through ``inputs``."""
+        val = Split(inputs(self.val.x), self.val.y) if self.val else None
+        train, test = Split(inputs(self.train.x), self.train.y), Split(inputs(self.test.x), self.test.y)
+        return Dataset(train, val, test, self.corpus)
+
 
 def validation_count(val_size: float, n_train: int) -> int:
     count = round(val_size * n_train) if val_size < 1 else int(val_size)
@@ -69,15 +76,36 @@ def validation_count(val_size: float, n_train: int) -> int:
     return count
 
 
+# The archive holds at most 30 reviews of a movie, under consecutive ids (reviews next to each other share
+# names and titles far more than any two do), and the corpus keeps each class in id order: a block of 50
+# consecutive reviews holds whole movies, but for those cut at its edges.
+REVIEWS_PER_BLOCK = 50
+
+
+def holdout_order(cfg: DataConfig, n_train: int) -> np.ndarray:
+    """The training rows in the order they are held out for validation (the first val_size of them).
+
+    Drawn with data.split_seed, apart from trainer.seed: runs that differ only in trainer.seed train
+    and validate on the same reviews. ``reviews`` draws single reviews; ``movies`` draws whole blocks
+    of consecutive ones, so that, as in the test set, validation reviews are mostly of movies that
+    training never saw (a random sample shares movies with training, and flatters models that
+    remember names).
+    """
+    rng = np.random.default_rng(cfg.split_seed)
+    if cfg.val_holdout == "reviews":
+        return rng.permutation(n_train)
+    blocks = np.arange(n_train) // REVIEWS_PER_BLOCK
+    block_rank = rng.permutation(blocks[-1] + 1)
+    return np.lexsort((np.arange(n_train), block_rank[blocks]))
+
+
 def load_dataset(cfg: DataConfig) -> Dataset:
     corpus = load_corpus(cfg.archive, default_cache_dir()) if cfg.source == "aclimdb" else None
     train, test = (corpus.train, corpus.test) if corpus else load_keras_imdb(cfg.num_words)
     encode = ENCODERS[cfg.encoding]
     x_train, x_test = encode(train, cfg), encode(test, cfg)
     y_train, y_test = train.labels.astype(np.float32), test.labels.astype(np.float32)
-    # The validation reviews are a seeded random sample (the archive's order is sorted by label), drawn
-    # with their own seed: runs that differ only in trainer.seed train and validate on the same reviews.
-    order = np.random.default_rng(cfg.split_seed).permutation(len(train))
+    order = holdout_order(cfg, len(train))
     n_val = validation_count(cfg.val_size, len(train))
     fit_rows, val_rows = np.sort(order[n_val:]), np.sort(order[:n_val])
 

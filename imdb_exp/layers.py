@@ -1,7 +1,8 @@
 """The project's own Keras layers, saved with the models that use them (registered serializable).
 
 UnpackBits feeds the dense model packed multi-hot bytes; NgramBag turns padded word ids into the
-distinct words and word pairs of a review; MaskedSum adds up a bag's vectors.
+distinct words and word pairs of a review; MaskedSum adds up a bag's vectors; NgramSlots finds a
+review's distinct n-grams in a table and NbVote weighs them by their Naive-Bayes ratios.
 """
 
 import keras
@@ -51,6 +52,8 @@ class NgramBag(layers.Layer):
     the sorted key table; other pairs, and repeats, become 0. The table is a weight of the layer, so
     the saved model carries it and serves raw text with the ordinary padded encoder.
     """
+
+    FIXED_AFTER_ADAPT = True  # a function of the ids alone once adapted: models.prepare applies it once
 
     def __init__(self, num_words: int, bigrams: int, **kwargs):
         super().__init__(**kwargs)
@@ -123,3 +126,131 @@ class MaskedSum(layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return None
+
+
+NO_KEY = np.iinfo(np.int32).max  # the key of an unused slot of NbLogit's table
+# Odd multipliers of the n-gram hash, one per position in the n-gram; int32 products wrap the same
+# way on every backend and in numpy.
+HASH_MULTIPLIERS = (1_000_003, 1_686_629_713, 1_431_655_765)
+
+
+@keras.saving.register_keras_serializable(package="imdb_exp")
+class NgramSlots(layers.Layer):
+    """Padded word ids -> the table slots of the distinct word n-grams (n = 1 to ``max_n``) of each
+    review, sorted; 0 for n-grams not in the table, repeats, padding.
+
+    ``adapt(ids)`` keeps the ``features`` n-grams found in the most training reviews (ties: the
+    smaller key); n-gram i of the sorted key table has slot i + 1. An n-gram is identified by a
+    31-bit hash of its word ids (int32 arithmetic, so that every backend computes it alike without
+    64-bit integers); two n-grams rarely share one.
+    """
+
+    FIXED_AFTER_ADAPT = True  # a function of the ids alone once adapted: models.prepare applies it once
+
+    def __init__(self, features: int, max_n: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.features, self.max_n = features, max_n
+
+    def build(self, input_shape):
+        self.keys = self.add_weight(
+            shape=(self.features,), dtype="int32", trainable=False, name="ngram_keys",
+            initializer=keras.initializers.Constant(NO_KEY),
+        )  # fmt: skip
+
+    def ngram_keys(self, ids):
+        """The hash of the n-gram ending at each position, for n = 1..max_n: (batch, steps * max_n);
+        NO_KEY where the n-gram would hold padding, the start marker or an out-of-vocabulary word."""
+        ops = keras.ops
+        ids = ops.cast(ids, "int32")
+        word = ids > OOV
+        keys, valid = [], None
+        hashed = ops.zeros_like(ids)
+        for n in range(1, self.max_n + 1):
+            shifted = ops.pad(ids[:, : ids.shape[1] - (n - 1)], ((0, 0), (n - 1, 0)))  # the word n-1 back
+            known = ops.pad(word[:, : ids.shape[1] - (n - 1)], ((0, 0), (n - 1, 0)))
+            hashed = hashed + shifted * HASH_MULTIPLIERS[n - 1]
+            valid = known if valid is None else ops.logical_and(valid, known)
+            # + n: an n-gram and the (n-1)-gram it ends with hash apart; NO_KEY itself is reserved.
+            key = ops.minimum(ops.bitwise_and(hashed + n, NO_KEY), NO_KEY - 1)
+            keys.append(ops.where(valid, key, NO_KEY))
+        return ops.concatenate(keys, axis=1)
+
+    def adapt(self, ids: np.ndarray) -> None:
+        """Keep the n-grams in the most reviews of ``ids`` (ties: the smaller key)."""
+        keys = np.concatenate([self._distinct_keys(part) for part in np.array_split(ids, max(1, len(ids) // 1000))])
+        found, reviews = np.unique(keys[keys != NO_KEY], return_counts=True)
+        table = np.full(self.features, NO_KEY, np.int32)
+        kept = np.sort(np.lexsort((found, -reviews))[: self.features])
+        table[: len(kept)] = found[kept]
+        self.keys.assign(table)
+
+    def _distinct_keys(self, ids: np.ndarray) -> np.ndarray:
+        """Each review's n-gram keys, sorted, with repeats replaced by NO_KEY."""
+        keys = np.sort(keras.ops.convert_to_numpy(self.ngram_keys(ids)), axis=1)
+        keys[:, 1:][keys[:, 1:] == keys[:, :-1]] = NO_KEY
+        return keys
+
+    def call(self, ids):
+        ops = keras.ops
+        keys = self.ngram_keys(ids)
+        rank = ops.minimum(ops.reshape(ops.searchsorted(self.keys, ops.reshape(keys, (-1,))), ops.shape(keys)),
+                           self.features - 1)  # fmt: skip
+        known = ops.logical_and(keys != NO_KEY, ops.equal(ops.take(self.keys, rank), keys))
+        slots = ops.sort(ops.where(known, rank + 1, 0), axis=1)
+        return ops.where(ops.pad(ops.equal(slots[:, 1:], slots[:, :-1]), ((0, 0), (1, 0))), 0, slots)
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor((ids.shape[0], ids.shape[1] * self.max_n), dtype="int32")
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"features": self.features, "max_n": self.max_n}
+
+
+@keras.saving.register_keras_serializable(package="imdb_exp")
+class NbVote(layers.Layer):
+    """Naive-Bayes-weighted n-grams (NBSVM, Wang & Manning 2012): a review's logit from the table
+    slots of its distinct n-grams (NgramSlots).
+
+    ``adapt(slots, labels)`` gives each slot its log-count ratio r = log((p / |p|1) / (q / |q|1)),
+    where p and q are 1 + the number of positive and negative training reviews that contain it. r
+    is fixed (a weight that is not trained, saved with the model); each slot also has a learned
+    weight w, and the logit is bias + sum over the review's slots of r * (w + ``interpolation``).
+    With w = 0 that is the Naive-Bayes vote itself; the L2 penalty on w (``l2``) holds the model
+    near it, which is what Wang & Manning's interpolation between NB and the SVM does.
+    """
+
+    def __init__(self, features: int, interpolation: float = 0.0, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.features, self.interpolation, self.l2 = features, interpolation, l2
+
+    def build(self, input_shape):
+        # Slot 0 (no n-gram) keeps ratio and weight 0.
+        self.ratios = self.add_weight(
+            shape=(self.features + 1,), trainable=False, name="nb_ratios", initializer="zeros"
+        )
+        self.weights_ = self.add_weight(
+            shape=(self.features + 1,), name="ngram_weights", initializer="zeros",
+            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
+        )  # fmt: skip
+        self.bias = self.add_weight(shape=(1,), name="bias", initializer="zeros")
+
+    def adapt(self, slots: np.ndarray, labels: np.ndarray) -> None:
+        """The ratios from the training reviews' slots (each review's distinct ones) and labels."""
+        positive = labels > 0.5
+        p = np.bincount(slots[positive].ravel(), minlength=self.features + 1)[1:] + 1.0
+        q = np.bincount(slots[~positive].ravel(), minlength=self.features + 1)[1:] + 1.0
+        used = p + q > 2  # every kept n-gram is in some training review; unused slots keep 0
+        ratios = np.zeros(self.features + 1, np.float32)
+        ratios[1:][used] = np.log((p[used] / p[used].sum()) / (q[used] / q[used].sum()))
+        self.ratios.assign(ratios)
+
+    def call(self, slots):
+        ops = keras.ops
+        votes = ops.take(self.ratios, slots) * (ops.take(self.weights_, slots) + self.interpolation)
+        return ops.sum(ops.cast(votes, "float32"), axis=1, keepdims=True) + self.bias
+
+    def compute_output_spec(self, slots):
+        return keras.KerasTensor((slots.shape[0], 1), dtype="float32")
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"features": self.features, "interpolation": self.interpolation, "l2": self.l2}

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from imdb_exp.layers import MaskedSum, NgramBag, UnpackBits
+from imdb_exp.data import Dataset
+from imdb_exp.layers import MaskedSum, NbVote, NgramBag, NgramSlots, UnpackBits
 from imdb_exp.schema import (
     CnnLstmConfig,
     ConfigError,
@@ -16,6 +17,7 @@ from imdb_exp.schema import (
     DenseConfig,
     LstmConfig,
     ModelConfig,
+    NbsvmConfig,
     NgramConfig,
     OptimizerConfig,
 )
@@ -91,6 +93,20 @@ def cnn_lstm(cfg: CnnLstmConfig, data: DataConfig) -> keras.Model:
     return _recurrent(cfg, data, front, "cnn_lstm")
 
 
+@builds("nbsvm")
+def nbsvm(cfg: NbsvmConfig, data: DataConfig) -> keras.Model:
+    """A linear model on NB-weighted word n-grams (layers.NgramSlots, layers.NbVote), trained from scratch."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(data.maxlen,), dtype="int32"),
+            NgramSlots(cfg.features, cfg.max_n),
+            NbVote(cfg.features, cfg.interpolation, cfg.l2),
+            layers.Activation("sigmoid", dtype="float32"),
+        ],
+        name="nbsvm",
+    )
+
+
 @builds("ngram")
 def ngram(cfg: NgramConfig, data: DataConfig) -> keras.Model:
     """A bag of words and word pairs; with embedding_dim=1 a logistic regression on n-gram presence."""
@@ -106,11 +122,34 @@ def ngram(cfg: NgramConfig, data: DataConfig) -> keras.Model:
     )
 
 
-def adapt(model: keras.Model, x_train) -> None:
-    """Layers that learn a table from the training inputs (NgramBag) see them before fit."""
-    for layer in model.layers:
+# Batch of the one pass of the fixed layers over a split: large, since nothing trains in it.
+FIXED_BATCH = 512
+
+
+def prepare(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, Dataset]:
+    """The part of ``model`` that trains, and the dataset it trains on.
+
+    Layers that learn a table from the training reviews (``adapt``) see them before fit, and only
+    them: never the validation or test reviews. The leading layers that are a fixed function of the
+    ids once adapted (FIXED_AFTER_ADAPT: word ids to n-gram slots) map every split once, here,
+    instead of at every step of every epoch; the rest of the model trains on what they return. Its
+    layers are ``model``'s own, so ``model`` stays the whole model that serves raw text.
+    """
+    fixed = 0
+    while fixed < len(model.layers) and getattr(model.layers[fixed], "FIXED_AFTER_ADAPT", False):
+        layer = model.layers[fixed]
+        layer.adapt(dataset.train.x)
+        one_layer = keras.Sequential([keras.Input(dataset.train.x.shape[1:], dtype=str(dataset.train.x.dtype)), layer])
+        dataset = dataset.mapped(lambda x, apply=one_layer: apply.predict(x, batch_size=FIXED_BATCH, verbose=0))
+        fixed += 1
+    rest = model
+    if fixed:
+        x = dataset.train.x
+        rest = keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), *model.layers[fixed:]], name=model.name)
+    for layer in rest.layers:
         if hasattr(layer, "adapt"):
-            layer.adapt(x_train)
+            layer.adapt(dataset.train.x, dataset.train.y)
+    return rest, dataset
 
 
 def warn_if_slow(cfg: ModelConfig, backend: str) -> None:

@@ -107,17 +107,20 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         dataset = data.load_dataset(settings.data)
         data_prep_seconds = time.perf_counter() - started
 
-        model = models.compile_model(models.build(settings.model, settings.data), settings.model, settings.optimizer)
-        models.adapt(model, dataset.train.x)
+        started = time.perf_counter()
+        model = models.build(settings.model, settings.data)  # the whole model: what is logged and served
+        trained, dataset = models.prepare(model, dataset)  # what fits, and the inputs it fits on
+        prepare_seconds = time.perf_counter() - started
+        models.compile_model(trained, settings.model, settings.optimizer)
         tracking.log_model_summary(model)
-        progress = checkpoints.restore(run_id, model) if continuing else None
+        progress = checkpoints.restore(run_id, trained) if continuing else None
         if progress:
             log.info("continuing run %s after epoch %d", run_id, progress.epochs_done)
             tracking.log_missing_epochs(run_id, progress)
 
         def after_epoch(progress: checkpoints.Progress) -> None:
             if trainer.checkpoint:  # first: a kill in between leaves a step to backfill
-                checkpoints.save(run_id, model, progress)
+                checkpoints.save(run_id, trained, progress)
             tracking.log_epoch(progress)
             if trial:
                 trial.report(progress.epochs_done, progress.history)  # raises TrialPruned when hopeless
@@ -127,7 +130,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         progress = progress or checkpoints.Progress()
         try:
             with interrupts.deferred(), heap_frozen():
-                fitting.fit(model, dataset, trainer, progress, guards, after_epoch, verbose)
+                fitting.fit(trained, dataset, trainer, progress, guards, after_epoch, verbose)
         except search.TrialPruned as pruned:  # not a failure: the search learned what it needed
             tracking.log_pruned(pruned.epoch)
             tracking.log_metrics({"epochs_trained": progress.epochs_done, "fit_seconds": progress.fit_seconds})
@@ -136,7 +139,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
 
         labels = dataset.test.y
         with interrupts.deferred(), heap_frozen():
-            probabilities = model.predict(
+            probabilities = trained.predict(
                 dataset.test.x, batch_size=trainer.batch_size, callbacks=guards[1:], verbose=0
             ).ravel()
         test_loss = float(
@@ -147,7 +150,8 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         tracking.log_metrics(
             metrics
             | final
-            | {"test_loss": test_loss, "data_prep_seconds": data_prep_seconds, "fit_seconds": progress.fit_seconds}
+            | {"test_loss": test_loss, "data_prep_seconds": data_prep_seconds, "prepare_seconds": prepare_seconds}
+            | {"fit_seconds": progress.fit_seconds}
             | {"epochs_trained": progress.epochs_done}
             | ({"best_epoch": progress.best_epoch} if progress.best_epoch else {})
         )

@@ -12,7 +12,8 @@ from tests.conftest import DEBUG, mlflow_server, recorded_runs, run_cli
 def test_help_lists_every_group_and_option(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    groups = ("data: multihot, padded", "model: cnn_lstm, dense, lstm, lstm_dropout, ngram", "optimizer: adam, rmsprop")
+    models = "model: cnn_lstm, dense, lstm, lstm_dropout, nbsvm, ngram"
+    groups = ("data: multihot, padded", models, "optimizer: adam, rmsprop")
     for line in groups:
         assert line in result.stdout
     for key in ("num_words", "val_size", "batch_size", "backend", "learning_rate", "experiment"):

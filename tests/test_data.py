@@ -5,7 +5,7 @@ from keras.utils import pad_sequences
 
 from imdb_exp import data
 from imdb_exp.corpus import OOV, Reviews
-from imdb_exp.layers import NgramBag, UnpackBits
+from imdb_exp.layers import NbVote, NgramBag, NgramSlots, UnpackBits
 from imdb_exp.schema import ConfigError, DataConfig
 
 SEQUENCES = [[1, 5, 9, 12], [1, 4], [1, 7, 7, 30, 6, 5, 8]]
@@ -90,3 +90,51 @@ def test_keras_source_reads_imdb_npz_from_keras_home(tmp_path, monkeypatch):
     assert dataset.corpus is None and dataset.val is None
     assert sorted(map(tuple, dataset.train.x.tolist())) == [(0, 1, 4, 5), (1, 6, OOV, 4)]
     assert sorted(dataset.test.y.tolist()) == [0.0, 1.0]
+
+
+def test_nb_ratios_count_the_reviews_of_each_class_that_contain_an_ngram():
+    # Word 5 is in both positive reviews, word 6 in the negative one; 5-5 is a bigram of one review.
+    padded = np.array([[0, 1, 5, 5], [1, 5, 7, 8], [1, 6, 7, 8]], np.int32)
+    labels = np.array([1, 1, 0], np.float32)
+    ngrams = NgramSlots(features=50, max_n=2)
+    ngrams.build(padded.shape)
+    ngrams.adapt(padded)
+    slots = keras.ops.convert_to_numpy(ngrams(padded))
+    vote = NbVote(features=50)
+    vote.build(slots.shape)
+    vote.adapt(slots, labels)
+    keys = keras.ops.convert_to_numpy(ngrams.keys)
+    ratios = keras.ops.convert_to_numpy(vote.ratios)
+
+    def ratio(review: int, position: int, n: int) -> float:
+        """The ratio of the n-gram ending at ``position`` of ``review``."""
+        key = keras.ops.convert_to_numpy(ngrams.ngram_keys(padded[review : review + 1]))[0, (n - 1) * 4 + position]
+        return float(ratios[1 + int(np.flatnonzero(keys == key)[0])])
+
+    kept = int((keys != keys.max()).sum())  # 5, 6, 7, 8; 5-5, 5-7, 7-8, 6-7 (pairs with the start marker are none)
+    assert kept == 8
+    # Each review's slots are distinct: 5-5 and the second 5 of review 0 are one n-gram each.
+    assert all(len(np.unique(row[row > 0])) == (row > 0).sum() for row in slots)
+    # p = 1 + positive reviews with it, q = 1 + negative ones, each over its sum across the kept n-grams.
+    p = np.array([3, 1, 2, 2, 2, 2, 2, 1], float)  # 5, 6, 7, 8, 5-5, 5-7, 7-8, 6-7
+    q = np.array([1, 2, 2, 2, 1, 1, 2, 2], float)
+    expected = np.log((p / p.sum()) / (q / q.sum()))
+    assert ratio(0, 2, 1) == pytest.approx(expected[0])  # word 5
+    assert ratio(2, 1, 1) == pytest.approx(expected[1])  # word 6
+    assert ratio(1, 3, 2) == pytest.approx(expected[6])  # 7-8: in one review of each class
+    assert ratio(0, 3, 2) == pytest.approx(expected[4])  # 5-5
+    assert np.count_nonzero(ratios) == 8 and ratios[0] == 0  # unused slots vote nothing
+
+
+def test_holding_out_movies_takes_whole_blocks_of_consecutive_reviews():
+    cfg = DataConfig(val_holdout="movies", split_seed=1)
+    order = data.holdout_order(cfg, 400)
+    held_out = np.sort(order[:100])  # val_size 100: two whole blocks of 50 consecutive reviews
+    blocks = np.unique(held_out // data.REVIEWS_PER_BLOCK)
+    assert len(blocks) == 2 and np.array_equal(
+        held_out, np.concatenate([np.arange(b * 50, (b + 1) * 50) for b in blocks])
+    )
+    assert sorted(order.tolist()) == list(range(400))  # every review, once
+    assert not np.array_equal(
+        np.sort(data.holdout_order(DataConfig(val_holdout="movies", split_seed=2), 400)[:100]), held_out
+    )

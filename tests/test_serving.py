@@ -1,11 +1,13 @@
 """The logged model: raw text in, probability out, the same through Python, imdb-exp-predict and the registry."""
 
+import keras
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import store
+from imdb_exp import data, models, schema, store
 from imdb_exp.predict import read_vocabulary_tsv
 from imdb_exp.train import train
 from tests.conftest import DEBUG, recorded_runs, run_cli
@@ -87,11 +89,45 @@ def test_registered_model_and_run_artifacts(trained_run, tmp_path):
     assert set(vocabulary) >= {"great", "awful", "movie", "the"}
 
 
+def trained_model_serves_raw_text(cfg, home) -> str:
+    """Trains ``cfg``'s run; its logged model must call the sample reviews right. Returns the model's URI."""
+    train(cfg, {})
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    _, (run,) = recorded_runs(uri)
+    model_uri = f"runs:/{run.info.run_id}/model"
+    assert predict_in_process(uri, model_uri)["label"].tolist()[:2] == ["positive", "negative"]
+    return model_uri
+
+
 @pytest.mark.slow
 def test_the_ngram_model_serves_raw_text_with_the_pairs_it_learned(compose_cfg, archive, isolated_home):
     cfg = compose_cfg("model=ngram", f"data.archive={archive}", *DEBUG, "trainer.epochs=10", "model.bigrams=500")
-    train(cfg, {})
-    uri = f"sqlite:///{isolated_home / 'mlflow.db'}"
-    _, (run,) = recorded_runs(uri)
-    predictions = predict_in_process(uri, f"runs:/{run.info.run_id}/model")
-    assert predictions["label"].tolist()[:2] == ["positive", "negative"]
+    trained_model_serves_raw_text(cfg, isolated_home)
+
+
+@pytest.mark.slow
+def test_the_nbsvm_model_keeps_the_ratios_of_its_training_rows_and_serves_raw_text(compose_cfg, archive, isolated_home):
+    cfg = compose_cfg("model=nbsvm", f"data.archive={archive}", *DEBUG, "trainer.epochs=3", "model.features=3000")
+    model_uri = trained_model_serves_raw_text(cfg, isolated_home)
+
+    served = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+    settings = schema.validate(cfg)
+    dataset = data.load_dataset(settings.data)
+
+    def tables(model: keras.Model) -> list[np.ndarray]:
+        """The n-gram table and the NB ratios: the weights that do not train."""
+        return [keras.ops.convert_to_numpy(w) for w in model.non_trainable_weights]
+
+    def adapted_to(train: data.Split) -> keras.Model:
+        model = models.build(settings.model, settings.data)
+        models.prepare(model, data.Dataset(train, None, dataset.test, None))
+        return model
+
+    assert [t.shape for t in tables(served)] == [(3000,), (3001,)]
+    for logged, expected in zip(tables(served), tables(adapted_to(dataset.train)), strict=True):
+        np.testing.assert_array_equal(logged, expected)
+    # The validation rows would have changed them: the test can tell.
+    with_validation = data.Split(
+        np.concatenate([dataset.train.x, dataset.val.x]), np.concatenate([dataset.train.y, dataset.val.y])
+    )
+    assert not np.array_equal(tables(served)[1], tables(adapted_to(with_validation))[1])
