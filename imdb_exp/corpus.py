@@ -79,6 +79,8 @@ class Corpus:
     train: Reviews
     test: Reviews
     vocabulary: list[str]  # vocabulary[r - 1] is the word of rank r, whose id is r + INDEX_FROM
+    archive: str = ""  # where it was read from, and that file's SHA-256: what a run's datasets name
+    archive_sha256: str = ""
 
     def vocabulary_tsv(self) -> str:
         """Every id with its word, one "id<TAB>word" line each: enough to decode any logged review."""
@@ -109,6 +111,7 @@ def load_corpus(archive: str | None, cache_dir: Path) -> Corpus:
     if corpus is None:
         corpus = build_corpus(path)
         _write_cache(cache, corpus)
+    corpus.archive, corpus.archive_sha256 = str(path.resolve()), digest
     return corpus
 
 

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn import metrics
 
 from imdb_exp.corpus import Reviews
 
@@ -15,24 +16,13 @@ THRESHOLD = 0.5  # a review is called positive above it, as keras.metrics.Binary
 class RocCurve:
     false_positive_rate: np.ndarray
     true_positive_rate: np.ndarray
-
-    @property
-    def auc(self) -> float:
-        return float(np.trapezoid(self.true_positive_rate, self.false_positive_rate))
+    auc: float
 
 
 def roc_curve(labels: np.ndarray, probabilities: np.ndarray) -> RocCurve:
     """One point per distinct probability, from the strictest threshold down; ties move together."""
-    order = np.argsort(-probabilities, kind="stable")
-    ranked, hits = probabilities[order], labels[order].astype(np.int64)
-    last_of_each_value = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
-    true_positives = np.cumsum(hits)[last_of_each_value]
-    false_positives = last_of_each_value + 1 - true_positives
-    positives, negatives = hits.sum(), len(hits) - hits.sum()
-    return RocCurve(
-        np.r_[0.0, false_positives / max(negatives, 1)],
-        np.r_[0.0, true_positives / max(positives, 1)],
-    )
+    false_positive_rate, true_positive_rate, _ = metrics.roc_curve(labels, probabilities, drop_intermediate=False)
+    return RocCurve(false_positive_rate, true_positive_rate, float(metrics.roc_auc_score(labels, probabilities)))
 
 
 def confusion_matrix(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
             encoding=settings["encoding"], num_words=settings["num_words"], maxlen=settings["maxlen"]
         )
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         texts = model_input[COLUMN].astype(str).tolist() if isinstance(model_input, pd.DataFrame) else model_input
         reviews = Reviews.from_lists([encode_text(text, self.index) for text in texts], np.zeros(len(texts)))
         x = ENCODERS[self.data.encoding](reviews, self.data)

@@ -64,7 +64,7 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     try:
         run = client.get_run(run_id)
     except MlflowException:
-        raise ConfigError(f"resume={run_id}: there is no such run in {uri}") from None
+        raise ConfigError(f"resume={run_id}: there is no such run in {store.shown(uri)}") from None
     if reason := why_not_continuable(client, run):
         raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -204,6 +204,7 @@ class TrackingConfig:
     experiment: str = "imdb-exp"
     log_model: bool = True  # the servable model: raw text in, probability out
     register_model: str | None = None  # also register the logged model under this name
+    system_metrics: bool = True  # CPU, memory, disk (and GPU, with pynvml) while the run lasts: system/*
     misclassified_reviews: int = 20  # how many wrong test calls to write out as text
     parent_run_id: str | None = None  # nest the run under this MLflow run; a sweep sets it for its jobs
 

@@ -7,6 +7,7 @@ the predict command can use it.
 import fcntl
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,22 @@ def resolve_uri(configured: str | None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
+def shown(uri: str) -> str:
+    """``uri`` as it may be printed or recorded: a user name and password in it become ***."""
+    parts = urllib.parse.urlsplit(uri)
+    if not parts.username and parts.password is None:
+        return uri
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def where_to_see(uri: str, experiment_id: str, run_id: str) -> str:
+    """How to open a run in MLflow's UI: the server's page, or for a local store the command first."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        return f"see the run at {shown(uri).rstrip('/')}/{page}"
+    return f"see the run: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
+
+
 def check_server_answers(uri: str, timeout: float = 5) -> None:
     """Fail in seconds, not after MLflow's minutes of retries, when a tracking server is unreachable."""
     if not uri.startswith(("http://", "https://")):
@@ -40,7 +57,8 @@ def check_server_answers(uri: str, timeout: float = 5) -> None:
     except urllib.error.HTTPError:
         return  # it answered, if not on this path: the server is there
     except OSError as err:
-        raise TrackingError(f"the MLflow server {uri} does not answer ({err}); start it or fix tracking.uri") from None
+        message = f"the MLflow server {shown(uri)} does not answer ({err}); start it or fix tracking.uri"
+        raise TrackingError(message) from None
 
 
 def activate(uri: str) -> None:

@@ -1,13 +1,17 @@
 """MLflow: a run's lifecycle and everything a run records (the store itself: store.py)."""
 
+import hashlib
 import os
+import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 
 import keras
 import mlflow
+import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
@@ -15,9 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from imdb_exp import home, search, store, sweep
 from imdb_exp.checkpoints import Progress
-from imdb_exp.predict import COLUMN, ReviewClassifier
-from imdb_exp.schema import Config, TrackingConfig
+from imdb_exp.data import Dataset
+from imdb_exp.predict import COLUMN
+from imdb_exp.schema import Config, DataConfig, TrackingConfig
 from imdb_exp.store import TrackingError
+
+# MLflow draws a progress bar for each file it reads back while logging the model: noise in a
+# run's output, and in the logs of sweep jobs.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", COLUMN)]),
@@ -41,18 +50,22 @@ def tracked_run(
         store.activate(uri)
         client = store.client(uri)
         if run_id:  # reopened: RUNNING again, these tags added to its own
-            run = mlflow.start_run(run_id=run_id, tags=tags)
+            run = mlflow.start_run(run_id=run_id, tags=tags, log_system_metrics=cfg.system_metrics)
             if "failure_reason" in run.data.tags:  # from the try that was cut off
                 client.delete_tag(run_id, "failure_reason")
         else:
             run = mlflow.start_run(
-                experiment_id=store.experiment_id(client, cfg.experiment), run_name=run_name, tags=tags
+                experiment_id=store.experiment_id(client, cfg.experiment),
+                run_name=run_name,
+                tags=tags,
+                log_system_metrics=cfg.system_metrics,
             )
         if cfg.parent_run_id:
             sweep.count_job(client, cfg.parent_run_id, tags.get(sweep.JOB_TAG), run.info.run_id)
     except Exception as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TrackingError(f"the MLflow store {uri} cannot be used ({detail}); set tracking.uri") from None
+        message = f"the MLflow store {store.shown(uri)} cannot be used ({detail}); set tracking.uri"
+        raise TrackingError(message) from None
     status = "FAILED"
     try:
         yield run
@@ -80,12 +93,38 @@ def _flatten(node: dict, prefix: str = "") -> dict[str, str]:
 def log_config(cfg: DictConfig, run: mlflow.ActiveRun) -> None:
     """The config as params, and as config.yaml. A continued run keeps the params it has (MLflow never
     changes one); a value the continuation changed (more trainer.epochs) is also a tag of that name."""
-    flat, recorded = _flatten(OmegaConf.to_container(cfg, resolve=True)), run.data.params
+    values = OmegaConf.to_container(cfg, resolve=True)
+    if values["tracking"]["uri"]:  # a password in it stays out of the store
+        values["tracking"]["uri"] = store.shown(values["tracking"]["uri"])
+    flat, recorded = _flatten(values), run.data.params
     if recorded:
         mlflow.set_tags({key: value for key, value in flat.items() if recorded.get(key, value) != value})
     else:
         mlflow.log_params(flat)
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    mlflow.log_text(OmegaConf.to_yaml(values), "config.yaml")
+
+
+KERAS_IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"  # data.source=keras
+
+
+def log_datasets(dataset: Dataset, data: DataConfig) -> None:
+    """The run's training, validation and test inputs as MLflow datasets (the UI's Dataset column and
+    view): named after their split, with the archive as source and a digest of everything that
+    decides their rows (the archive's content, the split, the encoding and its settings)."""
+    corpus = dataset.corpus
+    source = corpus.archive if corpus else KERAS_IMDB_URL
+    content = corpus.archive_sha256 if corpus else f"keras.datasets.imdb num_words={data.num_words}"
+    for context, split in (("training", dataset.train), ("validation", dataset.val), ("test", dataset.test)):
+        if split is None:
+            continue
+        decided_by = f"{content} {context} {data.encoding} {data.num_words} {data.maxlen} {data.val_size} "
+        decided_by += f"{data.split_seed} {data.val_holdout}"
+        digest = hashlib.sha256(decided_by.encode()).hexdigest()[:16]
+        with warnings.catch_warnings():  # MLflow registers its local-file source twice, then warns of the tie
+            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
+            name = f"imdb-{context}"
+            inputs = mlflow.data.from_numpy(split.x, source=source, targets=split.y, name=name, digest=digest)
+        mlflow.log_input(inputs, context=context)
 
 
 def log_model_summary(model: keras.Model) -> None:
@@ -98,6 +137,32 @@ def log_text(text: str, path: str) -> None:
     mlflow.log_text(text, path)
 
 
+def provenance(backend: str) -> dict[str, str]:
+    """Tags that say what code made a run: the package, Keras and backend versions, and the git
+    commit when the package runs from a checkout (MLflow's own tag, which its UI shows)."""
+    tags = {"imdb_exp.version": version("imdb-exp"), "keras.version": keras.__version__}
+    tags[f"{backend}.version"] = version(backend)
+    try:
+        checkout = subprocess.run(
+            ["git", "-C", os.path.dirname(__file__), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        )
+    except OSError:  # no git on this machine
+        return tags
+    if checkout.returncode == 0:
+        tags["mlflow.source.git.commit"] = checkout.stdout.strip()
+    return tags
+
+
+INPUT_EXAMPLE = "A moving film with a wonderful cast; I would watch it again."
+
+
+def requirements(backend: str) -> list[str]:
+    """What the logged model needs, pinned to this process's versions as PyPI spells them: a local
+    label such as torch's ``+cpu`` is dropped (PyPI has no such release), and jax brings its jaxlib."""
+    packages = ["keras", "mlflow", "numpy", "pandas", "hydra-core", backend] + (["jaxlib"] if backend == "jax" else [])
+    return [f"{package}=={version(package).split('+')[0]}" for package in packages]
+
+
 def log_classifier(model: keras.Model, vocabulary_tsv: str, settings: Config) -> None:
     """The servable model: Keras weights, vocabulary and encoding settings behind a text interface."""
     backend = settings.trainer.backend
@@ -108,7 +173,7 @@ def log_classifier(model: keras.Model, vocabulary_tsv: str, settings: Config) ->
             f.write(vocabulary_tsv)
         mlflow.pyfunc.log_model(
             name="model",
-            python_model=ReviewClassifier(),
+            python_model=os.path.join(os.path.dirname(__file__), "served_model.py"),
             artifacts={"keras_model": keras_path, "vocabulary": vocabulary_path},
             model_config={
                 "backend": backend,
@@ -116,10 +181,9 @@ def log_classifier(model: keras.Model, vocabulary_tsv: str, settings: Config) ->
             },
             code_paths=[os.path.dirname(__file__)],  # the model runs this package's tokenizer and encoders
             # Named, not inferred: inference re-loads the model in a subprocess and takes many seconds.
-            pip_requirements=[
-                f"{pkg}=={version(pkg)}" for pkg in ("keras", "mlflow", "numpy", "pandas", "hydra-core", backend)
-            ],
+            pip_requirements=requirements(backend),
             signature=SIGNATURE,
+            input_example=pd.DataFrame({COLUMN: [INPUT_EXAMPLE]}),
             registered_model_name=settings.tracking.register_model,
         )
 

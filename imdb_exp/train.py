@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from hydra_plugins.imdb_exp_optuna.optuna_sweeper import OptunaSweeper
-from imdb_exp import resume, schema, search, sweep
+from imdb_exp import quiet, resume, schema, search, store, sweep
 from imdb_exp.interrupts import Interrupted, Interrupts
 
 schema.register()
@@ -31,12 +32,18 @@ log = logging.getLogger("imdb_exp")
 def use_backend(name: str):
     """Keras with the chosen backend; Keras reads KERAS_BACKEND once, at its first import."""
     os.environ["KERAS_BACKEND"] = name
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warnings, where it is read
     # Parallel sweep jobs share a GPU: each takes memory as it needs it instead of the whole card.
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
-        import keras
+        with quiet.start_up_notices_dropped():
+            import keras
+
+            if name == "tensorflow":  # the CUDA probe, and its notices, happen at the first device query
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")
     except ImportError as err:
         raise schema.ConfigError(
             f"trainer.backend={name} cannot be loaded ({err}); install it, e.g. pip install 'imdb-exp[jax]'"
@@ -95,7 +102,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     keras.config.set_dtype_policy("mixed_bfloat16" if trainer.mixed_precision else "float32")
     models.warn_if_slow(settings.model, trainer.backend)
     run_name = f"{tags.get('model', settings.model.family)}-{tags.get('optimizer', settings.optimizer.name)}"
-    tags = tags | {"config_hash": resume.config_hash(cfg)}
+    tags = tags | {"config_hash": resume.config_hash(cfg)} | tracking.provenance(trainer.backend)
     trial = search.TrialReporter(settings.trial) if settings.trial.study else None
     if trial:
         tags |= {"optuna.study": settings.trial.study, "optuna.trial": str(settings.trial.number)}
@@ -106,6 +113,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         started = time.perf_counter()
         dataset = data.load_dataset(settings.data)
         data_prep_seconds = time.perf_counter() - started
+        tracking.log_datasets(dataset, settings.data)
 
         started = time.perf_counter()
         model = models.build(settings.model, settings.data)  # the whole model: what is logged and served
@@ -185,6 +193,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
             progress.epochs_done,
         )
         checkpoints.discard(run_id)  # the run is complete; its logged model is what lasts
+        log.info(store.where_to_see(store.resolve_uri(settings.tracking.uri), run.info.experiment_id, run_id))
     return final.get(sweep.OBJECTIVE)
 
 
@@ -231,6 +240,9 @@ def main() -> None:
     """The imdb-exp command. Hydra runs `job` once, or once per sweep job; however the command ends
     (a job's signal, Hydra's error for a later job's config, a launcher's failure), a sweep's parent
     run ends with it, KILLED or FAILED, with the table of the jobs so far."""
+    if sys.argv[1:] == ["--version"]:
+        print(f"imdb-exp {version('imdb-exp')}")
+        return
     with Interrupts().handled():
         try:
             job()

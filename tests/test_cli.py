@@ -2,6 +2,7 @@
 
 import csv
 import statistics
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,22 @@ def test_impossible_pairing_stops_with_one_line_and_no_run(tmp_path, isolated_ho
     ]
     assert "Traceback" not in result.stderr
     assert not (isolated_home / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_run_prints_its_own_lines_without_start_up_chatter_or_logging_warnings(tmp_path, archive, isolated_home):
+    result = run_cli(f"data.archive={archive}", *DEBUG, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "test_accuracy=" in output
+    noises = ("oneDNN", "cpu_feature_guard", "cuInit", "absl::InitializeLog", "UserWarning", "CloudPickle", "it/s]")
+    for noise in noises:
+        assert noise not in output, f"{noise!r} in the output:\n{output[-3000:]}"
+
+
+def test_version(tmp_path):
+    result = run_cli("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"imdb-exp {version('imdb-exp')}"
 
 
 @pytest.mark.slow

@@ -1,5 +1,7 @@
 """The logged model: raw text in, probability out, the same through Python, imdb-exp-predict and the registry."""
 
+from pathlib import Path
+
 import keras
 import mlflow
 import numpy as np
@@ -45,6 +47,20 @@ def test_logged_model_classifies_raw_text(trained_run):
     predictions = predict_in_process(uri, f"runs:/{run.info.run_id}/model")
     assert predictions["label"].tolist()[:2] == ["positive", "negative"]
     assert predictions["probability"][0] - predictions["probability"][1] > 0.4
+
+
+@pytest.mark.slow
+def test_the_logged_model_is_code_not_a_pickle_with_an_example_and_installable_requirements(trained_run, tmp_path):
+    _, uri, run = trained_run
+    store.activate(uri)
+    local = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model", dst_path=str(tmp_path))
+    files = {path.name for path in Path(local).rglob("*")}
+    assert "python_model.pkl" not in files and "served_model.py" in files  # MLflow's models from code
+    example = mlflow.models.Model.load(local).load_input_example(local)
+    assert list(example.columns) == ["review"]
+    requirements = (Path(local) / "requirements.txt").read_text().split()
+    assert any(r.startswith("keras==") for r in requirements)
+    assert not [r for r in requirements if "+" in r]  # no local version labels, which PyPI cannot install
 
 
 @pytest.mark.slow

@@ -1,8 +1,11 @@
 """A real fit on the synthetic archive, recorded in a real SQLite MLflow store."""
 
 import gc
+import subprocess
 import warnings
 from dataclasses import dataclass, fields
+from importlib.metadata import version
+from pathlib import Path
 
 import keras
 import mlflow
@@ -23,7 +26,8 @@ def runs(home):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["dense", "lstm", "cnn_lstm", "ngram"])
-def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isolated_home, model):
+def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isolated_home, model, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
     cfg = compose_cfg(f"model={model}", f"data.archive={archive}", *DEBUG, "trainer.epochs=3")
     best_val = train(cfg, {"data": "x", "model": model, "optimizer": "y"})
     client, (run,) = runs(isolated_home)
@@ -45,6 +49,19 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
         a.path for a in client.list_artifacts(run.info.run_id, "curves")
     }
     assert {"config.yaml", "model_summary.txt", "curves/loss.png", "curves/accuracy.png"} <= artifacts
+    assert any(name.startswith("system/") for name in metrics)
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"imdb-training", "imdb-validation", "imdb-test"}
+    assert str(Path(archive).resolve()) in inputs["imdb-test"].dataset.source
+    assert len({i.dataset.digest for i in inputs.values()}) == 3
+    # Which code made it: the package, Keras and backend versions, and the commit of this checkout.
+    tags = run.data.tags
+    assert tags["imdb_exp.version"] == version("imdb-exp") and tags["keras.version"] == keras.__version__
+    backend = run.data.params["trainer.backend"]
+    assert tags[f"{backend}.version"] == version(backend)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert tags["mlflow.source.git.commit"] == head.stdout.strip()
     # Artifacts sit beside the default store, not in the working directory's ./mlruns.
     assert run.info.artifact_uri.startswith((isolated_home / "artifacts").as_uri())
 
@@ -194,3 +211,16 @@ def test_an_unusable_store_fails_before_any_data_is_read(compose_cfg, tmp_path):
     cfg = compose_cfg(f"tracking.uri=sqlite:///{blocker}/sub/mlflow.db", "data.archive=/nonexistent.tar.gz")
     with pytest.raises(tracking.TrackingError, match="cannot be used"):
         train(cfg, {})
+
+
+def test_a_password_in_the_tracking_uri_reaches_neither_params_nor_the_recorded_config(compose_cfg, isolated_home):
+    cfg = compose_cfg("tracking.uri=http://bob:secret@mlflow.example:5000")
+    store.activate(f"sqlite:///{isolated_home / 'mlflow.db'}")
+    mlflow.set_experiment("imdb-exp")
+    with mlflow.start_run() as run:
+        tracking.log_config(cfg, run)
+    client, (recorded,) = runs(isolated_home)
+    assert recorded.data.params["tracking.uri"] == "http://***@mlflow.example:5000"
+    config_yaml = Path(client.download_artifacts(recorded.info.run_id, "config.yaml", str(isolated_home))).read_text()
+    assert "***@mlflow.example" in config_yaml and "secret" not in config_yaml
+    assert "secret" not in store.where_to_see(cfg.tracking.uri, "1", recorded.info.run_id)
