@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         prog="imdb-exp-predict",
         description="Classify reviews with a model logged by imdb-exp; prints label and probability per review.",
     )
-    parser.add_argument("--run-id", required=True, help="the MLflow run whose model to use")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", help="the MLflow run whose model to use")
+    which.add_argument("--model", help="a model URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model")
     parser.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI, else the imdb-exp SQLite store")
     parser.add_argument("--file", type=Path, help="a file with one review per line")
     parser.add_argument("reviews", nargs="*", help="review texts; none or '-' reads stdin, one per line")
@@ -70,11 +72,14 @@ def main(argv: list[str] | None = None) -> None:
     else:
         texts = sys.stdin.read().splitlines()
     texts = [text for text in texts if text.strip()]
+    if not texts:
+        parser.error("no reviews: give them as arguments, with --file, or one per line on stdin")
     store.activate(store.resolve_uri(args.tracking_uri))
+    model_uri = args.model or f"runs:/{args.run_id}/model"
     try:
-        model = mlflow.pyfunc.load_model(f"runs:/{args.run_id}/model")
+        model = mlflow.pyfunc.load_model(model_uri)
     except mlflow.exceptions.MlflowException as err:
-        sys.exit(f"imdb-exp-predict: error: no model for run {args.run_id} ({str(err).splitlines()[0]})")
+        sys.exit(f"imdb-exp-predict: error: no model at {model_uri} ({str(err).splitlines()[0]})")
     predictions = model.predict(pd.DataFrame({COLUMN: texts}))
     for text, row in zip(texts, predictions.itertuples(), strict=True):
         print(f"{row.label}\t{row.probability:.6f}\t{text[:70]}")

@@ -7,6 +7,7 @@ before any data is read.
 """
 
 import math
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
@@ -204,6 +205,7 @@ class TrackingConfig:
     experiment: str = "imdb-exp"
     log_model: bool = True  # the servable model: raw text in, probability out
     register_model: str | None = None  # also register the logged model under this name
+    model_alias: str = "candidate"  # ... and point this alias at the new version: models:/NAME@candidate
     system_metrics: bool = True  # CPU, memory, disk (and GPU, with pynvml) while the run lasts: system/*
     misclassified_reviews: int = 20  # how many wrong test calls to write out as text
     parent_run_id: str | None = None  # nest the run under this MLflow run; a sweep sets it for its jobs
@@ -212,6 +214,10 @@ class TrackingConfig:
         _require(bool(self.experiment.strip()), "tracking.experiment must not be empty")
         _require(self.misclassified_reviews >= 0, "tracking.misclassified_reviews must be >= 0")
         _require(self.log_model or not self.register_model, "tracking.register_model needs tracking.log_model=true")
+        _require(
+            bool(re.fullmatch(r"[\w-]+", self.model_alias)) and self.model_alias.lower() != "latest",
+            f"tracking.model_alias={self.model_alias!r} must be letters, digits, _ or -, and not 'latest'",
+        )
 
 
 @dataclass

@@ -171,7 +171,7 @@ def log_classifier(model: keras.Model, vocabulary_tsv: str, settings: Config) ->
         model.save(keras_path)
         with open(vocabulary_path, "w", encoding="utf-8") as f:
             f.write(vocabulary_tsv)
-        mlflow.pyfunc.log_model(
+        logged = mlflow.pyfunc.log_model(
             name="model",
             python_model=os.path.join(os.path.dirname(__file__), "served_model.py"),
             artifacts={"keras_model": keras_path, "vocabulary": vocabulary_path},
@@ -185,6 +185,10 @@ def log_classifier(model: keras.Model, vocabulary_tsv: str, settings: Config) ->
             signature=SIGNATURE,
             input_example=pd.DataFrame({COLUMN: [INPUT_EXAMPLE]}),
             registered_model_name=settings.tracking.register_model,
+        )
+    if settings.tracking.register_model:  # an alias names the version to use; MLflow's stages are deprecated
+        mlflow.MlflowClient().set_registered_model_alias(
+            settings.tracking.register_model, settings.tracking.model_alias, logged.registered_model_version
         )
 
 

@@ -64,14 +64,15 @@ def test_the_logged_model_is_code_not_a_pickle_with_an_example_and_installable_r
 
 
 @pytest.mark.slow
-def test_predict_command_prints_the_same_probabilities(trained_run, tmp_path):
+@pytest.mark.parametrize("named_by", ["run id", "registry alias"])
+def test_predict_command_prints_the_same_probabilities(trained_run, tmp_path, named_by):
     home, uri, run = trained_run
     expected = predict_in_process(uri, f"runs:/{run.info.run_id}/model")
     reviews_file = tmp_path / "reviews.txt"
     reviews_file.write_text("\n".join(REVIEWS) + "\n")
+    model = ["--run-id", run.info.run_id] if named_by == "run id" else ["--model", "models:/imdb-sentiment@candidate"]
     result = run_cli(
-        "--run-id",
-        run.info.run_id,
+        *model,
         "--tracking-uri",
         uri,
         "--file",
@@ -85,11 +86,23 @@ def test_predict_command_prints_the_same_probabilities(trained_run, tmp_path):
     assert [float(r[1]) for r in rows] == pytest.approx(expected["probability"].tolist(), abs=1e-6)
 
 
+def test_predict_command_refuses_empty_input_before_loading_a_model(tmp_path):
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    result = run_cli("--model", "models:/none@candidate", "--file", str(tmp_path / "empty.txt"), cwd=tmp_path,
+                     program="imdb-exp-predict")  # fmt: skip
+    assert result.returncode == 2
+    assert "no reviews: give them as arguments, with --file, or one per line on stdin" in result.stderr
+
+
 @pytest.mark.slow
 def test_registered_model_and_run_artifacts(trained_run, tmp_path):
     _, uri, run = trained_run
     by_registry = predict_in_process(uri, "models:/imdb-sentiment/1")
     assert by_registry["label"].tolist()[:2] == ["positive", "negative"]
+    # The new version carries the alias, so users name what to use rather than a number or a stage.
+    assert str(MlflowClient(uri).get_model_version_by_alias("imdb-sentiment", "candidate").version) == "1"
+    by_alias = predict_in_process(uri, "models:/imdb-sentiment@candidate")
+    assert by_alias["probability"].tolist() == by_registry["probability"].tolist()
     client = MlflowClient(uri)
     metrics = run.data.metrics
     assert {"test_auc", "test_precision", "test_recall", "test_f1"} <= set(metrics)
