@@ -125,8 +125,13 @@ def fetch_archive(cache_dir: Path, url: str = ARCHIVE_URL, md5: str = ARCHIVE_MD
     with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".part", delete=False) as part:
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
+                size, done, shown = int(response.headers.get("Content-Length") or 0), 0, 0
                 while chunk := response.read(1 << 20):
                     part.write(chunk)
+                    done += len(chunk)
+                    if size and done * 10 // size > shown:  # a line every tenth: readable in logs too
+                        shown = done * 10 // size
+                        log.info("downloaded %.1f of %.1f MB", done / 2**20, size / 2**20)
             part.close()
             got = _file_digest(Path(part.name), "md5")
             if got != md5:

@@ -75,13 +75,20 @@ def test_missing_archive_and_non_tar_are_clear_errors(tmp_path):
     assert not list(tmp_path.glob("corpus-*"))
 
 
-def test_download_keeps_the_file_only_when_its_md5_matches(archive, tmp_path):
+def test_download_keeps_the_file_only_when_its_md5_matches(archive, tmp_path, caplog, monkeypatch):
     url = archive.as_uri()
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     with pytest.raises(DataError, match="MD5"):
         fetch_archive(tmp_path, url=url, md5="0" * 32)
     assert list(tmp_path.iterdir()) == []  # no partial download left behind
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr("imdb_exp.corpus._file_digest", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        fetch_archive(tmp_path, url=url, md5=md5)  # Ctrl-C once the bytes are in
+    assert list(tmp_path.iterdir()) == []
+    caplog.set_level("INFO", logger="imdb_exp.corpus")
     fetched = fetch_archive(tmp_path, url=url, md5=md5)  # and the next good download works
     assert fetched.read_bytes() == archive.read_bytes()
+    size = f"{archive.stat().st_size / 2**20:.1f} MB"
+    assert f"downloaded {size.split()[0]} of {size}" in caplog.text  # progress, up to the whole file
     with pytest.raises(DataError, match="cannot download"):
         fetch_archive(tmp_path / "offline", url=(tmp_path / "missing.tar.gz").as_uri(), md5=md5)
