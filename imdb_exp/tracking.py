@@ -13,6 +13,7 @@ import keras
 import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
@@ -124,7 +125,12 @@ def log_datasets(dataset: Dataset, data: DataConfig) -> None:
             warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
             name = f"imdb-{context}"
             inputs = mlflow.data.from_numpy(split.x, source=source, targets=split.y, name=name, digest=digest)
-        mlflow.log_input(inputs, context=context)
+        try:
+            mlflow.log_input(inputs, context=context)
+        except MlflowException:
+            # Parallel jobs log the same dataset: MLflow looks it up, then inserts it, and the slower
+            # of two inserts breaks the store's uniqueness; on the second try the row is found.
+            mlflow.log_input(inputs, context=context)
 
 
 def log_model_summary(model: keras.Model) -> None:
