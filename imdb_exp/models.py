@@ -139,17 +139,19 @@ def prepare(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, Dataset]
     while fixed < len(model.layers) and getattr(model.layers[fixed], "FIXED_AFTER_ADAPT", False):
         layer = model.layers[fixed]
         layer.adapt(dataset.train.x)
-        one_layer = keras.Sequential([keras.Input(dataset.train.x.shape[1:], dtype=str(dataset.train.x.dtype)), layer])
+        one_layer = _reading(dataset.train.x, [layer])
         dataset = dataset.mapped(lambda x, apply=one_layer: apply.predict(x, batch_size=FIXED_BATCH, verbose=0))
         fixed += 1
-    rest = model
-    if fixed:
-        x = dataset.train.x
-        rest = keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), *model.layers[fixed:]], name=model.name)
+    rest = _reading(dataset.train.x, model.layers[fixed:], name=model.name) if fixed else model
     for layer in rest.layers:
         if hasattr(layer, "adapt"):
             layer.adapt(dataset.train.x, dataset.train.y)
     return rest, dataset
+
+
+def _reading(x, stack: list[layers.Layer], name: str | None = None) -> keras.Model:
+    """A model of ``stack`` (layers already built, shared) whose input is rows like those of ``x``."""
+    return keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), *stack], name=name)
 
 
 def warn_if_slow(cfg: ModelConfig, backend: str) -> None:
