@@ -21,5 +21,7 @@ def test_default_dense_experiment_reaches_the_notebook_accuracy_and_then_runs_fr
         assert result.returncode == 0, result.stderr[-3000:]
     _, (first, second) = recorded_runs(isolated_home / "mlflow.db")
     assert first.data.metrics["test_accuracy"] >= 0.87  # the notebook reports 88.5% on all 25,000
-    assert second.data.metrics["data_prep_seconds"] < 2  # the tokenized corpus came from the cache
+    # The tokenized corpus came from the cache: a fraction of the first run's tokenizing (a bound in
+    # seconds failed when the other test worker loaded the cores).
+    assert second.data.metrics["data_prep_seconds"] < first.data.metrics["data_prep_seconds"] / 3
     assert second.data.metrics["test_accuracy"] == first.data.metrics["test_accuracy"]
