@@ -120,10 +120,9 @@ def log_datasets(dataset: Dataset, data: DataConfig) -> None:
             continue
         decided_by = f"{content} {context} {data.encoding} {data.num_words} {data.maxlen} {data.val_size} "
         decided_by += f"{data.split_seed} {data.val_holdout}"
-        digest = hashlib.sha256(decided_by.encode()).hexdigest()[:16]
+        digest, name = hashlib.sha256(decided_by.encode()).hexdigest()[:16], f"imdb-{context}"
         with warnings.catch_warnings():  # MLflow registers its local-file source twice, then warns of the tie
             warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
-            name = f"imdb-{context}"
             inputs = mlflow.data.from_numpy(split.x, source=source, targets=split.y, name=name, digest=digest)
         try:
             mlflow.log_input(inputs, context=context)
