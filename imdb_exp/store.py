@@ -5,6 +5,7 @@ the predict command can use it.
 """
 
 import fcntl
+import logging
 import os
 import urllib.error
 import urllib.parse
@@ -18,6 +19,12 @@ from mlflow.tracking import MlflowClient
 
 from imdb_exp import home
 from imdb_exp.schema import UserError
+
+# MLflow's own INFO lines (creating the database's tables, the system metrics monitor starting and
+# stopping, the input example being validated) are its bookkeeping, not the run's; warnings still show.
+# Alembic, which MLflow uses to create its tables, logs each of its plugins at INFO.
+for name in ("mlflow", "alembic"):
+    logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class TrackingError(UserError):
@@ -40,9 +47,14 @@ def shown(uri: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
+def run_page(experiment_id: str, run_id: str) -> str:
+    """A run's page in MLflow's UI, in its Model training view (the UI may otherwise open on GenAI)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
 def where_to_see(uri: str, experiment_id: str, run_id: str) -> str:
     """How to open a run in MLflow's UI: the server's page, or for a local store the command first."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    page = run_page(experiment_id, run_id)
     if uri.startswith(("http://", "https://")):
         return f"see the run at {shown(uri).rstrip('/')}/{page}"
     return f"see the run: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"

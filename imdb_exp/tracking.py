@@ -28,6 +28,9 @@ from imdb_exp.store import TrackingError
 # MLflow draws a progress bar for each file it reads back while logging the model: noise in a
 # run's output, and in the logs of sweep jobs.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow samples system metrics every 10 s by default, so a default dense run (about 10 s) would
+# often end before its first sample; every 2 s costs a psutil call and one small write.
+os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "2")
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", COLUMN)]),

@@ -40,9 +40,11 @@ def use_backend(name: str):
         with quiet.start_up_notices_dropped():
             import keras
 
-            if name == "tensorflow":  # the CUDA probe, and its notices, happen at the first device query
-                import tensorflow as tf
+            # Imported on every backend: Keras's set_random_seed seeds TensorFlow too wherever it is
+            # installed (it is a dependency), so its notices would otherwise come mid-run on JAX or torch.
+            import tensorflow as tf
 
+            if name == "tensorflow":  # the CUDA probe, and its notices, happen at the first device query
                 tf.config.list_physical_devices("GPU")
     except ImportError as err:
         raise schema.ConfigError(
@@ -109,6 +111,15 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     continuing = run_id is not None
     with tracking.tracked_run(settings.tracking, run_name, tags, run_id) as run, checkpoints.held(run.info.run_id):
         run_id = run.info.run_id
+        log.info(
+            "run %s: %s, %s backend, %d epochs of batch %d, seed %d",
+            run_name,
+            tags.get("overrides") or "the defaults",
+            trainer.backend,
+            trainer.epochs,
+            trainer.batch_size,
+            trainer.seed,
+        )
         tracking.log_config(cfg, run)
         started = time.perf_counter()
         dataset = data.load_dataset(settings.data)

@@ -14,6 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from imdb_exp import store
 from tests.conftest import DEBUG, mlflow_server, recorded_runs, run_cli
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -72,8 +73,17 @@ def test_ui_shows_the_experiment_runs_metrics_and_learning_curve(ui_server, brow
     browser.get(f"{url}/#/experiments/{experiment.experiment_id}/runs")  # the "Training runs" tab
     wait_for_text(browser, "imdb-exp", single.info.run_name, parent.info.run_name[:20])
 
-    browser.get(f"{url}/#/experiments/{experiment.experiment_id}/runs/{single.info.run_id}")
-    wait_for_text(browser, "test_accuracy", f"{single.data.metrics['test_accuracy']:.4f}"[:5])
+    # The run's page as the run's last line names it: the Model training view, with the run's datasets.
+    browser.get(f"{url}/{store.run_page(experiment.experiment_id, single.info.run_id)}")
+    wait_for_text(browser, "test_accuracy", f"{single.data.metrics['test_accuracy']:.4f}"[:5], "imdb-training")
+    assert "workflowType=machine_learning" in browser.current_url
+
+    # The runs table of that view: its Dataset column names each run's training data.
+    browser.get(f"{url}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning")
+    wait_for_text(browser, "Dataset", "imdb-training", single.info.run_name)
+    screenshots = Path(os.environ.get("IMDB_EXP_SCREENSHOTS") or tmp_path)
+    screenshots.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(screenshots / "mlflow-ui-runs-with-datasets.png"))
 
     browser.get(
         f"{url}/#/experiments/{experiment.experiment_id}/runs/{single.info.run_id}/artifactPath/curves/loss.png"
@@ -86,6 +96,4 @@ def test_ui_shows_the_experiment_runs_metrics_and_learning_curve(ui_server, brow
         return driver.execute_script("return [...document.images].some(i => i.complete && i.naturalWidth === 600)")
 
     WebDriverWait(browser, 60).until(curve_image_shown)
-    screenshots = Path(os.environ.get("IMDB_EXP_SCREENSHOTS") or tmp_path)
-    screenshots.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(screenshots / "mlflow-ui-run-learning-curve.png"))
