@@ -18,7 +18,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from imdb_exp import plots, search, store, summary
+from imdb_exp import plots, recorder, search, store, summary
 
 JOB_TAG = "sweep_job"  # a job run's number in its sweep (Hydra's job.num)
 OBJECTIVE = "final_val_accuracy"  # what sweeps rank by: the validation accuracy of the model each job keeps
@@ -94,6 +94,7 @@ class SweepParentRun(Callback):
         _unfinished = None  # ended once; a failure in here is reported, not tried again
         status = RunStatus.FAILED
         try:
+            recorder.wait()  # the jobs of this process end their runs once their records are written
             rows = self._write_results()
             if stopped_by is not None:
                 self.client.set_tag(self.run_id, "failure_reason", describe(stopped_by)[:4000])
@@ -157,6 +158,12 @@ class SweepParentRun(Callback):
 
     def _history(self, run_id: str, metric: str) -> list[float]:
         return [m.value for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+
+
+def launched_here() -> bool:
+    """Whether the current job was launched by this process (Hydra's basic launcher), which ends the
+    sweep's run after waiting for the jobs' records; a launcher's worker process did not."""
+    return _unfinished is not None
 
 
 def end_unfinished(stopped_by: BaseException) -> None:

@@ -1,12 +1,15 @@
 """MLflow: a run's lifecycle and everything a run records (the store itself: store.py)."""
 
 import hashlib
+import logging
 import os
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import version
 
 import keras
@@ -18,12 +21,14 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import home, search, store, sweep
+from imdb_exp import home, recorder, search, store, sweep
 from imdb_exp.checkpoints import Progress
 from imdb_exp.data import Dataset
 from imdb_exp.predict import COLUMN
 from imdb_exp.schema import Config, DataConfig, TrackingConfig
 from imdb_exp.store import TrackingError
+
+log = logging.getLogger(__name__)
 
 # MLflow draws a progress bar for each file it reads back while logging the model: noise in a
 # run's output, and in the logs of sweep jobs.
@@ -38,10 +43,21 @@ SIGNATURE = ModelSignature(
 )
 
 
+@dataclass
+class OpenRun:
+    """The run a job trains. ``records``, when the body sets it, is what the run still has to write
+    after the body (figures, reports, the model): it is written on the background thread, which then
+    ends the run; ``written`` is that work's future."""
+
+    run: mlflow.ActiveRun
+    records: Callable[[], None] | None = None
+    written: Future | None = None
+
+
 @contextmanager
 def tracked_run(
     cfg: TrackingConfig, run_name: str, tags: dict[str, str], run_id: str | None = None
-) -> Iterator[mlflow.ActiveRun]:
+) -> Iterator[OpenRun]:
     """A new MLflow run, or run ``run_id`` reopened, that ends FINISHED, FAILED if the body raised,
     or KILLED on interrupt. In a sweep it is nested under the sweep's run and counted as its job."""
     uri = store.resolve_uri(cfg.uri)
@@ -70,10 +86,29 @@ def tracked_run(
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         message = f"the MLflow store {store.shown(uri)} cannot be used ({detail}); set tracking.uri"
         raise TrackingError(message) from None
-    status = "FAILED"
+    open_run = OpenRun(run)
+    with _ended_as_the_block_ends() as ending:
+        yield open_run
+        if open_run.records:  # this thread lets go of the run, which stays RUNNING until they are written
+            ending.after_block = "RUNNING"
+    if open_run.records:
+        records, run_id = open_run.records, run.info.run_id
+        open_run.written = recorder.hand_over(lambda: _write_and_end(run_id, records))
+
+
+@dataclass
+class _Ending:
+    after_block: str = "FINISHED"  # the status if the block completes
+
+
+@contextmanager
+def _ended_as_the_block_ends() -> Iterator[_Ending]:
+    """This thread's active run ends when the block does: FINISHED (or the status the block chose),
+    FAILED with the reason if it raised, KILLED on interrupt."""
+    ending, status = _Ending(), "FAILED"
     try:
-        yield run
-        status = "FINISHED"
+        yield ending
+        status = ending.after_block
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -82,6 +117,17 @@ def tracked_run(
         raise
     finally:
         mlflow.end_run(status)
+
+
+def _write_and_end(run_id: str, records: Callable[[], None]) -> None:
+    """On the background thread: run ``run_id`` active here while ``records`` writes, then ended."""
+    mlflow.start_run(run_id=run_id, log_system_metrics=False)
+    try:
+        with _ended_as_the_block_ends():
+            records()
+    except Exception:
+        log.exception("the records of run %s could not be written; the run is marked FAILED", run_id)
+        raise
 
 
 def _flatten(node: dict, prefix: str = "") -> dict[str, str]:
@@ -161,6 +207,7 @@ def provenance(backend: str) -> dict[str, str]:
     return tags
 
 
+SERVED_FILES = {"keras_model": "model.keras", "vocabulary": "vocabulary.tsv"}  # artifact name -> file
 INPUT_EXAMPLE = "A moving film with a wonderful cast; I would watch it again."
 
 
@@ -171,18 +218,24 @@ def requirements(backend: str) -> list[str]:
     return [f"{package}=={version(package).split('+')[0]}" for package in packages]
 
 
-def log_classifier(model: keras.Model, vocabulary_tsv: str, settings: Config) -> None:
+def save_classifier(model: keras.Model, vocabulary_tsv: str) -> tempfile.TemporaryDirectory:
+    """The files of the servable model, saved by the thread that trained it (Keras's saving state
+    belongs to that thread; the next job's clear_session resets it)."""
+    files = tempfile.TemporaryDirectory()
+    model.save(os.path.join(files.name, SERVED_FILES["keras_model"]))
+    with open(os.path.join(files.name, SERVED_FILES["vocabulary"]), "w", encoding="utf-8") as f:
+        f.write(vocabulary_tsv)
+    return files
+
+
+def log_classifier(files: tempfile.TemporaryDirectory, settings: Config) -> None:
     """The servable model: Keras weights, vocabulary and encoding settings behind a text interface."""
     backend = settings.trainer.backend
-    with tempfile.TemporaryDirectory() as tmp:
-        keras_path, vocabulary_path = os.path.join(tmp, "model.keras"), os.path.join(tmp, "vocabulary.tsv")
-        model.save(keras_path)
-        with open(vocabulary_path, "w", encoding="utf-8") as f:
-            f.write(vocabulary_tsv)
+    with files:
         logged = mlflow.pyfunc.log_model(
             name="model",
             python_model=os.path.join(os.path.dirname(__file__), "served_model.py"),
-            artifacts={"keras_model": keras_path, "vocabulary": vocabulary_path},
+            artifacts={name: os.path.join(files.name, file) for name, file in SERVED_FILES.items()},
             model_config={
                 "backend": backend,
                 **{k: getattr(settings.data, k) for k in ("encoding", "num_words", "maxlen")},
@@ -209,8 +262,10 @@ def log_figure(figure: Figure, path: str) -> None:
 
 
 def log_epoch(progress: Progress) -> None:
-    """The metrics of the epoch just done, at its step (the epoch number, from 1)."""
-    mlflow.log_metrics({name: values[-1] for name, values in progress.history.items()}, step=progress.epochs_done)
+    """The metrics of the epoch just done, at its step (the epoch number, from 1); written while the next
+    epoch trains (the run's end waits for them; after a kill, the checkpoint has them: log_missing_epochs)."""
+    metrics = {name: values[-1] for name, values in progress.history.items()}
+    mlflow.log_metrics(metrics, step=progress.epochs_done, synchronous=False)
 
 
 def log_pruned(epoch: int) -> None:

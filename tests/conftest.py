@@ -162,7 +162,11 @@ def mlflow_server(backend_uri: str, cwd: Path) -> Iterator[str]:
         "--workers",
         "1",
     ]
-    server = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own process group: `mlflow server` starts uvicorn and job-runner children, which outlive a
+    # signal to the parent alone and would take CPU from every later test.
+    server = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -175,5 +179,5 @@ def mlflow_server(backend_uri: str, cwd: Path) -> Iterator[str]:
             raise RuntimeError("mlflow server did not answer within 2 minutes")
         yield url
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

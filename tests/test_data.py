@@ -1,3 +1,5 @@
+import shutil
+
 import keras
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from imdb_exp import data
 from imdb_exp.corpus import OOV, Reviews
 from imdb_exp.layers import NbVote, NgramBag, NgramSlots, UnpackBits
 from imdb_exp.schema import ConfigError, DataConfig
+from tests.conftest import write_archive
 
 SEQUENCES = [[1, 5, 9, 12], [1, 4], [1, 7, 7, 30, 6, 5, 8]]
 
@@ -57,6 +60,19 @@ def test_validation_split_is_a_seeded_partition_of_the_training_reviews(archive,
         cfg.split_seed = 4
         other = data.load_dataset(cfg)
         assert sorted(map(bytes, other.val.x)) != sorted(map(bytes, first.val.x))
+
+
+def test_a_process_reuses_its_dataset_until_the_config_or_the_archive_changes(archive, tmp_path):
+    first = data.load_dataset(DataConfig(archive=str(archive), num_words=100, val_size=50))
+    assert data.load_dataset(DataConfig(archive=str(archive), num_words=100, val_size=50)) is first  # equal config
+    assert data.load_dataset(DataConfig(archive=str(archive), num_words=120, val_size=50)) is not first
+
+    rewritten = shutil.copy(archive, tmp_path / "rewritten.tar.gz")
+    cfg = DataConfig(archive=str(rewritten), num_words=100, val_size=50)
+    before = data.load_dataset(cfg)
+    write_archive(rewritten, {"train": 100, "test": 60}, seed=1)  # the same path, other reviews
+    after = data.load_dataset(cfg)
+    assert after is not before and after.corpus.archive_sha256 != before.corpus.archive_sha256
 
 
 def test_validation_as_large_as_training_is_refused(archive):

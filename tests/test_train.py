@@ -3,6 +3,7 @@
 import gc
 import subprocess
 import warnings
+import weakref
 from dataclasses import dataclass, fields
 from importlib.metadata import version
 from pathlib import Path
@@ -16,7 +17,7 @@ from hydra import compose, initialize_config_module
 from imdb_exp import models, plots, schema, store, tracking
 from imdb_exp.layers import MaskedSum
 from imdb_exp.schema import DataConfig, LstmConfig, NgramConfig, OptimizerConfig
-from imdb_exp.train import heap_frozen, train
+from imdb_exp.train import start_from_a_collected_heap, train
 from tests.conftest import DEBUG, recorded_runs
 
 
@@ -123,11 +124,22 @@ def test_same_seed_gives_the_same_test_metrics(compose_cfg, archive, isolated_ho
     assert first.data.metrics["test_loss"] == second.data.metrics["test_loss"]
 
 
-def test_the_heap_is_frozen_only_while_keras_runs():
-    with pytest.raises(RuntimeError), heap_frozen():
-        assert gc.get_freeze_count() > 1000
-        raise RuntimeError("a failing fit")
-    assert gc.get_freeze_count() == 0
+def test_a_job_collects_the_last_jobs_garbage_and_freezes_what_lives_on():
+    class Node:
+        pass
+
+    gc.freeze()  # what an earlier job left frozen
+    cycle = Node()
+    cycle.itself = cycle  # garbage only a collection frees, as a finished job's model is
+    gone, kept = weakref.ref(cycle), Node()
+    del cycle
+    try:
+        start_from_a_collected_heap(keras)
+        assert gone() is None
+        assert not any(o is kept for o in gc.get_objects())  # frozen: no longer walked
+    finally:
+        gc.unfreeze()
+    assert any(o is kept for o in gc.get_objects())
 
 
 def test_clipnorm_bounds_each_weights_step():

@@ -1,0 +1,41 @@
+"""One background thread that writes what a finished run still has to record (figures, reports, the
+logged model) while the next sweep job trains, and then ends the run.
+
+The run stays RUNNING until its last record is in the store: a FINISHED run always has all of them,
+and a process killed before that leaves a RUNNING run that a re-launched sweep continues. Before the
+process exits, and before a sweep writes its table, everything handed over is waited for.
+"""
+
+import atexit
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+# Held while a job seeds the random generators and builds its model, and while a logged model is
+# loaded (MLflow loads each logged model to check it answers its input example, here on the background
+# thread): constructing Keras layers draws seeds from Python's global random state, and a draw by the
+# other thread in between would change the job's initial weights.
+model_seeding = threading.Lock()
+
+_worker: ThreadPoolExecutor | None = None
+_pending: list[Future] = []
+
+
+def hand_over(records: Callable[[], None]) -> Future:
+    """``records`` runs after everything handed over before it, on the one background thread."""
+    global _worker
+    if _worker is None:
+        _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imdb-exp-records")
+    future = _worker.submit(records)
+    _pending.append(future)
+    return future
+
+
+def wait() -> None:
+    """Returns once everything handed over has been written or has failed (each failure already
+    marked its run FAILED and was logged; the sweep's table reports it)."""
+    while _pending:
+        _pending.pop(0).exception()
+
+
+atexit.register(wait)
