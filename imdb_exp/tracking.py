@@ -120,13 +120,14 @@ def _ended_as_the_block_ends() -> Iterator[_Ending]:
 
 
 def _write_and_end(run_id: str, records: Callable[[], None]) -> None:
-    """On the background thread: run ``run_id`` active here while ``records`` writes, then ended."""
-    mlflow.start_run(run_id=run_id, log_system_metrics=False)
+    """On the background thread: run ``run_id`` active here while ``records`` writes, then ended
+    (FAILED with the reason if they could not be written; RUNNING if the store cannot be reached)."""
     try:
+        mlflow.start_run(run_id=run_id, log_system_metrics=False)
         with _ended_as_the_block_ends():
             records()
     except Exception:
-        log.exception("the records of run %s could not be written; the run is marked FAILED", run_id)
+        log.exception("the records of run %s could not be written", run_id)
         raise
 
 
