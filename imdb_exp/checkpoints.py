@@ -18,6 +18,7 @@ out-of-memory kill or a lost machine, and may be resumed.
 import fcntl
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -44,9 +45,12 @@ class Progress:
     best_epoch: int = 0  # the epoch of the lowest validation loss so far (from 1); 0 = none yet
     fit_seconds: float = 0.0  # training time, summed over every process that trained the run
     best_weights: list[np.ndarray] | None = None  # the best epoch's weights, kept for early stopping
+    # torch's generator states at the checkpoint, restored as the next fit starts (fitting.py)
+    torch_generators: dict[str, np.ndarray] | None = None
 
     def to_json(self) -> str:
-        return json.dumps({k: v for k, v in asdict(self).items() if k != "best_weights"})
+        arrays = ("best_weights", "torch_generators")
+        return json.dumps({k: v for k, v in asdict(self).items() if k not in arrays})
 
 
 def directory() -> Path:
@@ -62,7 +66,21 @@ def save(run_id: str, model, progress: Progress) -> None:
     arrays |= {f"model.{i}": v.numpy() for i, v in enumerate(model.variables)}
     arrays |= {f"optimizer.{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)}
     arrays |= {f"best.{i}": w for i, w in enumerate(progress.best_weights or [])}
+    arrays |= _torch_generator_states()
     checked_npz.write(path(run_id), arrays, FORMAT)
+
+
+def _torch_generator_states() -> dict[str, np.ndarray]:
+    """Keras on PyTorch draws the masks of dropout layers without a seed from torch's own generators,
+    not from the layers' seed variables: on that backend their states are part of where training
+    stands. (Only there is torch sure to be imported already.)"""
+    torch = sys.modules.get("torch")
+    if torch is None or os.environ.get("KERAS_BACKEND") != "torch":
+        return {}
+    states = {"torch_rng.cpu": torch.get_rng_state().numpy()}
+    if torch.cuda.is_available():
+        states |= {f"torch_rng.cuda{i}": state.numpy() for i, state in enumerate(torch.cuda.get_rng_state_all())}
+    return states
 
 
 def restore(run_id: str, model) -> Progress | None:
@@ -80,7 +98,17 @@ def restore(run_id: str, model) -> Progress | None:
         for variable, value in zip(variables, stored, strict=True):
             variable.assign(value)
     best = [arrays[name] for name in sorted((n for n in arrays if n.startswith("best.")), key=_index)]
-    return Progress(**json.loads(checked_npz.array_text(arrays["progress"])), best_weights=best or None)
+    torch_generators = {name: arrays[name] for name in arrays if name.startswith("torch_rng.")}
+    progress = json.loads(checked_npz.array_text(arrays["progress"]))
+    return Progress(**progress, best_weights=best or None, torch_generators=torch_generators or None)
+
+
+def set_torch_generators(states: dict[str, np.ndarray]) -> None:
+    torch = sys.modules["torch"]
+    torch.set_rng_state(torch.from_numpy(states["torch_rng.cpu"]))
+    cuda = [torch.from_numpy(states[name]) for name in sorted(n for n in states if n.startswith("torch_rng.cuda"))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def discard(run_id: str) -> None:

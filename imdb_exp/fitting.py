@@ -13,8 +13,9 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from imdb_exp.checkpoints import Progress
+from imdb_exp.checkpoints import Progress, set_torch_generators
 from imdb_exp.data import Dataset
+from imdb_exp.guards import NonFiniteLoss
 from imdb_exp.schema import TrainerConfig
 
 
@@ -38,25 +39,23 @@ def fit(
     """Trains on from ``progress`` (updating it); with trainer.patience, ends holding the best epoch's weights."""
     train, val = dataset.train, dataset.val
     callbacks = [*callbacks, RunProgressLines(trainer.epochs)]
+    if progress.torch_generators:
+        callbacks.append(TorchGeneratorsAtStart(progress))
     while progress.epochs_done < trainer.epochs and not patience_ran_out(progress, trainer.patience):
         epoch = progress.epochs_done
         order = epoch_order(trainer.seed, epoch, len(train))
         started = time.perf_counter()
-        logs = model.fit(
-            train.x[order],
-            train.y[order],
-            batch_size=trainer.batch_size,
-            # More steps than the data has would make Keras warn that it ran out of data.
-            steps_per_epoch=min(trainer.steps_per_epoch, -(-len(train) // trainer.batch_size))
-            if trainer.steps_per_epoch
-            else None,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            shuffle=False,
-            validation_data=(val.x, val.y) if val else None,
-            callbacks=callbacks,
-            verbose=verbose,
-        ).history
+        try:
+            logs = fit_one_epoch(model, train, val, order, epoch, trainer, callbacks, verbose)
+        except RuntimeError as err:
+            # PyTorch's binary cross-entropy refuses probabilities that are not in [0, 1] (NaN, once
+            # training has diverged) before a batch's loss exists for StopOnNonFiniteLoss to see.
+            if "should be between 0 and 1" not in str(err):
+                raise
+            raise NonFiniteLoss(
+                f"training loss became non-finite in epoch {epoch + 1} ({err}); "
+                "lower optimizer.learning_rate (or check the data)"
+            ) from None
         seconds = time.perf_counter() - started
         metrics = {name: float(values[-1]) for name, values in logs.items()} | {"epoch_seconds": seconds}
         record_epoch(progress, metrics, model, keep_best=trainer.patience is not None)
@@ -64,6 +63,25 @@ def fit(
     if trainer.patience and progress.best_weights is not None:
         model.set_weights(progress.best_weights)
     return progress
+
+
+def fit_one_epoch(model, train, val, order, epoch: int, trainer: TrainerConfig, callbacks, verbose: int) -> dict:
+    """One Keras fit over the training rows in ``order``; its history."""
+    return model.fit(
+        train.x[order],
+        train.y[order],
+        batch_size=trainer.batch_size,
+        # More steps than the data has would make Keras warn that it ran out of data.
+        steps_per_epoch=min(trainer.steps_per_epoch, -(-len(train) // trainer.batch_size))
+        if trainer.steps_per_epoch
+        else None,
+        initial_epoch=epoch,
+        epochs=epoch + 1,
+        shuffle=False,
+        validation_data=(val.x, val.y) if val else None,
+        callbacks=callbacks,
+        verbose=verbose,
+    ).history
 
 
 class RunProgressLines(keras.callbacks.ProgbarLogger):
@@ -76,6 +94,22 @@ class RunProgressLines(keras.callbacks.ProgbarLogger):
 
     def set_params(self, params: dict) -> None:
         super().set_params(params | {"epochs": self.run_epochs})
+
+
+class TorchGeneratorsAtStart(keras.callbacks.Callback):
+    """Sets torch's generators to their states at the checkpoint once the first fit of a restored model
+    has set itself up: that set-up reads a batch to build the model, which draws from them (the data
+    loader's seed) as the uninterrupted run did only in its first epoch, and would otherwise shift
+    every dropout mask after it."""
+
+    def __init__(self, progress: Progress):
+        super().__init__()
+        self.progress = progress
+
+    def on_train_begin(self, logs=None) -> None:
+        if self.progress.torch_generators:
+            set_torch_generators(self.progress.torch_generators)
+            self.progress.torch_generators = None
 
 
 def record_epoch(progress: Progress, metrics: dict[str, float], model: keras.Model, keep_best: bool) -> None:
