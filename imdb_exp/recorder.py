@@ -2,8 +2,9 @@
 logged model) while the next sweep job trains, and then ends the run.
 
 The run stays RUNNING until its last record is in the store: a FINISHED run always has all of them,
-and a process killed before that leaves a RUNNING run that a re-launched sweep continues. Before the
-process exits, and before a sweep writes its table, everything handed over is waited for.
+and a process killed before that leaves the run RUNNING, as any run cut off (its checkpoint is kept
+until the records are written). Before the process exits, and before a sweep writes its table,
+everything handed over is waited for.
 """
 
 import atexit
