@@ -134,6 +134,14 @@ def report(args: argparse.Namespace, corpus_loads: tuple[float, float], results:
     return "\n".join(lines)
 
 
+def publish(table: str, markdown: Path | None) -> None:
+    """The table on stdout, and appended to ``markdown`` when given."""
+    print(table)
+    if markdown:
+        with markdown.open("a") as f:
+            f.write(table + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, required=True)
@@ -155,11 +163,7 @@ def main() -> None:
             for who, contender in order if round_ % 2 == 0 else reversed(order):
                 results[who].append(contender.run())
                 print(f"round {round_ + 1} {who}: {json.dumps(results[who][-1])}", file=sys.stderr, flush=True)
-    table = report(args, corpus_loads, results)
-    print(table)
-    if args.markdown:
-        with args.markdown.open("a") as f:
-            f.write(table + "\n")
+    publish(report(args, corpus_loads, results), args.markdown)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark import measure, time_corpus_loads
+from benchmark import measure, publish, time_corpus_loads
 
 QUANTITIES = (
     "wall_seconds",
@@ -137,11 +137,7 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
-    table = report(args, results)
-    print(table)
-    if args.markdown:
-        with args.markdown.open("a") as f:
-            f.write(table + "\n")
+    publish(report(args, results), args.markdown)
 
 
 if __name__ == "__main__":
