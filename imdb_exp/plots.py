@@ -10,10 +10,18 @@ from matplotlib.ticker import MaxNLocator
 
 from imdb_exp.evaluation import THRESHOLD, RocCurve
 
+def _run_figure(width: float, height: float) -> Figure:
+    """A figure for the one plot of a run's figure, with margins fixed in inches, wide enough for its
+    labels. Every run saves five; a "tight" layout would measure each label in an extra drawing pass,
+    which made saving twice as slow (about 0.1 s a figure on the 2-core machine)."""
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.95 / width, right=1 - 0.25 / width, bottom=0.6 / height, top=1 - 0.4 / height)
+    return fig
+
 
 def learning_curve(history: dict[str, list[float]], metric: str) -> Figure:
     """``metric`` per epoch for training (dots) and validation (line), when validation ran."""
-    fig = Figure(figsize=(6, 4), layout="tight")
+    fig = _run_figure(6, 4)
     ax = fig.subplots()
     epochs = range(1, len(history[metric]) + 1)
     ax.plot(epochs, history[metric], "o", label=f"training {metric}")
@@ -26,7 +34,7 @@ def learning_curve(history: dict[str, list[float]], metric: str) -> Figure:
 
 def probability_distribution(labels: np.ndarray, probabilities: np.ndarray) -> Figure:
     """Violins of the predicted probability of "positive", for negative and positive reviews."""
-    fig = Figure(figsize=(6, 4), layout="tight")
+    fig = _run_figure(6, 4)
     ax = fig.subplots()
     groups = [probabilities[labels == c] for c in (0, 1)]
     present = [i for i, group in enumerate(groups) if len(group)]
@@ -38,7 +46,7 @@ def probability_distribution(labels: np.ndarray, probabilities: np.ndarray) -> F
 
 
 def confusion_matrix(counts: np.ndarray) -> Figure:
-    fig = Figure(figsize=(4.5, 4), layout="tight")
+    fig = _run_figure(4.5, 4)
     ax = fig.subplots()
     ax.imshow(counts, cmap="Blues")
     for (row, col), count in np.ndenumerate(counts):
@@ -51,7 +59,7 @@ def confusion_matrix(counts: np.ndarray) -> Figure:
 
 
 def roc_curve(curve: RocCurve) -> Figure:
-    fig = Figure(figsize=(4.5, 4.5), layout="tight")
+    fig = _run_figure(4.5, 4.5)
     ax = fig.subplots()
     ax.plot(curve.false_positive_rate, curve.true_positive_rate, label=f"AUC = {curve.auc:.4f}")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)

@@ -36,6 +36,10 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # MLflow samples system metrics every 10 s by default, so a default dense run (about 10 s) would
 # often end before its first sample; every 2 s costs a psutil call and one small write.
 os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "2")
+# MLflow's asynchronous logging (each epoch's metrics) waits on its queue with a 1 s timeout that
+# a run's end cannot interrupt: every run ended 0.5-0.7 s late. Buffered, its thread waits on an
+# event that the end does set, and writes what the second gathered in one batch.
+os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "1")
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", COLUMN)]),
@@ -259,7 +263,8 @@ def log_metrics(metrics: dict[str, float]) -> None:
 
 
 def log_figure(figure: Figure, path: str) -> None:
-    mlflow.log_figure(figure, path)
+    # zlib's fastest level: 0.05-0.07 s less a figure than the default level, for files ~15% larger.
+    mlflow.log_figure(figure, path, save_kwargs={"pil_kwargs": {"compress_level": 1}})
 
 
 def log_epoch(progress: Progress) -> None:
