@@ -10,6 +10,7 @@ and the tokenizer version: a damaged or stale file is rebuilt, never trusted.
 """
 
 import collections
+import functools
 import hashlib
 import logging
 import os
@@ -82,6 +83,7 @@ class Corpus:
     archive: str = ""  # where it was read from, and that file's SHA-256: what a run's datasets name
     archive_sha256: str = ""
 
+    @functools.cached_property  # the sweep jobs of one process share the corpus and log the same text
     def vocabulary_tsv(self) -> str:
         """Every id with its word, one "id<TAB>word" line each: enough to decode any logged review."""
         special = ["0\t<pad>", f"{START}\t<start>", f"{OOV}\t<oov>"]

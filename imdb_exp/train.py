@@ -182,7 +182,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         )
 
         corpus = dataset.corpus  # the records need no more of the dataset, which may be large
-        vocabulary = corpus.vocabulary_tsv() if corpus else None  # the keras source has none
+        vocabulary = corpus.vocabulary_tsv if corpus else None  # the keras source has none
         if vocabulary and settings.tracking.log_model:
             served = tracking.save_classifier(model, vocabulary)
 
