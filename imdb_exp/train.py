@@ -145,7 +145,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on terminals, a line per epoch in logs
         progress = progress or checkpoints.Progress()
         try:
-            with interrupts.deferred():
+            with interrupts.deferred(), recorder.while_training():  # the previous job's records meanwhile
                 fitting.fit(trained, dataset, trainer, progress, guards, after_epoch, verbose)
         except search.TrialPruned as pruned:  # not a failure: the search learned what it needed
             tracking.log_pruned(pruned.epoch)
@@ -213,7 +213,8 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         # job; a run of its own, or a job of a launcher's worker process, waits for them here.
         open_run.records = records
     if not sweep.launched_here():
-        open_run.written.result()
+        recorder.wait()
+        open_run.written.result()  # a run of its own fails if its records could not be written
     log.info(store.where_to_see(store.resolve_uri(settings.tracking.uri), run.info.experiment_id, run_id))
     return final.get(sweep.OBJECTIVE)
 
