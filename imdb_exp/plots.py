@@ -10,6 +10,7 @@ from matplotlib.ticker import MaxNLocator
 
 from imdb_exp.evaluation import THRESHOLD, RocCurve
 
+
 def _run_figure(width: float, height: float) -> Figure:
     """A figure for the one plot of a run's figure, with margins fixed in inches, wide enough for its
     labels. Every run saves five; a "tight" layout would measure each label in an extra drawing pass,

@@ -16,8 +16,8 @@ without that lock.
 import atexit
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 # Held while a job seeds the random generators and builds its model, and while a logged model is
 # loaded (MLflow loads each logged model to check it answers its input example, here on the background
