@@ -95,7 +95,7 @@ def test_a_run_ends_without_waiting_for_the_thread_that_writes_its_epochs(isolat
     progress = Progress(epochs_done=1, history={"loss": [0.5], "val_loss": [0.6]})
     with tracking.tracked_run(cfg, "epochs", {}) as open_run:
         tracking.log_epoch(progress)
-        time.sleep(0.3)  # the epoch is written; the thread waits for more
+        time.sleep(0.3)  # the thread idles, as between two epochs; the end writes what it holds
         ending = time.perf_counter()
     ended_in = time.perf_counter() - ending
     client, _ = recorded_runs(isolated_home / "mlflow.db")
