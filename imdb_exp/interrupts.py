@@ -1,4 +1,7 @@
 """SIGINT and SIGTERM end a run KILLED: at once, or inside Keras at the end of the current batch.
+So does SIGUSR2 where a scheduler handles it (submitit, for SLURM's preemption and time limit):
+the run ends KILLED with the reason, then the scheduler's handler requeues the job, which
+continues the run from its checkpoint.
 
 Inside Keras the exception waits for a batch boundary: raised at an arbitrary point it can land in
 TensorFlow's input pipeline or in a callback's MLflow write, which turn it into an ordinary error
@@ -16,10 +19,26 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(self.signal.name)
 
 
+def signal_of(err: KeyboardInterrupt) -> signal.Signals:
+    return err.signal if isinstance(err, Interrupted) else signal.SIGINT
+
+
+def reason(err: KeyboardInterrupt) -> str:
+    """Why a run ended KILLED, as its failure_reason says it."""
+    signum = signal_of(err)
+    if signum == signal.SIGUSR2:
+        return (
+            "stopped by SIGUSR2, the scheduler's notice of preemption or of the time limit: submitit requeues "
+            "the job, which continues this run from its last checkpoint"
+        )
+    return f"stopped by {signum.name}"
+
+
 class Interrupts:
     def __init__(self) -> None:
         self.deferring = False
         self.pending: int | None = None
+        self.previous: dict[int, object] = {}
 
     def _receive(self, signum: int, frame) -> None:
         if self.deferring:
@@ -31,12 +50,20 @@ class Interrupts:
     def handled(self) -> Iterator["Interrupts"]:
         # A SIGINT ignored at start (a job started with `&` or nohup) stays ignored, as Python does it.
         signums = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
-        previous = {signum: signal.signal(signum, self._receive) for signum in signums}
+        if callable(signal.getsignal(signal.SIGUSR2)):  # a scheduler's: it acts once the run has ended
+            signums.append(signal.SIGUSR2)
+        self.previous = {signum: signal.signal(signum, self._receive) for signum in signums}
         try:
             yield self
         finally:
-            for signum, handler in previous.items():
+            for signum, handler in self.previous.items():
                 signal.signal(signum, handler)
+
+    def pass_on(self, signum: int) -> None:
+        """Hands ``signum`` to the handler this process had for it before, if that was a function."""
+        handler = self.previous.get(signum)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signum, None)
 
     @contextmanager
     def deferred(self) -> Iterator[None]:

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from imdb_exp import checkpoints, schema, search, store
+from imdb_exp.redaction import redact
 from imdb_exp.schema import ConfigError
 
 # Keys that may differ on the command line of `resume=RUN_ID`: the run is found in the store the
@@ -64,7 +65,7 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     try:
         run = client.get_run(run_id)
     except MlflowException:
-        raise ConfigError(f"resume={run_id}: there is no such run in {store.shown(uri)}") from None
+        raise ConfigError(f"resume={run_id}: there is no such run in {redact(uri)}") from None
     if reason := why_not_continuable(client, run):
         raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,10 +11,11 @@ imported only when a search runs.
 """
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from imdb_exp import home, store
+from imdb_exp import home, launchers, store
 from imdb_exp.schema import ConfigError, TrialConfig
 
 PRUNED_TAG = "optuna.pruned_at_epoch"  # a trial its search stopped: FINISHED, not failed, with no final model
@@ -48,9 +49,39 @@ def open_storage(spec: str):
     from optuna.storages.journal import JournalFileBackend
 
     if "://" in spec:
-        return optuna.storages.RDBStorage(spec)
+        return _database(spec)
     Path(spec).parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(spec))
+
+
+def _database(url: str, tries: int = 3):
+    """Optuna's RDB storage, its pooled connections checked before each use (a database restarted
+    between two calls is reconnected to, not an error)."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, tries + 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, ProgrammingError):
+            # Workers started at once on a new database all create its tables, and all but one fail
+            # ("duplicate key ... alembic_version"); on the next try the tables are there.
+            if attempt == tries:
+                raise
+            time.sleep(0.5 * attempt)
+
+
+def refuse_storage_out_of_reach(storage: str | None, launcher) -> None:
+    """A study in the default journal file, on a launcher that runs trials on other machines, would be
+    split into one study per machine: refused, with what to use instead. A journal path given on
+    purpose (a shared file system) is taken as it is."""
+    if storage is None and launchers.runs_jobs_elsewhere(launcher):
+        raise ConfigError(
+            "this launcher runs trials on other machines, which cannot reach the study's default journal file "
+            "on this one; give the study a database every machine reaches, hydra.sweeper.storage="
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (pip install 'imdb-exp[postgres]'), or a journal "
+            "path on a file system they all share"
+        )
 
 
 def study_name(search: str, fixed_overrides: list[str], space: dict[str, str]) -> str:

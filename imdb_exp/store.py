@@ -8,7 +8,6 @@ import fcntl
 import logging
 import os
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from imdb_exp import home
+from imdb_exp.redaction import redact
 from imdb_exp.schema import UserError
 
 # MLflow's own INFO lines (creating the database's tables, the system metrics monitor starting and
@@ -39,14 +39,6 @@ def resolve_uri(configured: str | None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
-def shown(uri: str) -> str:
-    """``uri`` as it may be printed or recorded: a user name and password in it become ***."""
-    parts = urllib.parse.urlsplit(uri)
-    if not parts.username and parts.password is None:
-        return uri
-    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
-
-
 def run_page(experiment_id: str, run_id: str) -> str:
     """A run's page in MLflow's UI, in its Model training view (the UI may otherwise open on GenAI)."""
     return f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
@@ -56,7 +48,7 @@ def where_to_see(uri: str, experiment_id: str, run_id: str) -> str:
     """How to open a run in MLflow's UI: the server's page, or for a local store the command first."""
     page = run_page(experiment_id, run_id)
     if uri.startswith(("http://", "https://")):
-        return f"see the run at {shown(uri).rstrip('/')}/{page}"
+        return f"see the run at {redact(uri).rstrip('/')}/{page}"
     return f"see the run: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
 
 
@@ -69,7 +61,7 @@ def check_server_answers(uri: str, timeout: float = 5) -> None:
     except urllib.error.HTTPError:
         return  # it answered, if not on this path: the server is there
     except OSError as err:
-        message = f"the MLflow server {shown(uri)} does not answer ({err}); start it or fix tracking.uri"
+        message = f"the MLflow server {redact(uri)} does not answer ({err}); start it or fix tracking.uri"
         raise TrackingError(message) from None
 
 

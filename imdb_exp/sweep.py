@@ -11,7 +11,10 @@ stops early (train.main calls `end_unfinished`).
 
 import csv
 import io
+import logging
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from mlflow.entities import RunStatus
@@ -19,6 +22,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp import plots, recorder, search, store, summary
+from imdb_exp.redaction import as_tag, redact
+from imdb_exp.schema import ConfigError
+
+log = logging.getLogger(__name__)
 
 JOB_TAG = "sweep_job"  # a job run's number in its sweep (Hydra's job.num)
 OBJECTIVE = "final_val_accuracy"  # what sweeps rank by: the validation accuracy of the model each job keeps
@@ -59,16 +66,11 @@ class SweepParentRun(Callback):
             raise SystemExit(f"imdb-exp: error: the sweep's MLflow run cannot be created: {describe(err)}") from err
 
     def _start(self, config: DictConfig) -> None:
-        if is_search(config) and not config.data.val_size:
-            print(
-                "imdb-exp: error: a search ranks trials by their validation accuracy, and data.val_size=0 holds "
-                "no reviews out (the test set is never used to choose); set data.val_size",
-                file=sys.stderr,
-            )
-            sys.exit(2)
+        if is_search(config):
+            _refuse_unsound_search(config)
         self.client = store.client(config.tracking.uri)
         experiment = store.experiment_id(self.client, config.tracking.experiment)
-        sweep = " ".join(config.hydra.overrides.task)
+        sweep = redact(" ".join(config.hydra.overrides.task))
         run = self.client.create_run(experiment, run_name=f"sweep {sweep}"[:250], tags={"sweep": sweep})
         self.run_id = run.info.run_id
         with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
@@ -97,7 +99,7 @@ class SweepParentRun(Callback):
             recorder.wait()  # the jobs of this process end their runs once their records are written
             rows = self._write_results()
             if stopped_by is not None:
-                self.client.set_tag(self.run_id, "failure_reason", describe(stopped_by)[:4000])
+                self.client.set_tag(self.run_id, "failure_reason", as_tag(describe(stopped_by)))
                 status = RunStatus.KILLED if was_interrupted(stopped_by) else RunStatus.FAILED
             elif all(row["status"] == "FINISHED" for row in rows):
                 status = RunStatus.FINISHED
@@ -158,6 +160,20 @@ class SweepParentRun(Callback):
 
     def _history(self, run_id: str, metric: str) -> list[float]:
         return [m.value for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+
+
+def _refuse_unsound_search(config: DictConfig) -> None:
+    """Ends the command (exit status 2) before any run is made, for a search that could not be sound."""
+    try:
+        if not config.data.val_size:
+            raise ConfigError(
+                "a search ranks trials by their validation accuracy, and data.val_size=0 holds no reviews out "
+                "(the test set is never used to choose); set data.val_size"
+            )
+        search.refuse_storage_out_of_reach(config.hydra.sweeper.storage, config.hydra.launcher)
+    except ConfigError as err:
+        print(f"imdb-exp: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def launched_here() -> bool:
@@ -252,8 +268,28 @@ def record_unstarted_job(cfg: DictConfig, tags: dict[str, str], err: BaseExcepti
     run = client.create_run(
         parent.info.experiment_id,
         run_name=f"{tags.get('model', 'job')}-{tags.get('optimizer', tags.get(JOB_TAG, ''))}",
-        tags=tags | {"mlflow.parentRunId": parent_run_id, "failure_reason": describe(err)[:4000]},
+        tags=tags | {"mlflow.parentRunId": parent_run_id, "failure_reason": as_tag(describe(err))},
     )
-    client.log_text(run.info.run_id, OmegaConf.to_yaml(cfg), "config.yaml")
+    client.log_text(run.info.run_id, redact(OmegaConf.to_yaml(cfg)), "config.yaml")
     client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
     count_job(client, parent_run_id, tags.get(JOB_TAG), run.info.run_id)
+
+
+def attach_job_log(cfg: DictConfig, tags: dict[str, str]) -> None:
+    """What the job logged (Hydra's log file of it, on whichever machine it ran) as an artifact
+    logs/TIME-NAME of the run the job counted itself with; each attempt of a continued run keeps its own."""
+    files = [handler for handler in logging.getLogger().handlers if isinstance(handler, logging.FileHandler)]
+    try:
+        client = store.client(cfg.tracking.uri)
+        run_id = client.get_run(cfg.tracking.parent_run_id).data.tags.get(f"job.{tags.get(JOB_TAG)}")
+        if not files or run_id is None:
+            return
+        if client.get_run(run_id).data.tags.get("mlflow.parentRunId") != cfg.tracking.parent_run_id:
+            return  # an earlier sweep's run, counted as done: its own log stays
+        started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        for handler in files:
+            handler.flush()
+            path = Path(handler.baseFilename)
+            client.log_text(run_id, redact(path.read_text(errors="replace")), f"logs/{started}-{path.name}")
+    except Exception as err:  # the job's result stands without its log
+        log.warning("the job's log could not be attached to its run: %s", describe(err))

@@ -21,10 +21,11 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import home, recorder, search, store, sweep
+from imdb_exp import home, interrupts, recorder, search, store, sweep
 from imdb_exp.checkpoints import Progress
 from imdb_exp.data import Dataset
 from imdb_exp.predict import COLUMN
+from imdb_exp.redaction import as_tag, redact
 from imdb_exp.schema import Config, DataConfig, TrackingConfig
 from imdb_exp.store import TrackingError
 
@@ -88,7 +89,7 @@ def tracked_run(
             sweep.count_job(client, cfg.parent_run_id, tags.get(sweep.JOB_TAG), run.info.run_id)
     except Exception as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        message = f"the MLflow store {store.shown(uri)} cannot be used ({detail}); set tracking.uri"
+        message = f"the MLflow store {redact(uri)} cannot be used ({detail}); set tracking.uri"
         raise TrackingError(message) from None
     open_run = OpenRun(run)
     with _ended_as_the_block_ends() as ending:
@@ -113,11 +114,12 @@ def _ended_as_the_block_ends() -> Iterator[_Ending]:
     try:
         yield ending
         status = ending.after_block
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         status = "KILLED"
+        mlflow.set_tag("failure_reason", interrupts.reason(err))
         raise
     except Exception as err:
-        mlflow.set_tag("failure_reason", f"{type(err).__name__}: {err}"[:4000])
+        mlflow.set_tag("failure_reason", as_tag(f"{type(err).__name__}: {err}"))
         raise
     finally:
         mlflow.end_run(status)
@@ -149,14 +151,12 @@ def log_config(cfg: DictConfig, run: mlflow.ActiveRun) -> None:
     """The config as params, and as config.yaml. A continued run keeps the params it has (MLflow never
     changes one); a value the continuation changed (more trainer.epochs) is also a tag of that name."""
     values = OmegaConf.to_container(cfg, resolve=True)
-    if values["tracking"]["uri"]:  # a password in it stays out of the store
-        values["tracking"]["uri"] = store.shown(values["tracking"]["uri"])
-    flat, recorded = _flatten(values), run.data.params
+    flat, recorded = {key: redact(value) for key, value in _flatten(values).items()}, run.data.params
     if recorded:
         mlflow.set_tags({key: value for key, value in flat.items() if recorded.get(key, value) != value})
     else:
         mlflow.log_params(flat)
-    mlflow.log_text(OmegaConf.to_yaml(values), "config.yaml")
+    mlflow.log_text(redact(OmegaConf.to_yaml(values)), "config.yaml")
 
 
 KERAS_IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"  # data.source=keras

@@ -6,7 +6,6 @@ This is the one module that knows all the others; the behaviour lives in conf/ a
 import gc
 import logging
 import os
-import signal
 import sys
 import time
 from importlib.metadata import version
@@ -18,10 +17,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from hydra_plugins.imdb_exp_optuna.optuna_sweeper import OptunaSweeper
-from imdb_exp import quiet, recorder, resume, schema, search, store, sweep
-from imdb_exp.interrupts import Interrupted, Interrupts
+from imdb_exp import launchers, quiet, recorder, resume, schema, search, store, sweep
+from imdb_exp.interrupts import Interrupted, Interrupts, signal_of
+from imdb_exp.redaction import redact, redact_log_records
 
 schema.register()
+launchers.register()
 # Hydra finds sweepers by listing the hydra_plugins namespace, which an editable install hides from it.
 Plugins.instance().register(OptunaSweeper)
 log = logging.getLogger("imdb_exp")
@@ -72,7 +73,8 @@ def run_tags() -> dict[str, str]:
     """The group choices and overrides of this Hydra job, and its number when it is a sweep job."""
     job = HydraConfig.get()
     tags = {group: job.runtime.choices.get(group, "") for group in ("data", "model", "optimizer")}
-    tags["overrides"] = " ".join(o for o in job.overrides.task if not schema.is_launch_only(o.split("=", 1)[0]))
+    overrides = " ".join(o for o in job.overrides.task if not schema.is_launch_only(o.split("=", 1)[0]))
+    tags["overrides"] = redact(overrides)
     if job.mode == RunMode.MULTIRUN:
         tags[sweep.JOB_TAG] = str(job.job.num)
     return tags
@@ -235,14 +237,17 @@ def run_job(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts) -> fl
 
 @hydra.main(config_path="pkg://imdb_exp.conf", config_name="config", version_base="1.3")
 def job(cfg: DictConfig) -> float | None:
+    redact_log_records()  # also here: a launcher's worker process runs this function, not main()
     tags = run_tags()
     sweeping = sweep.JOB_TAG in tags
+    interrupts = Interrupts()
     try:
-        with Interrupts().handled() as interrupts:
+        with interrupts.handled():
             return run_job(cfg, tags, interrupts)
     except KeyboardInterrupt as err:
-        signum = err.signal if isinstance(err, Interrupted) else signal.SIGINT
+        signum = signal_of(err)
         print(f"imdb-exp: stopped by {signum.name}; the MLflow run is marked KILLED", file=sys.stderr)
+        interrupts.pass_on(signum)  # a scheduler's own handler (submitit's requeue on preemption) acts now
         sys.exit(128 + signum)
     except Exception as err:
         if isinstance(err, schema.UserError):
@@ -255,6 +260,9 @@ def job(cfg: DictConfig) -> float | None:
             log.exception("sweep job failed")
         # The other jobs go on; the sweep's end reports the failures and exits non-zero.
         sweep.record_unstarted_job(cfg, tags, err)
+    finally:
+        if sweeping:  # wherever the job ran, its log goes with its run (the traceback of a failure too)
+            sweep.attach_job_log(cfg, tags)
     return None
 
 
@@ -265,6 +273,7 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         print(f"imdb-exp {version('imdb-exp')}")
         return
+    redact_log_records()
     with Interrupts().handled():
         try:
             job()

@@ -20,9 +20,10 @@ import pytest
 from hydra import compose, initialize_config_module
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import schema
+from imdb_exp import launchers, schema
 
 schema.register()  # the structured-config schema conf/config.yaml names first
+launchers.register()  # the project's launcher defaults, as the imdb-exp command composes them
 
 POSITIVE = ["great", "wonderful", "superb", "loved", "brilliant"]
 NEGATIVE = ["awful", "boring", "terrible", "hated", "waste"]

@@ -1,0 +1,47 @@
+"""Hydra's launcher plugins as the project runs them: two defaults changed, and where jobs run.
+
+The changed defaults are registered under the plugins' own names, so `hydra/launcher=ray` and
+`hydra/launcher=submitit_slurm` compose them as the plugins' documentation says:
+
+- ray: Ray sizes its object store itself. The released launcher (1.2.2) sets a fixed 75 MB when
+  the key is absent, which ray.init refuses when it joins a running cluster
+  (`+hydra.launcher.ray.init.address=auto`): "When connecting to an existing cluster,
+  object_store_memory must not be provided" (Hydra issue 2893, fixed only on Hydra's main branch).
+- submitit_slurm: max_num_timeout 3 instead of 0. submitit takes a preemption notice that comes in
+  the last fifth of a job's time limit for the limit itself, and with 0 such a job is not
+  requeued; the project's jobs continue exactly from their checkpoints, so requeuing is safe.
+"""
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+
+def register() -> None:
+    """Puts the changed defaults over the plugins' configs (those installed), which importing a
+    plugin's config module registers first."""
+    store = ConfigStore.instance()
+    try:
+        from hydra_plugins.hydra_ray_launcher._config import RayConf, RayLauncherConf
+    except ImportError:
+        pass
+    else:
+        ray = RayLauncherConf(ray=RayConf(init={"address": None, "object_store_memory": None}))
+        store.store(group="hydra/launcher", name="ray", node=ray, provider="imdb_exp")
+    try:
+        from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+    except ImportError:
+        pass
+    else:
+        slurm = SlurmQueueConf(max_num_timeout=3)
+        store.store(group="hydra/launcher", name="submitit_slurm", node=slurm, provider="imdb_exp")
+
+
+def runs_jobs_elsewhere(launcher: DictConfig) -> bool:
+    """Whether the launcher may run a job on another machine, which does not see this one's files:
+    SLURM, and Ray when it joins a cluster rather than starting one in this process."""
+    target = launcher.get("_target_", "")
+    if target.endswith(("SlurmLauncher", "RayAWSLauncher")):
+        return True
+    if target.endswith(".RayLauncher"):
+        return launcher.ray.init.get("address") not in (None, "local")
+    return False

@@ -1,0 +1,259 @@
+"""The README's cluster commands, run as written on a real cluster on this machine
+(scripts/local_cluster.py): PostgreSQL, an MLflow server on it with proxied artifacts, a Ray cluster
+of two nodes with an IMDB_EXP_HOME each (two disks), and a one-host SLURM with accounting.
+
+Needs Debian's postgresql (and slurm-wlm, slurmdbd, munge, mariadb-server, and root, for SLURM);
+skipped where they are missing, except under .ci/run, which installs them and sets
+IMDB_EXP_REQUIRE_CLUSTER=1 so that a missing service fails. All of them run on one pytest worker
+(xdist_group): one cluster at a time on two cores.
+"""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from scripts.local_cluster import PG_BIN, LocalCluster
+from tests.conftest import DEBUG, epochs_logged, recorded_runs, run_cli, start_cli, wait_for_epochs
+
+HAS_POSTGRES = (PG_BIN / "postgres").exists()
+HAS_SLURM = all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd"))
+REQUIRED = bool(os.environ.get("IMDB_EXP_REQUIRE_CLUSTER"))
+if not HAS_POSTGRES and not REQUIRED:
+    pytest.skip("Debian's postgresql is not installed", allow_module_level=True)
+needs_slurm = pytest.mark.skipif(
+    not REQUIRED and (not HAS_SLURM or os.geteuid() != 0), reason="SLURM's daemons (and root for slurmd) are missing"
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("cluster")]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with LocalCluster(tmp_path_factory.mktemp("cluster")) as services:
+        services.postgres()
+        yield services
+
+
+@pytest.fixture(scope="module")
+def server(cluster) -> str:
+    return cluster.mlflow_server()
+
+
+def experiment_runs(client: MlflowClient, name: str) -> list:
+    experiment = client.get_experiment_by_name(name)
+    return client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
+
+
+def jobs_of(runs: list, parent) -> list:
+    return [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+
+def artifact_texts(client: MlflowClient, run_id: str, folder: Path, path: str = "") -> dict[str, str]:
+    """Every text artifact of the run (figures and model weights left out), by path."""
+    texts = {}
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            texts |= artifact_texts(client, run_id, folder, item.path)
+        elif item.path.endswith((".yaml", ".md", ".txt", ".tsv", ".log", ".csv", ".json", "MLmodel")):
+            local = client.download_artifacts(run_id, item.path, str(folder))
+            texts[item.path] = Path(local).read_text(errors="replace")
+    return texts
+
+
+def test_the_readme_ray_command_on_a_two_node_cluster_nests_four_jobs_with_models_stored_by_the_server(
+    cluster, server, tmp_path, archive
+):
+    homes = [tmp_path / "node-0-home", tmp_path / "node-1-home"]
+    with LocalCluster(tmp_path / "ray") as ray:
+        address = ray.ray(homes)
+        started = time.monotonic()
+        result = run_cli(
+            "-m",
+            "hydra/launcher=ray",
+            "+hydra.launcher.ray.init.address=auto",
+            f"tracking.uri={server}",
+            "optimizer=rmsprop,adam",
+            "model.hidden_units=[16],[32]",
+            "trainer.epochs=2",
+            "tracking.experiment=ray-cluster",
+            f"data.archive={archive}",
+            *DEBUG,
+            cwd=tmp_path,
+            env={"RAY_ADDRESS": address, "RAY_USAGE_STATS_ENABLED": "0"},
+        )
+        seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    print(f"4-job sweep on the two-node Ray cluster: {seconds:.1f} s")
+    client = MlflowClient(server)
+    runs = experiment_runs(client, "ray-cluster")
+    (parent,) = [run for run in runs if "sweep" in run.data.tags]
+    jobs = jobs_of(runs, parent)
+    assert parent.info.status == "FINISHED" and [job.info.status for job in jobs] == ["FINISHED"] * 4
+    assert sorted(job.data.tags["overrides"].split()[2:4] for job in jobs) == sorted(
+        [f"optimizer={o}", f"model.hidden_units=[{u}]"] for o in ("rmsprop", "adam") for u in (16, 32)
+    )
+    for job in jobs:
+        (model,) = client.search_logged_models(
+            [parent.info.experiment_id], filter_string=f"source_run_id = '{job.info.run_id}'"
+        )
+        assert model.artifact_location.startswith("mlflow-artifacts:")  # through the server, not a local path
+        (job_log,) = client.list_artifacts(job.info.run_id, "logs")
+        assert "run dense-" in artifact_texts(client, job.info.run_id, tmp_path / "logs")[job_log.path]
+    assert list((cluster.folder / "artifacts").rglob("model.keras"))  # what the server keeps
+    # Jobs ran on both nodes, each reading the archive into its own disk's cache.
+    assert all(list((home / "cache").iterdir()) for home in homes)
+
+
+def test_two_searches_started_at_once_share_one_study_on_postgresql_and_never_show_its_password(
+    cluster, server, tmp_path, archive
+):
+    storage = cluster.database("shared_study")
+    command = ["-m", "hparams_search=dense", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}"]
+    command += [f"tracking.uri={server}", "tracking.experiment=shared-search", f"data.archive={archive}", *DEBUG]
+    command += ["trainer.epochs=2"]
+    folders = [tmp_path / "worker-a", tmp_path / "worker-b"]
+    for folder in folders:
+        folder.mkdir()
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda folder: run_cli(*command, cwd=folder), folders))
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    client = MlflowClient(server)
+    trial_runs = [run for run in experiment_runs(client, "shared-search") if "optuna.trial" in run.data.tags]
+    assert sorted(int(run.data.tags["optuna.trial"]) for run in trial_runs) == [0, 1, 2, 3]
+    (study_name,) = {run.data.tags["optuna.study"] for run in trial_runs}
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    assert sorted(trial.number for trial in study.trials) == [0, 1, 2, 3]
+    assert {trial.state.name for trial in study.trials} <= {"COMPLETE", "PRUNED"}
+
+    password = cluster.password
+    assert password in storage  # the URL the searches were given holds it ...
+    for result in results:  # ... and nothing they printed or recorded does
+        assert password not in result.stdout + result.stderr
+    for run in experiment_runs(client, "shared-search"):
+        assert not [value for value in run.data.params.values() if password in value]
+        assert not [value for value in run.data.tags.values() if password in value]
+        texts = artifact_texts(client, run.info.run_id, tmp_path / run.info.run_id)
+        assert not [path for path, text in texts.items() if password in text]
+    assert any("postgresql://***@" in run.data.params.get("trial.storage", "") for run in trial_runs)
+
+
+# -- SLURM ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    with LocalCluster(tmp_path_factory.mktemp("slurm")) as services:
+        yield services.slurm()
+
+
+@pytest.fixture
+def slurm_env(slurm, monkeypatch) -> dict[str, str]:
+    """SLURM's commands, the launcher's among them, find the local cluster (sbatch passes it on to jobs)."""
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    return slurm
+
+
+SLURM_SWEEP = ["-m", "hydra/launcher=submitit_slurm", "tracking.log_model=false", *DEBUG]
+LONG = 250  # epochs of the tiny preset: a job that trains for tens of seconds, long enough to interrupt
+
+
+def slurm_jobs() -> list[str]:
+    listed = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True)
+    return listed.stdout.split()
+
+
+def job_state(job: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+
+
+def wait_for_no_slurm_jobs(timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while slurm_jobs():
+        assert time.monotonic() < deadline, f"SLURM jobs still queued: {slurm_jobs()}"
+        time.sleep(1)
+
+
+def run_state(database: Path, run_id: str) -> tuple[str, str | None]:
+    """A run's status and failure_reason, read without MLflow while jobs write the store."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        (status,) = db.execute("SELECT status FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
+        reason = db.execute(
+            "SELECT value FROM tags WHERE run_uuid = ? AND key = 'failure_reason'", (run_id,)
+        ).fetchone()
+    return status, reason[0] if reason else None
+
+
+def steps(client: MlflowClient, run_id: str, metric: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, metric))
+
+
+@needs_slurm
+def test_a_slurm_sweep_with_a_cancelled_job_fails_within_a_minute_and_a_relaunch_continues_that_job(
+    slurm_env, tmp_path, archive, isolated_home
+):
+    args = [*SLURM_SWEEP, "optimizer=rmsprop,adam", f"data.archive={archive}", f"trainer.epochs={LONG}"]
+    process = start_cli(*args, cwd=tmp_path)
+    database = isolated_home / "mlflow.db"
+    wait_for_epochs(process, database, 2, run_tag=("optimizer", "rmsprop"), timeout=180)
+    (first,) = [job for job in slurm_jobs() if job.endswith("_0")]  # job 0 of the array: rmsprop
+    subprocess.run(["scancel", first], check=True)
+    cancelled = time.monotonic()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr[-3000:]
+    assert time.monotonic() - cancelled < 60
+    client, runs = recorded_runs(database)
+    (parent,) = [run for run in runs if "sweep" in run.data.tags]
+    (cut,) = [run for run in runs if run.data.tags.get("optimizer") == "rmsprop"]
+    assert parent.info.status == "FAILED"
+    assert cut.info.status in ("KILLED", "FAILED") and cut.data.tags["failure_reason"]
+
+    wait_for_no_slurm_jobs()  # the other job finishes on its own
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, runs = recorded_runs(database)
+    (continued,) = [run for run in runs if run.data.tags.get("optimizer") == "rmsprop"]
+    assert continued.info.run_id == cut.info.run_id and continued.info.status == "FINISHED"
+    assert steps(client, continued.info.run_id, "loss") == list(range(1, LONG + 1))  # each epoch once
+    relaunched = [run for run in runs if "sweep" in run.data.tags][-1]
+    assert relaunched.info.status == "FINISHED"
+
+
+@needs_slurm
+def test_a_slurm_job_preempted_with_usr2_is_killed_with_its_reason_then_continues_as_the_same_run(
+    slurm_env, tmp_path, archive, isolated_home
+):
+    args = [*SLURM_SWEEP, "optimizer=adam", f"data.archive={archive}", f"trainer.epochs={LONG}"]
+    process = start_cli(*args, cwd=tmp_path)
+    database = isolated_home / "mlflow.db"
+    wait_for_epochs(process, database, 2, timeout=180)
+    (job,) = slurm_jobs()
+    _, (run,) = recorded_runs(database, "tags.sweep_job = '0'")
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+    states, released = set(), False
+    while process.poll() is None:  # until the requeued job has finished the run
+        states.add(run_state(database, run.info.run_id))
+        if not released and job_state(job) == "PENDING":
+            # SLURM holds a requeued job back for about two minutes; the test lets it start now.
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+            released = True
+        time.sleep(0.2)
+    assert released
+    _, stderr = process.communicate()
+    assert process.returncode == 0, stderr[-3000:]
+    killed = [reason for status, reason in states if status == "KILLED"]
+    assert killed and "SIGUSR2" in killed[0], states  # while it waited to be requeued
+    client, runs = recorded_runs(database, "tags.sweep_job = '0'")
+    assert [r.info.run_id for r in runs] == [run.info.run_id] and runs[0].info.status == "FINISHED"
+    assert steps(client, run.info.run_id, "loss") == list(range(1, LONG + 1))
+    assert epochs_logged(database) == LONG
