@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
@@ -58,6 +59,14 @@ class LocalCluster(ExitStack):
         self.folder.mkdir(parents=True, exist_ok=True)
         self.password = secrets.token_hex(8)
         self.pg_port: int | None = None
+
+    def __enter__(self) -> "LocalCluster":
+        super().__enter__()
+        # SIGTERM (a CI time limit, a `kill`) unwinds the block like an error, so that the services stop too.
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            self.callback(signal.signal, signal.SIGTERM, previous)
+        return self
 
     # -- processes ---------------------------------------------------------------------------------
 
@@ -282,6 +291,10 @@ class LocalCluster(ExitStack):
         return port
 
 
+def _exit_on_sigterm(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _health(url: str) -> bool:
     import urllib.request
 
@@ -314,7 +327,8 @@ def main() -> None:
             settings |= cluster.slurm()
         for key, value in settings.items():
             print(f"{key}: {value}")
-        print("Ctrl-C stops them all.", flush=True)
+        print("Ctrl-C (or SIGTERM) stops them all.", flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
         with suppress(KeyboardInterrupt):
             signal.pause()
 

@@ -175,3 +175,29 @@ def test_a_sweep_against_a_tracking_server_records_all_its_runs_there(tmp_path, 
         assert {c.info.status for c in children} == {"FINISHED"}
         assert "curves/loss.png" in {a.path for a in client.list_artifacts(children[0].info.run_id, "curves")}
     assert not (isolated_home / "mlflow.db").exists()  # nothing went to the default store
+
+
+@pytest.mark.slow
+def test_a_password_in_any_url_of_a_sweep_is_shown_nowhere_and_each_jobs_log_goes_with_its_run(
+    tmp_path, archive, isolated_home
+):
+    storage = "postgresql://bob:secret@127.0.0.1:1/optuna"  # a key the config takes; no search reads it here
+    result = run_cli(
+        "-m", "optimizer=rmsprop,adam", f"trial.storage={storage}", f"data.archive={archive}", *DEBUG, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "postgresql://***@127.0.0.1:1/optuna" in result.stdout + result.stderr  # Hydra lists each job's overrides
+    assert "secret" not in result.stdout + result.stderr
+    client, runs = recorded_runs(isolated_home / "mlflow.db")
+    for run in runs:
+        recorded = [run.info.run_name, *run.data.params.values(), *run.data.tags.values()]
+        assert not [value for value in recorded if "secret" in value]
+        for artifact in ("config.yaml", *(a.path for a in client.list_artifacts(run.info.run_id, "logs"))):
+            if "sweep" not in run.data.tags:
+                text = Path(client.download_artifacts(run.info.run_id, artifact, str(tmp_path / run.info.run_id)))
+                assert "secret" not in text.read_text()
+    jobs = [run for run in runs if "sweep" not in run.data.tags]
+    for job in jobs:  # what the job logged, wherever it ran, is read from its run
+        (log,) = client.list_artifacts(job.info.run_id, "logs")
+        text = Path(client.download_artifacts(job.info.run_id, log.path, str(tmp_path / "logs"))).read_text()
+        assert f"run dense-{job.data.tags['optimizer']}" in text and "test_accuracy=" in text

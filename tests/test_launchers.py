@@ -1,9 +1,56 @@
-"""Launchers for many machines compose with the project's config (no cluster is needed for that)."""
+"""Launchers for many machines compose with the project's config (no cluster is needed for that);
+test_cluster.py runs them on one."""
 
 import pytest
 from hydra import compose, initialize_config_module
 
+from imdb_exp import search
+from imdb_exp.schema import ConfigError
 from tests.conftest import DEBUG, recorded_runs, run_cli
+
+
+def launcher(*overrides: str):
+    with initialize_config_module("imdb_exp.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True).hydra.launcher
+
+
+def test_the_ray_launcher_joins_a_running_cluster_without_sizing_its_object_store():
+    # The released launcher sets 75 MB when the key is absent, which ray.init refuses for address=auto.
+    ray = launcher("hydra/launcher=ray", "+hydra.launcher.ray.init.address=auto")
+    assert ray.ray.init == {"address": "auto", "object_store_memory": None}
+    assert launcher("hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2").ray.init.num_cpus == 2
+
+
+def test_the_slurm_launcher_requeues_a_job_preempted_late_in_its_time_limit():
+    assert launcher("hydra/launcher=submitit_slurm").max_num_timeout == 3
+
+
+@pytest.mark.parametrize(
+    "overrides, elsewhere",
+    [
+        (["hydra/launcher=submitit_slurm"], True),
+        (["hydra/launcher=ray", "+hydra.launcher.ray.init.address=auto"], True),
+        (["hydra/launcher=ray"], False),  # a Ray instance started in this process, on this machine
+        (["hydra/launcher=joblib"], False),
+        ([], False),
+    ],
+)
+def test_a_study_in_the_default_journal_is_refused_only_where_trials_run_on_other_machines(overrides, elsewhere):
+    if elsewhere:
+        with pytest.raises(ConfigError, match="postgresql://USER:PASSWORD@HOST"):
+            search.refuse_storage_out_of_reach(None, launcher(*overrides))
+    else:
+        search.refuse_storage_out_of_reach(None, launcher(*overrides))
+    search.refuse_storage_out_of_reach("/shared/study.log", launcher(*overrides))  # named on purpose: taken
+
+
+def test_a_search_on_a_cluster_with_the_default_journal_stops_before_any_run(tmp_path, isolated_home):
+    result = run_cli(
+        "-m", "hparams_search=dense", "hydra/launcher=ray", "+hydra.launcher.ray.init.address=auto", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "imdb-exp: error: this launcher runs trials on other machines" in result.stderr
+    assert "Traceback" not in result.stderr and not (isolated_home / "mlflow.db").exists()
 
 
 def test_slurm_launcher_composes_with_the_documented_settings():

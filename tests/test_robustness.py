@@ -16,6 +16,7 @@ from imdb_exp import corpus
 from imdb_exp.corpus import DataError, load_corpus
 from imdb_exp.guards import InterruptAtBatchEnd, NonFiniteLoss, StopOnNonFiniteLoss
 from imdb_exp.interrupts import Interrupted, Interrupts
+from imdb_exp.interrupts import reason as interrupt_reason
 from imdb_exp.train import train
 from tests.conftest import DEBUG, free_port, recorded_runs, run_cli, start_cli, wait_for_epochs, write_archive
 
@@ -174,6 +175,28 @@ def test_inside_keras_a_signal_waits_for_the_end_of_its_batch():
         model.fit(x, y, batch_size=8, epochs=3, callbacks=callbacks, verbose=0)
     assert raised.value.signal == signal.SIGTERM
     assert batches_ended == [0, 1, 2]
+
+
+def test_a_schedulers_usr2_ends_the_run_first_then_reaches_the_schedulers_handler():
+    received = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))  # as submitit's
+    try:
+        interrupts = Interrupts()
+        with interrupts.handled(), pytest.raises(Interrupted) as raised:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(5)
+        assert raised.value.signal == signal.SIGUSR2 and received == []
+        assert "SIGUSR2" in interrupt_reason(raised.value) and "requeue" in interrupt_reason(raised.value)
+        interrupts.pass_on(signal.SIGUSR2)
+        assert received == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_without_a_schedulers_handler_usr2_is_left_alone():
+    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
+    with Interrupts().handled():
+        assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
 
 
 def test_a_sigint_ignored_at_start_stays_ignored():
