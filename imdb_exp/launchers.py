@@ -13,12 +13,14 @@ The changed defaults are registered under the plugins' own names, so `hydra/laun
 """
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from omegaconf import DictConfig
 
 
 def register() -> None:
-    """Puts the changed defaults over the plugins' configs (those installed), which importing a
-    plugin's config module registers first."""
+    """Puts the changed defaults over the plugins' configs (those installed). Hydra's first look for
+    plugins runs each plugin module anew, registering its configs again: it goes first."""
+    Plugins.instance()
     store = ConfigStore.instance()
     try:
         from hydra_plugins.hydra_ray_launcher._config import RayConf, RayLauncherConf

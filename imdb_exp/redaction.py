@@ -9,7 +9,8 @@ process, Hydra's and the launchers' included (they print each job's overrides).
 import logging
 import re
 
-_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@'\"]+@")
+# Hydra shows an override's colons escaped (postgresql\://user\:pass@host): the backslash is allowed.
+_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*\\?://)[^\s/@'\"]+@")
 TAG_LIMIT = 4000  # MLflow refuses a tag value over 5000 characters; a reason's first lines say enough
 
 

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import checkpoints, schema, search, store
+from imdb_exp import checkpoints, schema, search, shared_checkpoints, store
 from imdb_exp.redaction import redact
 from imdb_exp.schema import ConfigError
 
@@ -42,10 +42,12 @@ def why_not_continuable(client: MlflowClient, run: Run) -> str | None:
         return "it FINISHED; there is nothing to continue"
     if checkpoints.is_live(run_id):
         return "another live process is training it"
-    if not checkpoints.path(run_id).is_file() and client.get_metric_history(run_id, "loss"):
+    if not shared_checkpoints.exists(run) and client.get_metric_history(run_id, "loss"):
+        if shared_checkpoints.on_server(client.tracking_uri):
+            return "it trained some epochs but its checkpoint is neither on the tracking server nor on this machine"
         return (
             f"it trained some epochs but its checkpoint is not in {checkpoints.directory()}; "
-            "resume it with the IMDB_EXP_HOME it ran with"
+            "resume it with the IMDB_EXP_HOME it ran with, or record to a tracking server, which keeps checkpoints"
         )
     return None
 
@@ -105,6 +107,6 @@ def earlier_run(cfg: DictConfig) -> Earlier | None:
     if done := next(finished, None):
         return Earlier(done, finished=True)
     for run in runs:
-        if checkpoints.path(run.info.run_id).is_file() and why_not_continuable(client, run) is None:
+        if shared_checkpoints.exists(run) and why_not_continuable(client, run) is None:
             return Earlier(run, finished=False)
     return None

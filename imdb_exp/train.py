@@ -91,7 +91,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     settings = schema.validate(cfg)
     keras = use_backend(settings.trainer.backend)
     # Imported only now: these modules import Keras, which must see the backend chosen above.
-    from imdb_exp import checkpoints, data, evaluation, fitting, models, plots, tracking
+    from imdb_exp import checkpoints, data, evaluation, fitting, models, plots, shared_checkpoints, tracking
     from imdb_exp.guards import InterruptAtBatchEnd, StopOnNonFiniteLoss
 
     trainer = settings.trainer
@@ -106,6 +106,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     with tracked as open_run, checkpoints.held(open_run.run.info.run_id):
         run = open_run.run
         run_id = run.info.run_id
+        checkpoint = shared_checkpoints.RunCheckpoint(run_id, settings.tracking.uri)
         log.info(
             "run %s: %s, %s backend, %d epochs of batch %d, seed %d",
             run_name,
@@ -131,14 +132,14 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
             models.compile_model(trained, settings.model, settings.optimizer)
         prepare_seconds = time.perf_counter() - started
         tracking.log_model_summary(model)
-        progress = checkpoints.restore(run_id, trained) if continuing else None
+        progress = checkpoint.restore(trained) if continuing else None
         if progress:
             log.info("continuing run %s after epoch %d", run_id, progress.epochs_done)
             tracking.log_missing_epochs(run_id, progress)
 
         def after_epoch(progress: checkpoints.Progress) -> None:
             if trainer.checkpoint:  # first: a kill in between leaves a step to backfill
-                checkpoints.save(run_id, trained, progress)
+                checkpoint.save(trained, progress)
             tracking.log_epoch(progress)
             if trial:
                 trial.report(progress.epochs_done, progress.history)  # raises TrialPruned when hopeless
@@ -152,7 +153,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         except search.TrialPruned as pruned:  # not a failure: the search learned what it needed
             tracking.log_pruned(pruned.epoch)
             tracking.log_metrics({"epochs_trained": progress.epochs_done, "fit_seconds": progress.fit_seconds})
-            checkpoints.discard(run_id)
+            checkpoint.discard()
             return search.Pruned(pruned.epoch)
 
         labels = dataset.test.y
@@ -209,7 +210,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
                 tracking.log_text(vocabulary, "vocabulary.tsv")
                 if settings.tracking.log_model:
                     tracking.log_classifier(served, settings)
-            checkpoints.discard(run_id)  # the run is complete; its logged model is what lasts
+            checkpoint.discard()  # the run is complete; its logged model is what lasts
 
         # Written on the background thread while a sweep launched from this process goes on to its next
         # job; a run of its own, or a job of a launcher's worker process, waits for them here.

@@ -110,10 +110,11 @@ class LocalCluster(ExitStack):
                 raise RuntimeError(f"{name} {state}; its log ends:\n{log}")
             time.sleep(0.3)
 
-    def owned_folder(self, user: str, name: str) -> Path:
-        """A folder ``user`` owns, removed with the cluster (under /tmp: a test's tmp_path is root's alone)."""
+    def owned_folder(self, name: str, user: str | None = None) -> Path:
+        """A folder under /tmp (a test's tmp_path is root's alone, and too long a path for Ray's sockets),
+        owned by ``user`` when given, removed with the cluster."""
         folder = Path(tempfile.mkdtemp(prefix=f"imdb-exp-{name}-"))
-        if os.geteuid() == 0:
+        if user and os.geteuid() == 0:
             shutil.chown(folder, user, user)
         self.callback(shutil.rmtree, folder, ignore_errors=True)
         return folder
@@ -171,30 +172,40 @@ class LocalCluster(ExitStack):
 
     # -- Ray -----------------------------------------------------------------------------------------
 
-    def ray(self, homes: list[Path], cpus_per_node: int = 1) -> str:
-        """A Ray cluster of one node per IMDB_EXP_HOME in ``homes`` (the first the head); its address.
+    def ray(self, homes: list[Path], cpus_per_node: int = 1) -> dict[str, str]:
+        """A Ray cluster of one node per IMDB_EXP_HOME in ``homes`` (the first the head); the environment
+        a driver needs to join it (RAY_ADDRESS, and its authentication token).
 
         Each node's `ray start --block` leads a process group holding its raylet and workers, so
         stopping a group loses that node and nothing else, as a machine going down would."""
         self.ray_nodes = []
         port = free_port()
-        address = f"127.0.0.1:{port}"
+        token = self.folder / "ray-auth-token"
+        token.write_text(secrets.token_hex(32))
+        token.chmod(0o600)
+        # Token authentication on, with a token of this cluster's: Ray otherwise takes ~/.ray/auth_token
+        # when one exists, and a client without RAY_AUTH_MODE=token is refused.
+        env = {"RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
         ray = str(Path(sys.executable).with_name("ray"))
-        env = {"RAY_USAGE_STATS_ENABLED": "0"}
         for i, home in enumerate(homes):
+            # A folder of the node's own (short: Ray's socket paths must fit 107 bytes) rather than /tmp/ray,
+            # whose ray_current_cluster file would make every ray.init() on this machine join this cluster,
+            # and, once it is stopped, fail to.
             node = [ray, "start", "--block", f"--num-cpus={cpus_per_node}", "--disable-usage-stats"]
+            node += [f"--temp-dir={self.owned_folder(f'ray{i}')}", "--node-ip-address=127.0.0.1"]
             if i == 0:
-                node += ["--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--include-dashboard=false"]
+                node += ["--head", f"--port={port}", "--include-dashboard=false"]
             else:
-                node += [f"--address={address}", "--node-ip-address=127.0.0.1"]
-            process = self.start(f"ray-node-{i}", node, env=env | {"IMDB_EXP_HOME": str(home)})
+                node += [f"--address={env['RAY_ADDRESS']}"]
+            node_env = env | {"IMDB_EXP_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0"}
+            process = self.start(f"ray-node-{i}", node, env=node_env)
             self.ray_nodes.append(process)
-            self.wait_until(lambda i=i: self._ray_nodes_alive(address) > i, f"ray-node-{i}", process)
-        return address
+            self.wait_until(lambda i=i: self._ray_nodes_alive(env) > i, f"ray-node-{i}", process)
+        return env
 
-    def _ray_nodes_alive(self, address: str) -> int:
+    def _ray_nodes_alive(self, env: dict[str, str]) -> int:
         ray = str(Path(sys.executable).with_name("ray"))
-        status = subprocess.run([ray, "status", f"--address={address}"], capture_output=True, text=True)
+        status = subprocess.run([ray, "status"], capture_output=True, text=True, env=os.environ | env)
         if status.returncode != 0:
             return 0
         active = status.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0]
@@ -247,6 +258,8 @@ class LocalCluster(ExitStack):
         self.wait_until(lambda: answers(ctld_port), "slurmctld", ctld)
         slurmd = self.start("slurmd", ["/usr/sbin/slurmd", "-D", "-f", str(conf)], env=env)
         self.wait_until(lambda: _node_idle(env), "slurmd", slurmd)
+        # Jobs run under slurmstepd, which outlives slurmd: they are cancelled before the daemons stop.
+        self.callback(_cancel_every_job, env)
         return env
 
     def _munge(self) -> Path:
@@ -266,7 +279,7 @@ class LocalCluster(ExitStack):
         return socket_path
 
     def _mariadb(self) -> int:
-        folder = self.owned_folder("mysql", "mariadb")
+        folder = self.owned_folder("mariadb", "mysql")
         port = free_port()
         subprocess.run(
             [
@@ -305,6 +318,17 @@ def _health(url: str) -> bool:
         return False
 
 
+def _cancel_every_job(env: dict[str, str], timeout: float = 60) -> None:
+    """Cancels the jobs of this cluster (SLURM_CONF names it) and waits until none is left."""
+    env = os.environ | env
+    deadline = time.monotonic() + timeout
+    while jobs := subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split():
+        if time.monotonic() > deadline:
+            break
+        subprocess.run(["scancel", *jobs], capture_output=True, env=env)
+        time.sleep(1)
+
+
 def _node_idle(env: dict[str, str]) -> bool:
     info = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=os.environ | env)
     return info.returncode == 0 and "idle" in info.stdout
@@ -321,8 +345,7 @@ def main() -> None:
         settings = {"tracking.uri": cluster.mlflow_server(), "PostgreSQL": server + "/DATABASE"}
         settings["hydra.sweeper.storage"] = cluster.database("optuna")
         if args.ray:
-            homes = [args.folder / "node-0-home", args.folder / "node-1-home"]
-            settings["RAY_ADDRESS"] = cluster.ray(homes)
+            settings |= cluster.ray([args.folder / "node-0-home", args.folder / "node-1-home"])
         if args.slurm:
             settings |= cluster.slurm()
         for key, value in settings.items():

@@ -186,7 +186,8 @@ def test_a_password_in_any_url_of_a_sweep_is_shown_nowhere_and_each_jobs_log_goe
         "-m", "optimizer=rmsprop,adam", f"trial.storage={storage}", f"data.archive={archive}", *DEBUG, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "postgresql://***@127.0.0.1:1/optuna" in result.stdout + result.stderr  # Hydra lists each job's overrides
+    # Hydra lists each job's overrides, with their colons escaped
+    assert "postgresql\\://***@127.0.0.1\\:1/optuna" in result.stdout + result.stderr
     assert "secret" not in result.stdout + result.stderr
     client, runs = recorded_runs(isolated_home / "mlflow.db")
     for run in runs:

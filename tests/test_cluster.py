@@ -73,7 +73,7 @@ def test_the_readme_ray_command_on_a_two_node_cluster_nests_four_jobs_with_model
 ):
     homes = [tmp_path / "node-0-home", tmp_path / "node-1-home"]
     with LocalCluster(tmp_path / "ray") as ray:
-        address = ray.ray(homes)
+        ray_env = ray.ray(homes)
         started = time.monotonic()
         result = run_cli(
             "-m",
@@ -87,7 +87,7 @@ def test_the_readme_ray_command_on_a_two_node_cluster_nests_four_jobs_with_model
             f"data.archive={archive}",
             *DEBUG,
             cwd=tmp_path,
-            env={"RAY_ADDRESS": address, "RAY_USAGE_STATS_ENABLED": "0"},
+            env=ray_env | {"RAY_USAGE_STATS_ENABLED": "0"},
         )
         seconds = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]

@@ -70,6 +70,7 @@ def test_slurm_launcher_composes_with_the_documented_settings():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cluster")  # never beside the cluster tests' Ray nodes
 def test_a_sweep_through_the_ray_launcher_accounts_for_every_job_under_its_parent(tmp_path, archive, isolated_home):
     # The jobs find their parent run in their config, which Ray ships to its workers (a remote
     # cluster's workers do not share the launching process's environment). The second job cannot start.

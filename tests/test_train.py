@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_module
 
 from imdb_exp import models, plots, schema, store, tracking
 from imdb_exp.layers import MaskedSum
+from imdb_exp.redaction import redact
 from imdb_exp.schema import DataConfig, LstmConfig, NgramConfig, OptimizerConfig
 from imdb_exp.train import start_from_a_collected_heap, train
 from tests.conftest import DEBUG, recorded_runs
@@ -237,3 +238,17 @@ def test_a_password_in_the_tracking_uri_reaches_neither_params_nor_the_recorded_
     config_yaml = Path(client.download_artifacts(recorded.info.run_id, "config.yaml", str(isolated_home))).read_text()
     assert "***@mlflow.example" in config_yaml and "secret" not in config_yaml
     assert "secret" not in store.where_to_see(cfg.tracking.uri, "1", recorded.info.run_id)
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("postgresql://bob:secret@db:5432/optuna", "postgresql://***@db:5432/optuna"),
+        ("postgresql+psycopg://bob@db/optuna", "postgresql+psycopg://***@db/optuna"),
+        (r"trial.storage=postgresql\://bob\:secret@db\:5432/x", r"trial.storage=postgresql\://***@db\:5432/x"),
+        ("http://mlflow:5000/#/runs/a@b", "http://mlflow:5000/#/runs/a@b"),  # an @ past the host is no credential
+        ("sqlite:////home/bob/mlflow.db", "sqlite:////home/bob/mlflow.db"),
+    ],
+)
+def test_credentials_in_any_url_of_a_text_are_redacted(text, shown):
+    assert redact(text) == shown
