@@ -15,7 +15,6 @@ process ends, however it ends: a RUNNING run whose lock is free was left behind 
 out-of-memory kill or a lost machine, and may be resumed.
 """
 
-import fcntl
 import json
 import os
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imdb_exp import checked_npz, home
+from imdb_exp import checked_npz, file_locks, home
 from imdb_exp.schema import UserError
 
 FORMAT = 1
@@ -125,12 +124,10 @@ def _index(name: str) -> int:
 def held(run_id: str) -> Iterator[None]:
     """This process trains ``run_id``; CheckpointError if another live process does."""
     directory().mkdir(parents=True, exist_ok=True)
-    fd = os.open(_lock_path(run_id), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = file_locks.hold(_lock_path(run_id))
+    if fd is None:
+        raise CheckpointError(f"run {run_id} is being trained by another live process")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CheckpointError(f"run {run_id} is being trained by another live process") from None
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -138,17 +135,7 @@ def held(run_id: str) -> Iterator[None]:
 
 def is_live(run_id: str) -> bool:
     """Whether a process holds the run's lock right now."""
-    try:
-        fd = os.open(_lock_path(run_id), os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return file_locks.is_held(_lock_path(run_id))
 
 
 def _lock_path(run_id: str) -> Path:

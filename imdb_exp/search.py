@@ -1,9 +1,8 @@
 """Optuna for hparams_search: the study's storage and name, the search space, and a trial's
 reports from inside its job.
 
-The study lives in persistent storage, so a search can be continued and shared: by default a
-journal file beside the MLflow store (Optuna's file lock lets several processes on one machine
-use it at once), or any Optuna RDB URL (PostgreSQL or MySQL for many machines). The sweeper
+The study lives in persistent storage (study_storage.py), so a search can be continued and
+shared. The sweeper
 (hydra_plugins/imdb_exp_optuna) asks the study for trials and launches them as Hydra jobs; each
 job finds its trial in its config (`trial.*`), reports its validation accuracy after every epoch
 and stops when the study's pruner says it is hopeless. Optuna is an extra (`imdb-exp[optuna]`),
@@ -11,12 +10,10 @@ imported only when a search runs.
 """
 
 import hashlib
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from imdb_exp import home, launchers, store
 from imdb_exp.schema import ConfigError, TrialConfig
+from imdb_exp.study_storage import open_storage
 
 PRUNED_TAG = "optuna.pruned_at_epoch"  # a trial its search stopped: FINISHED, not failed, with no final model
 PRUNER_ATTR = "imdb_exp.pruner"  # the study's pruner config: jobs in other processes rebuild it from there
@@ -34,54 +31,6 @@ class TrialPruned(Exception):
     def __init__(self, epoch: int):
         super().__init__(f"pruned after epoch {epoch}")
         self.epoch = epoch
-
-
-def default_storage(tracking_uri: str | None) -> str:
-    """A journal file beside the MLflow store: next to its SQLite file, else in IMDB_EXP_HOME."""
-    uri = store.resolve_uri(tracking_uri)
-    folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else home()
-    return str(folder / "optuna-journal.log")
-
-
-def open_storage(spec: str):
-    """An Optuna RDB URL (``dialect://...``) as it is, or a path: a journal file there."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-
-    if "://" in spec:
-        return _database(spec)
-    Path(spec).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(spec))
-
-
-def _database(url: str, tries: int = 3):
-    """Optuna's RDB storage, its pooled connections checked before each use (a database restarted
-    between two calls is reconnected to, not an error)."""
-    import optuna
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
-
-    for attempt in range(1, tries + 1):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except (IntegrityError, ProgrammingError):
-            # Workers started at once on a new database all create its tables, and all but one fail
-            # ("duplicate key ... alembic_version"); on the next try the tables are there.
-            if attempt == tries:
-                raise
-            time.sleep(0.5 * attempt)
-
-
-def refuse_storage_out_of_reach(storage: str | None, launcher) -> None:
-    """A study in the default journal file, on a launcher that runs trials on other machines, would be
-    split into one study per machine: refused, with what to use instead. A journal path given on
-    purpose (a shared file system) is taken as it is."""
-    if storage is None and launchers.runs_jobs_elsewhere(launcher):
-        raise ConfigError(
-            "this launcher runs trials on other machines, which cannot reach the study's default journal file "
-            "on this one; give the study a database every machine reaches, hydra.sweeper.storage="
-            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (pip install 'imdb-exp[postgres]'), or a journal "
-            "path on a file system they all share"
-        )
 
 
 def study_name(search: str, fixed_overrides: list[str], space: dict[str, str]) -> str:

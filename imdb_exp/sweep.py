@@ -21,7 +21,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from imdb_exp import plots, recorder, search, store, summary
+from imdb_exp import plots, recorder, search, store, study_storage, summary
 from imdb_exp.redaction import as_tag, redact
 from imdb_exp.schema import ConfigError
 
@@ -42,6 +42,11 @@ COLUMNS = [
     "fit_seconds",
     "note",
 ]
+
+LOST = (
+    "still RUNNING when its sweep ended: the process training it was lost (its node lost, a SIGKILL, or a retry "
+    "that started the job over); launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
+)
 
 _unfinished: "SweepParentRun | None" = None  # the parent run this process opened and has not ended
 
@@ -97,6 +102,7 @@ class SweepParentRun(Callback):
         status = RunStatus.FAILED
         try:
             recorder.wait()  # the jobs of this process end their runs once their records are written
+            self._end_lost_jobs()
             rows = self._write_results()
             if stopped_by is not None:
                 self.client.set_tag(self.run_id, "failure_reason", as_tag(describe(stopped_by)))
@@ -106,6 +112,16 @@ class SweepParentRun(Callback):
             return rows
         finally:
             self.client.set_terminated(self.run_id, RunStatus.to_string(status))
+
+    def _end_lost_jobs(self) -> None:
+        """A job run still RUNNING once its sweep is over lost the process that trained it (its node lost,
+        a SIGKILL; or a launcher's retry started the job over as a new run): FAILED with that reason,
+        never left RUNNING under an ended parent. Its checkpoint, if any, still continues it."""
+        experiment = self.client.get_run(self.run_id).info.experiment_id
+        running = f"tags.mlflow.parentRunId = '{self.run_id}' and attributes.status = 'RUNNING'"
+        for run in self.client.search_runs([experiment], running):
+            self.client.set_tag(run.info.run_id, "failure_reason", LOST)
+            self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
 
     def _write_results(self) -> list[dict]:
         jobs = self._jobs()
@@ -170,7 +186,7 @@ def _refuse_unsound_search(config: DictConfig) -> None:
                 "a search ranks trials by their validation accuracy, and data.val_size=0 holds no reviews out "
                 "(the test set is never used to choose); set data.val_size"
             )
-        search.refuse_storage_out_of_reach(config.hydra.sweeper.storage, config.hydra.launcher)
+        study_storage.refuse_storage_out_of_reach(config.hydra.sweeper.storage, config.hydra.launcher)
     except ConfigError as err:
         print(f"imdb-exp: error: {err}", file=sys.stderr)
         sys.exit(2)

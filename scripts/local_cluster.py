@@ -133,10 +133,20 @@ class LocalCluster(ExitStack):
         subprocess.run(initdb + ["--auth=scram-sha-256"], check=True, capture_output=True, **as_user)
         self.pg_port = free_port()
         server = [str(PG_BIN / "postgres"), "-D", str(data / "db"), "-p", str(self.pg_port), "-k", str(data)]
-        process = self.start("postgres", server + ["-c", "listen_addresses=127.0.0.1"], user="postgres")
-        self.wait_until(lambda: self._pg_ready(), "postgres", process)
-        self.pg_process = process
+        self.pg_command = server + ["-c", "listen_addresses=127.0.0.1"]
+        self._start_postgres()
         return f"postgresql://{DB_USER}:{self.password}@127.0.0.1:{self.pg_port}"
+
+    def _start_postgres(self) -> None:
+        self.pg_process = self.start("postgres", self.pg_command, user="postgres")
+        self.wait_until(self._pg_ready, "postgres", self.pg_process)
+
+    def restart_postgres(self, downtime: float) -> None:
+        """PostgreSQL stopped (every connection cut), down for ``downtime`` seconds, then back on the same
+        port with the same data: what a database restart looks like to its clients."""
+        self.stop(self.pg_process)
+        time.sleep(downtime)
+        self._start_postgres()
 
     def _pg_ready(self) -> bool:
         import psycopg

@@ -89,7 +89,7 @@ def run_cli(
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
+def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """The imdb-exp command started as from a terminal, to be signalled or killed while it runs.
 
     SIGINT is reset to its default: a CI runner may start us with it ignored, which the child would
@@ -102,6 +102,7 @@ def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env=os.environ | (env or {}),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 

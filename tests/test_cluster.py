@@ -9,7 +9,9 @@ IMDB_EXP_REQUIRE_CLUSTER=1 so that a missing service fails. All of them run on o
 """
 
 import os
+import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -21,7 +23,15 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from scripts.local_cluster import PG_BIN, LocalCluster
-from tests.conftest import DEBUG, epochs_logged, recorded_runs, run_cli, start_cli, wait_for_epochs
+from tests.conftest import (
+    DEBUG,
+    epochs_logged,
+    recorded_runs,
+    run_cli,
+    start_cli,
+    wait_for_epochs,
+    write_archive,
+)
 
 HAS_POSTGRES = (PG_BIN / "postgres").exists()
 HAS_SLURM = all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd"))
@@ -146,6 +156,95 @@ def test_two_searches_started_at_once_share_one_study_on_postgresql_and_never_sh
         texts = artifact_texts(client, run.info.run_id, tmp_path / run.info.run_id)
         assert not [path for path, text in texts.items() if password in text]
     assert any("postgresql://***@" in run.data.params.get("trial.storage", "") for run in trial_runs)
+
+
+def loss_steps(client: MlflowClient, run_id: str) -> int:
+    return len(client.get_metric_history(run_id, "loss"))
+
+
+def test_a_run_killed_on_one_machine_continues_on_another_through_the_server_and_ends_as_if_uninterrupted(
+    server, tmp_path, monkeypatch
+):
+    # Epochs long enough to stop the run between its third and last (a few thousand reviews).
+    archive = write_archive(tmp_path / "bigger.tar.gz", {"train": 1500, "test": 200})
+    args = [f"data.archive={archive}", "data.val_size=0.25", "trainer.epochs=8", "trainer.batch_size=128"]
+    args += [f"tracking.uri={server}", "tracking.experiment=two-machines", "tracking.log_model=false"]
+    client = MlflowClient(server)
+    monkeypatch.setenv("IMDB_EXP_HOME", str(tmp_path / "first-machine"))
+    process = start_cli(*args, cwd=tmp_path)
+    deadline = time.monotonic() + 180
+    while not (runs := experiment_runs_or_none(client, "two-machines")) or loss_steps(client, runs[0].info.run_id) < 3:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    process.kill()
+    process.wait(timeout=30)
+    (killed,) = runs
+    assert killed.info.status == "RUNNING" and loss_steps(client, killed.info.run_id) < 8
+
+    monkeypatch.setenv("IMDB_EXP_HOME", str(tmp_path / "second-machine"))  # never saw the run
+    resumed = run_cli(f"resume={killed.info.run_id}", f"tracking.uri={server}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (done,) = re.findall(rf"continuing run {killed.info.run_id} after epoch (\d+)", resumed.stdout + resumed.stderr)
+    assert int(done) >= 3
+    monkeypatch.setenv("IMDB_EXP_HOME", str(tmp_path / "third-machine"))
+    assert run_cli(*args, cwd=tmp_path).returncode == 0  # the same run, uninterrupted
+    continued, straight = experiment_runs(client, "two-machines")
+    assert continued.info.run_id == killed.info.run_id and continued.info.status == "FINISHED"
+    for metric in ("val_loss", "val_accuracy"):
+        assert steps(client, continued.info.run_id, metric) == list(range(1, 9))  # each step once
+    assert continued.data.metrics["test_accuracy"] == pytest.approx(straight.data.metrics["test_accuracy"], abs=1e-6)
+    assert continued.data.metrics["test_loss"] == pytest.approx(straight.data.metrics["test_loss"], abs=1e-6)
+    # Finished: its checkpoint left the server, where its tag no longer names one.
+    assert "imdb_exp.checkpoint" not in continued.data.tags
+    assert not client.list_artifacts(continued.info.run_id, "checkpoint")
+
+
+def experiment_runs_or_none(client: MlflowClient, name: str) -> list:
+    return experiment_runs(client, name) if client.get_experiment_by_name(name) else []
+
+
+def test_a_sweep_that_loses_a_ray_node_mid_fit_accounts_for_both_configs_and_leaves_no_run_running(
+    cluster, server, tmp_path, archive
+):
+    homes = [tmp_path / "node-0-home", tmp_path / "node-1-home"]
+    with LocalCluster(tmp_path / "ray") as ray:
+        ray_env = ray.ray(homes)
+        args = ["-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.address=auto", f"tracking.uri={server}"]
+        args += ["optimizer=rmsprop,adam", "tracking.experiment=lost-node", f"data.archive={archive}", *DEBUG]
+        args += [f"trainer.epochs={LONG}", "tracking.log_model=false"]
+        sweep = start_cli(*args, cwd=tmp_path, env=ray_env | {"RAY_USAGE_STATS_ENABLED": "0"})
+        client = MlflowClient(server)
+        deadline = time.monotonic() + 240
+        while not any(loss_steps(client, r.info.run_id) >= 2 for r in experiment_runs_or_none(client, "lost-node")):
+            assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()[1][-3000:]
+            time.sleep(0.2)
+        os.killpg(ray.ray_nodes[1].pid, signal.SIGKILL)  # the second machine is gone, all it ran with it
+        _, stderr = sweep.communicate(timeout=600)
+    runs = experiment_runs(client, "lost-node")
+    (parent,) = [run for run in runs if "sweep" in run.data.tags]
+    jobs = [run for run in runs if "sweep" not in run.data.tags]
+    assert parent.info.status in ("FINISHED", "FAILED")
+    assert not [job for job in jobs if job.info.status == "RUNNING"]
+    finished = [job.data.tags["optimizer"] for job in jobs if job.info.status == "FINISHED"]
+    assert len(finished) == len(set(finished))  # at most one FINISHED run per config
+    assert (sweep.returncode == 0) == (sorted(finished) == ["adam", "rmsprop"]), stderr[-3000:]
+    print(f"lost node: exit {sweep.returncode}, FINISHED {sorted(finished)}, runs {[j.info.status for j in jobs]}")
+
+
+def test_a_search_on_postgresql_completes_its_trials_across_a_database_restart(
+    cluster, tmp_path, archive, isolated_home
+):
+    storage = cluster.database("restarted_study")
+    args = ["-m", "hparams_search=dense", "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage={storage}"]
+    args += [f"data.archive={archive}", *DEBUG, "trainer.epochs=30", "tracking.log_model=false"]
+    process = start_cli(*args, cwd=tmp_path)
+    wait_for_epochs(process, isolated_home / "mlflow.db", 2, timeout=180)
+    cluster.restart_postgres(downtime=5)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    (name,) = optuna.get_all_study_names(storage)
+    states = [trial.state.name for trial in optuna.load_study(study_name=name, storage=storage).trials]
+    assert len(states) == 4 and set(states) <= {"COMPLETE", "PRUNED"}, states
 
 
 # -- SLURM ------------------------------------------------------------------------------------------

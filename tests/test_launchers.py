@@ -4,7 +4,7 @@ test_cluster.py runs them on one."""
 import pytest
 from hydra import compose, initialize_config_module
 
-from imdb_exp import search
+from imdb_exp import study_storage
 from imdb_exp.schema import ConfigError
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
@@ -38,10 +38,10 @@ def test_the_slurm_launcher_requeues_a_job_preempted_late_in_its_time_limit():
 def test_a_study_in_the_default_journal_is_refused_only_where_trials_run_on_other_machines(overrides, elsewhere):
     if elsewhere:
         with pytest.raises(ConfigError, match="postgresql://USER:PASSWORD@HOST"):
-            search.refuse_storage_out_of_reach(None, launcher(*overrides))
+            study_storage.refuse_storage_out_of_reach(None, launcher(*overrides))
     else:
-        search.refuse_storage_out_of_reach(None, launcher(*overrides))
-    search.refuse_storage_out_of_reach("/shared/study.log", launcher(*overrides))  # named on purpose: taken
+        study_storage.refuse_storage_out_of_reach(None, launcher(*overrides))
+    study_storage.refuse_storage_out_of_reach("/shared/study.log", launcher(*overrides))  # named on purpose: taken
 
 
 def test_a_search_on_a_cluster_with_the_default_journal_stops_before_any_run(tmp_path, isolated_home):

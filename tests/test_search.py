@@ -9,9 +9,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 
 from hydra_plugins.imdb_exp_optuna.optuna_sweeper import _tell
-from imdb_exp import checkpoints, search, summary
+from imdb_exp import checkpoints, search, study_storage, summary
 from imdb_exp.train import train
-from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli
+from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, wait_for_epochs
 
 SEARCH = [
     "-m",
@@ -39,7 +39,7 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
 
 
 def study_in(tmp_path, **kwargs) -> optuna.Study:
-    storage = search.open_storage(str(tmp_path / "journal.log"))
+    storage = study_storage.open_storage(str(tmp_path / "journal.log"))
     return optuna.create_study(study_name="s", storage=storage, direction="maximize", **kwargs)
 
 
@@ -105,7 +105,7 @@ def test_a_search_continues_its_study_and_two_workers_at_once_share_it(tmp_path,
     (study,) = {name for name, _ in trials_of(trials)}
     assert study.startswith("dense-")
     assert [number for _, number in trials_of(trials)] == list(range(6))  # each trial once, each an MLflow run
-    storage = search.open_storage(str(isolated_home / "optuna-journal.log"))  # beside the MLflow store
+    storage = study_storage.open_storage(str(isolated_home / "optuna-journal.log"))  # beside the MLflow store
     states = [t.state.name for t in optuna.load_study(study_name=study, storage=storage).trials]
     assert len(states) == 6 and set(states) <= {"COMPLETE", "PRUNED"}
     # Each launch's parent names its best trial by the validation accuracy of the model it kept (a
@@ -161,3 +161,34 @@ def test_a_seed_summary_counts_finished_runs_and_gives_mean_and_sd():
         pytest.approx([0.6, 0.8, 0.9]),
         pytest.approx([statistics.stdev([0.5, 0.7])] * 2 + [0.0]),
     )
+
+
+@pytest.mark.slow
+def test_a_trial_left_running_by_a_killed_search_is_failed_when_the_search_starts_again(
+    tmp_path, archive, isolated_home
+):
+    search_args = [*SEARCH, f"data.archive={archive}", "hydra.sweeper.n_trials=1", "hydra.sweeper.study_name=orphans"]
+    killed = start_cli(*search_args, "trainer.epochs=1000", cwd=tmp_path)
+    wait_for_epochs(killed, isolated_home / "mlflow.db", 2)
+    killed.kill()  # SIGKILL: nothing in the search can tell the study how its trial ended
+    killed.wait(timeout=30)
+    storage = study_storage.open_storage(str(isolated_home / "optuna-journal.log"))
+    name = "orphans"
+    assert [t.state.name for t in optuna.load_study(study_name=name, storage=storage).trials] == ["RUNNING"]
+
+    again = run_cli(*search_args, "trainer.epochs=2", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"trial 0 of study {name} was RUNNING, but the search that ran it is gone: marked FAIL" in again.stderr
+    states = [t.state.name for t in optuna.load_study(study_name=name, storage=storage).trials]
+    assert states[0] == "FAIL" and states[1] in ("COMPLETE", "PRUNED") and len(states) == 2
+
+
+def test_a_live_searchs_trials_are_not_failed_by_another_search(tmp_path):
+    spec = str(tmp_path / "journal.log")
+    study = optuna.create_study(study_name="s", storage=study_storage.open_storage(spec))
+    mine, unowned = study.ask(), study.ask()
+    with study_storage.vouching_for(study, [mine], spec):
+        study_storage.fail_orphaned_trials(study, spec)
+        # The trial this process vouches for lives; one asked an instant ago may not name its owner yet.
+        assert [t.state.name for t in study.trials] == ["RUNNING", "RUNNING"]
+    assert unowned.number == 1

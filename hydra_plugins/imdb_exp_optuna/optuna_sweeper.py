@@ -3,7 +3,7 @@
 Each batch of `n_jobs` trials is asked for at once and handed to the launcher (basic, joblib, Ray,
 SLURM), so parallel launchers run them side by side; each job returns the validation accuracy of
 the model it ends with, a imdb_exp.search.Pruned, or None when it failed, and is told to the study
-as COMPLETE, PRUNED or FAIL. The study lives in persistent storage (imdb_exp/search.py): running
+as COMPLETE, PRUNED or FAIL. The study lives in persistent storage (imdb_exp/study_storage.py): running
 the same command again continues it, and several commands on one storage share it.
 
 Optuna is imported only when a search runs, so that Hydra can list this plugin without it.
@@ -23,7 +23,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import schema, search
+from imdb_exp import schema, search, study_storage
 
 log = logging.getLogger(__name__)
 
@@ -74,22 +74,24 @@ class OptunaSweeper(Sweeper):
         identity = [o for o in fixed if not schema.is_launch_only(o.split("=", 1)[0])]
         search_name = self.config.hydra.runtime.choices.get("hparams_search") or "search"
         name = self.study_name or search.study_name(search_name, identity, {k: str(v) for k, v in space.items()})
-        storage = self.storage or search.default_storage(self.config.tracking.uri)
+        storage = self.storage or study_storage.default_storage(self.config.tracking.uri)
         study = optuna.create_study(
             study_name=name,
-            storage=search.open_storage(storage),
+            storage=study_storage.open_storage(storage),
             sampler=instantiate(self.sampler),
             direction=self.direction,
             load_if_exists=True,
         )
         study.set_user_attr(search.PRUNER_ATTR, self.pruner)
+        study_storage.fail_orphaned_trials(study, storage)
         log.info("Optuna study %s in %s: %d trials so far, %d more", name, storage, len(study.trials), self.n_trials)
         returns, launched = [], 0
         while launched < self.n_trials:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - launched))]
             batch = [fixed + _overrides(trial.params) + _plumbing(name, storage, trial) for trial in trials]
             try:
-                results = self.launcher.launch(batch, initial_job_idx=launched)
+                with study_storage.vouching_for(study, trials, storage):
+                    results = self.launcher.launch(batch, initial_job_idx=launched)
             except BaseException:
                 for trial in trials:  # never left RUNNING in the study
                     study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
