@@ -13,19 +13,33 @@ from pathlib import Path
 
 import numpy as np
 
+from imdb_exp.schema import UserError
+
 log = logging.getLogger(__name__)
 
 
+class DiskError(UserError):
+    pass
+
+
 def write(path: Path, arrays: dict[str, np.ndarray], format_version: int) -> None:
+    """DiskError, in one line, when the disk is full or the folder not writable: the file is then as it
+    was (or absent), never half written."""
     checksum = np.frombuffer(_checksum(arrays).encode(), np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        try:
-            np.savez(tmp, checksum=checksum, format=np.int64(format_version), **arrays)
-            tmp.close()
-            os.replace(tmp.name, path)
-        finally:
-            Path(tmp.name).unlink(missing_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+            try:
+                np.savez(tmp, checksum=checksum, format=np.int64(format_version), **arrays)
+                tmp.close()
+                os.replace(tmp.name, path)
+            finally:
+                Path(tmp.name).unlink(missing_ok=True)
+    except OSError as err:
+        raise DiskError(
+            f"cannot write {path} ({err.strerror or err}); free space on that disk or make the folder writable "
+            "(IMDB_EXP_HOME moves the cache and the checkpoints)"
+        ) from None
 
 
 def read(path: Path, format_version: int, instead: str) -> dict[str, np.ndarray] | None:

@@ -88,6 +88,20 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return resumed
 
 
+STARTED_OVER_TAG = "imdb_exp.started_over_from"  # a run that had to start over names the run it replaces
+
+
+class StartOver(Exception):
+    """The run logged epochs but its checkpoint is damaged: continued, it would log those steps twice
+    (MLflow cannot delete logged values), so it ends FAILED and its config trains as a new run."""
+
+    def __init__(self, run_id: str):
+        super().__init__(
+            f"its checkpoint is damaged, and it has logged epochs that a new start would log twice; the same "
+            f"config trains again as a new run, tagged {STARTED_OVER_TAG}={run_id}"
+        )
+
+
 @dataclass
 class Earlier:
     run: Run

@@ -132,6 +132,9 @@ def _write_and_end(run_id: str, records: Callable[[], None]) -> None:
         mlflow.start_run(run_id=run_id, log_system_metrics=False)
         with _ended_as_the_block_ends():
             records()
+    except OSError as err:  # a full disk, a folder not writable: said in a line, the run FAILED with it
+        log.error("the records of run %s could not be written: %s", run_id, err)
+        raise
     except Exception:
         log.exception("the records of run %s could not be written", run_id)
         raise
@@ -276,6 +279,10 @@ def log_epoch(progress: Progress) -> None:
 
 def log_pruned(epoch: int) -> None:
     mlflow.set_tag(search.PRUNED_TAG, str(epoch))
+
+
+def epochs_logged(run_id: str) -> int:
+    return len(mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss"))
 
 
 def log_missing_epochs(run_id: str, progress: Progress) -> None:

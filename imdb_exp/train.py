@@ -133,6 +133,9 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         prepare_seconds = time.perf_counter() - started
         tracking.log_model_summary(model)
         progress = checkpoint.restore(trained) if continuing else None
+        if continuing and progress is None and tracking.epochs_logged(run_id):
+            checkpoint.discard()  # damaged: never to be tried again
+            raise resume.StartOver(run_id)
         if progress:
             log.info("continuing run %s after epoch %d", run_id, progress.epochs_done)
             tracking.log_missing_epochs(run_id, progress)
@@ -227,13 +230,18 @@ def run_job(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts) -> fl
     is counted as done, and one that was cut off is continued from its checkpoint (unless retrain)."""
     schema.validate(cfg)  # a value out of range is reported before the store is searched
     if cfg.resume:
-        recorded = resume.recorded_config(cfg, list(HydraConfig.get().overrides.task))
-        return train(recorded, {}, interrupts, run_id=cfg.resume)
-    if cfg.tracking.parent_run_id and not cfg.retrain and (earlier := resume.earlier_run(cfg)):
+        cfg, tags, run_id = resume.recorded_config(cfg, list(HydraConfig.get().overrides.task)), {}, cfg.resume
+    elif cfg.tracking.parent_run_id and not cfg.retrain and (earlier := resume.earlier_run(cfg)):
         if earlier.finished:
             return sweep.count_done_job(cfg, tags, earlier.run)
-        return train(cfg, tags, interrupts, run_id=earlier.run.info.run_id)
-    return train(cfg, tags, interrupts)
+        run_id = earlier.run.info.run_id
+    else:
+        return train(cfg, tags, interrupts)
+    try:
+        return train(cfg, tags, interrupts, run_id=run_id)
+    except resume.StartOver as cut:  # its history stays as it was, in the run that ended FAILED
+        log.warning("run %s cannot continue (%s); training the same config as a new run", run_id, cut)
+        return train(cfg, tags | {resume.STARTED_OVER_TAG: run_id}, interrupts)
 
 
 @hydra.main(config_path="pkg://imdb_exp.conf", config_name="config", version_base="1.3")

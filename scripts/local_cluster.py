@@ -168,11 +168,12 @@ class LocalCluster(ExitStack):
             db.execute(f'CREATE DATABASE "{name}"')
         return self.database_url(name)
 
-    def mlflow_server(self, database: str = "mlflow") -> str:
-        """``mlflow server`` over a new PostgreSQL database, artifacts proxied into DIR/artifacts; its URL."""
+    def mlflow_server(self, backend_uri: str | None = None) -> str:
+        """``mlflow server`` over ``backend_uri`` (default: a new PostgreSQL database), artifacts proxied
+        into DIR/artifacts; its URL."""
         port = free_port()
         command = [str(Path(sys.executable).with_name("mlflow")), "server"]
-        command += ["--backend-store-uri", self.database(database)]
+        command += ["--backend-store-uri", backend_uri or self.database("mlflow")]
         command += ["--artifacts-destination", str(self.folder / "artifacts")]
         command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
         process = self.start("mlflow-server", command)

@@ -2,7 +2,10 @@
 that account for every job, end on every exit path and pick up where an earlier launch stopped."""
 
 import csv
+import resource
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -292,3 +295,53 @@ def test_a_sweep_job_counts_an_earlier_finished_run_of_its_config_unless_told_to
     _, (_, _, retrained) = recorded_runs(isolated_home / "mlflow.db")
     assert retrained.data.tags["mlflow.parentRunId"] == parent == retrained.data.params["tracking.parent_run_id"]
     assert client.get_run(parent).data.tags["job.0"] == retrained.info.run_id
+
+
+@pytest.mark.slow
+def test_a_run_whose_checkpoint_is_damaged_starts_over_as_a_new_run_and_no_step_is_logged_twice(
+    tmp_path, archive, isolated_home
+):
+    args = [f"data.archive={archive}", *DEBUG, "trainer.epochs=100", "tracking.log_model=false"]
+    process = start_cli(*args, cwd=tmp_path)
+    wait_for_epochs(process, isolated_home / "mlflow.db", 3)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    _, (killed,) = recorded_runs(isolated_home / "mlflow.db")
+    whole = checkpoints.path(killed.info.run_id).read_bytes()
+    checkpoints.path(killed.info.run_id).write_bytes(whole[: len(whole) // 2])  # as a disk fault leaves it
+
+    result = run_cli(f"resume={killed.info.run_id}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training the same config as a new run" in result.stdout + result.stderr
+    client, (old, new) = recorded_runs(isolated_home / "mlflow.db")
+    assert old.info.run_id == killed.info.run_id and old.info.status == "FAILED"
+    assert "its checkpoint is damaged" in old.data.tags["failure_reason"]
+    assert new.info.status == "FINISHED" and new.data.tags[resume.STARTED_OVER_TAG] == old.info.run_id
+    kept = steps(client, old.info.run_id, "loss")
+    assert kept == sorted(set(kept)) and steps(client, new.info.run_id, "loss") == list(range(1, 101))
+    assert not checkpoints.path(old.info.run_id).exists()  # never tried again
+
+
+@pytest.mark.slow
+def test_a_checkpoint_the_disk_cannot_take_fails_the_run_in_one_line_and_leaves_no_partial_file(
+    tmp_path, archive, isolated_home
+):
+    # Writes past 4 MB fail as on a full disk (Python ignores SIGXFSZ, so the write reports EFBIG); a
+    # 50,000-word multi-hot model's checkpoint is about 6 MB, the store and the cache far less.
+    limit = 4 * 2**20
+    command = [str(Path(sys.executable).with_name("imdb-exp")), f"data.archive={archive}", *DEBUG]
+    command += ["data.num_words=50000", "tracking.log_model=false"]
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "imdb-exp: error: cannot write " in result.stderr and "File too large" in result.stderr
+    assert "Traceback" not in result.stderr
+    _, (run,) = recorded_runs(isolated_home / "mlflow.db")
+    assert run.info.status == "FAILED" and run.data.tags["failure_reason"].startswith("DiskError: cannot write")
+    assert not list(checkpoints.directory().glob("*.npz")) and not list(checkpoints.directory().glob("*.tmp"))

@@ -34,6 +34,13 @@ def artifact_files(client, run_id: str, path: str | None = None) -> set[str]:
     return files
 
 
+def records_and_log(client, run_id: str) -> tuple[set[str], list[str]]:
+    """A run's files, less the log a sweep job adds (logs/TIME-imdb-exp.log); and that log."""
+    files = artifact_files(client, run_id)
+    logs = sorted(path for path in files if path.startswith("logs/"))
+    return files - set(logs), logs
+
+
 def record(client, run) -> dict:
     """What a run recorded, less what differs between any two runs: times, the machine's load, the parent."""
     return {
@@ -44,7 +51,7 @@ def record(client, run) -> dict:
             if not name.endswith("_seconds") and not name.startswith("system/")
         },
         "params": {name: value for name, value in run.data.params.items() if name != "tracking.parent_run_id"},
-        "artifacts": artifact_files(client, run.info.run_id),
+        "artifacts": records_and_log(client, run.info.run_id)[0],
         "logged_models": len(run.outputs.model_outputs),
         "datasets": sorted(d.dataset.name for d in run.inputs.dataset_inputs),
     }
@@ -69,6 +76,7 @@ def test_sweep_jobs_record_exactly_what_runs_of_their_own_record(tmp_path, archi
         assert recorded == record(client, alone[optimizer])
         assert recorded["status"] == "FINISHED" and recorded["artifacts"] == EVERY_RUNS_FILES
         assert recorded["logged_models"] == 1 and "test_accuracy" in recorded["metrics"]
+        assert len(records_and_log(client, job.info.run_id)[1]) == 1  # what the job logged, besides
 
 
 def test_a_sweep_stopped_while_records_are_written_leaves_every_finished_job_complete(tmp_path, archive, isolated_home):
@@ -84,7 +92,7 @@ def test_a_sweep_stopped_while_records_are_written_leaves_every_finished_job_com
     statuses = {r.data.tags.get("sweep_job", "parent"): r.info.status for r in runs}
     assert statuses == {"parent": "KILLED", "0": "FINISHED", "1": "KILLED"}
     (first,) = [r for r in runs if r.data.tags.get("sweep_job") == "0"]
-    assert artifact_files(client, first.info.run_id) == EVERY_RUNS_FILES
+    assert records_and_log(client, first.info.run_id)[0] == EVERY_RUNS_FILES
     assert len(first.outputs.model_outputs) == 1 and "test_accuracy" in first.data.metrics
 
 

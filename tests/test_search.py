@@ -178,7 +178,8 @@ def test_a_trial_left_running_by_a_killed_search_is_failed_when_the_search_start
 
     again = run_cli(*search_args, "trainer.epochs=2", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"trial 0 of study {name} was RUNNING, but the search that ran it is gone: marked FAIL" in again.stderr
+    said = f"trial 0 of study {name} was RUNNING, but the search that ran it is gone: marked FAIL"
+    assert said in again.stdout + again.stderr
     states = [t.state.name for t in optuna.load_study(study_name=name, storage=storage).trials]
     assert states[0] == "FAIL" and states[1] in ("COMPLETE", "PRUNED") and len(states) == 2
 
