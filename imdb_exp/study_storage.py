@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,28 +73,32 @@ def open_storage(spec: str):
     return optuna.storages.JournalStorage(JournalFileBackend(spec))
 
 
-def _database(url: str, tries: int = 3):
+def _database(url: str):
     """Optuna's RDB storage with heartbeats, its pooled connections checked before each use, and new
     connections waited for while the database restarts: a restart costs a search time, not trials."""
     import optuna
     from sqlalchemy import event
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-    for attempt in range(1, tries + 1):
+    deadline = time.monotonic() + DATABASE_PATIENCE_SECONDS
+    while True:
         try:
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs={"pool_pre_ping": True},
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-            )
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs={"pool_pre_ping": True},
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                )
             break
-        except (IntegrityError, ProgrammingError):
-            # Workers started at once on a new database all create its tables, and all but one fail
-            # ("duplicate key ... alembic_version"); on the next try the tables are there.
-            if attempt == tries:
+        except (IntegrityError, ProgrammingError, OperationalError):
+            # A database restarting refuses connections; workers started at once on a new database
+            # all create its tables, and all but one fail ("duplicate key ... alembic_version"). On
+            # a later try the database is back, and the tables are there.
+            if time.monotonic() > deadline:
                 raise
-            time.sleep(0.5 * attempt)
+            time.sleep(1)
     event.listen(storage.engine, "do_connect", _connect_patiently)
     return storage
 
@@ -115,7 +120,9 @@ def fail_orphaned_trials(study, spec: str) -> None:
 
     before = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
     if "://" in spec:
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     else:
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             owner = trial.user_attrs.get(OWNER_ATTR)

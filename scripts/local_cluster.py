@@ -70,8 +70,11 @@ class LocalCluster(ExitStack):
 
     # -- processes ---------------------------------------------------------------------------------
 
-    def start(self, name: str, command: list[str], env: dict | None = None, user: str | None = None):
-        """``command`` in a new process group, its output in DIR/NAME.log; stopped with the cluster."""
+    def start(
+        self, name: str, command: list[str], env: dict | None = None, user: str | None = None, stop_with=signal.SIGTERM
+    ):
+        """``command`` in a new process group, its output in DIR/NAME.log; stopped with the cluster by
+        ``stop_with`` to its group."""
         log = (self.folder / f"{name}.log").open("ab")
         as_user = {"user": user, "group": user} if user and os.geteuid() == 0 else {}
         process = subprocess.Popen(
@@ -84,14 +87,14 @@ class LocalCluster(ExitStack):
             **as_user,
         )
         log.close()
-        self.callback(self.stop, process)
+        self.callback(self.stop, process, signum=stop_with)
         return process
 
     @staticmethod
-    def stop(process: subprocess.Popen, timeout: float = 30) -> None:
-        """SIGTERM to the process's group, SIGKILL to what is left after ``timeout`` seconds."""
+    def stop(process: subprocess.Popen, timeout: float = 30, signum: int = signal.SIGTERM) -> None:
+        """``signum`` to the process's group, SIGKILL to what is left after ``timeout`` seconds."""
         try:
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signum)
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             pass
@@ -138,13 +141,15 @@ class LocalCluster(ExitStack):
         return f"postgresql://{DB_USER}:{self.password}@127.0.0.1:{self.pg_port}"
 
     def _start_postgres(self) -> None:
-        self.pg_process = self.start("postgres", self.pg_command, user="postgres")
+        # SIGINT is PostgreSQL's fast shutdown: it cuts its clients' connections rather than waiting
+        # for them to close (an MLflow server never closes its pooled ones).
+        self.pg_process = self.start("postgres", self.pg_command, user="postgres", stop_with=signal.SIGINT)
         self.wait_until(self._pg_ready, "postgres", self.pg_process)
 
     def restart_postgres(self, downtime: float) -> None:
         """PostgreSQL stopped (every connection cut), down for ``downtime`` seconds, then back on the same
         port with the same data: what a database restart looks like to its clients."""
-        self.stop(self.pg_process)
+        self.stop(self.pg_process, signum=signal.SIGINT)
         time.sleep(downtime)
         self._start_postgres()
 
@@ -234,10 +239,12 @@ class LocalCluster(ExitStack):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         host = socket.gethostname()
         dbd_port, ctld_port, slurmd_port = free_port(), free_port(), free_port()
-        auth = f"AuthType=auth/munge\nAuthInfo=socket={munge_socket}\n"  # the default path, said plainly
+        # A requeued job waits out its last credential's lifetime (cred_expire, 120 s by default) before it
+        # may start again: 10 s here, so that a preempted job comes back within the tests' time.
+        auth = f"AuthType=auth/munge\nAuthInfo=socket={munge_socket}"
         dbd_conf = folder / "slurmdbd.conf"
         dbd_conf.write_text(
-            auth + f"DbdHost={host}\nDbdAddr=127.0.0.1\nDbdPort={dbd_port}\nSlurmUser=root\n"
+            auth + f"\nDbdHost={host}\nDbdAddr=127.0.0.1\nDbdPort={dbd_port}\nSlurmUser=root\n"
             f"PidFile={folder}/slurmdbd.pid\nLogFile={folder}/slurmdbd.log\n"
             f"StorageType=accounting_storage/mysql\nStorageHost=127.0.0.1\nStoragePort={db_port}\n"
             f"StorageUser=slurm\nStoragePass={self.password}\nStorageLoc=slurm_acct_db\n"
@@ -246,7 +253,7 @@ class LocalCluster(ExitStack):
         conf = folder / "slurm.conf"
         cpus = os.cpu_count() or 2
         conf.write_text(
-            auth + f"ClusterName=imdbexp\nSlurmctldHost={host}(127.0.0.1)\nSlurmUser=root\n"
+            auth + f",cred_expire=10\nClusterName=imdbexp\nSlurmctldHost={host}(127.0.0.1)\nSlurmUser=root\n"
             f"SlurmctldPort={ctld_port}\nSlurmdPort={slurmd_port}\n"
             f"StateSaveLocation={folder}/state\nSlurmdSpoolDir={folder}/spool\n"
             f"SlurmctldPidFile={folder}/slurmctld.pid\nSlurmdPidFile={folder}/slurmd.pid\n"

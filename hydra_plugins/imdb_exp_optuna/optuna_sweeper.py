@@ -11,6 +11,7 @@ Optuna is imported only when a search runs, so that Hydra can list this plugin w
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,12 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> list:
+        with warnings.catch_warnings():
+            # Optuna warns that heartbeats are meant for Study.optimize; this sweeper records them itself.
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            return self._sweep(arguments)
+
+    def _sweep(self, arguments: list[str]) -> list:
         import optuna
 
         fixed, space = self._fixed_and_space(arguments)
