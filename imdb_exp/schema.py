@@ -209,9 +209,11 @@ class TrackingConfig:
     system_metrics: bool = True  # CPU, memory, disk (and GPU, with pynvml) while the run lasts: system/*
     misclassified_reviews: int = 20  # how many wrong test calls to write out as text
     parent_run_id: str | None = None  # nest the run under this MLflow run; a sweep sets it for its jobs
+    server_timeout: float = 60  # seconds a call waits for a tracking server that does not answer, retries included
 
     def __post_init__(self) -> None:
         _require(bool(self.experiment.strip()), "tracking.experiment must not be empty")
+        _require(self.server_timeout >= 10, "tracking.server_timeout must be >= 10 (seconds)")
         _require(self.misclassified_reviews >= 0, "tracking.misclassified_reviews must be >= 0")
         _require(self.log_model or not self.register_model, "tracking.register_model needs tracking.log_model=true")
         _require(

@@ -52,6 +52,31 @@ def where_to_see(uri: str, experiment_id: str, run_id: str) -> str:
     return f"see the run: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
 
 
+RETRY_BACKOFF = 1  # MLflow's retries of a call wait 1, 2 and 4 s before the 2nd, 3rd and 4th try
+RETRIES = 3
+
+
+def bound_server_waits(seconds: float) -> None:
+    """Every call to a tracking server (its retries included) gives up after about ``seconds``:
+    each of the 1 + RETRIES tries waits at most (seconds - 7) / 4 for an answer, and the backoff
+    between them sums to 7 s. MLflow's own defaults (7 retries, 120 s a try) wait many minutes."""
+    backoff_total = RETRY_BACKOFF * (2**RETRIES - 1)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(RETRIES)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(RETRY_BACKOFF)
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, int((seconds - backoff_total) / (RETRIES + 1))))
+
+
+def stopped_answering(err: BaseException) -> bool:
+    """Whether ``err`` (or what it was raised from) is a tracking server that did not answer in time."""
+    import requests
+
+    while err is not None:
+        if isinstance(err, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def check_server_answers(uri: str, timeout: float = 5) -> None:
     """Fail in seconds, not after MLflow's minutes of retries, when a tracking server is unreachable."""
     if not uri.startswith(("http://", "https://")):

@@ -73,6 +73,8 @@ class SweepParentRun(Callback):
     def _start(self, config: DictConfig) -> None:
         if is_search(config):
             _refuse_unsound_search(config)
+        store.bound_server_waits(config.tracking.server_timeout)
+        store.check_server_answers(store.resolve_uri(config.tracking.uri))
         self.client = store.client(config.tracking.uri)
         experiment = store.experiment_id(self.client, config.tracking.experiment)
         sweep = redact(" ".join(config.hydra.overrides.task))

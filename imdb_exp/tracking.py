@@ -66,6 +66,7 @@ def tracked_run(
     """A new MLflow run, or run ``run_id`` reopened, that ends FINISHED, FAILED if the body raised,
     or KILLED on interrupt. In a sweep it is nested under the sweep's run and counted as its job."""
     uri = store.resolve_uri(cfg.uri)
+    store.bound_server_waits(cfg.server_timeout)
     store.check_server_answers(uri)
     if cfg.parent_run_id:
         tags = tags | {"mlflow.parentRunId": cfg.parent_run_id}
@@ -116,13 +117,30 @@ def _ended_as_the_block_ends() -> Iterator[_Ending]:
         status = ending.after_block
     except KeyboardInterrupt as err:
         status = "KILLED"
-        mlflow.set_tag("failure_reason", interrupts.reason(err))
+        _tell_the_store(mlflow.set_tag, "failure_reason", interrupts.reason(err))
         raise
     except Exception as err:
-        mlflow.set_tag("failure_reason", as_tag(f"{type(err).__name__}: {err}"))
-        raise
+        if not store.stopped_answering(err):
+            _tell_the_store(mlflow.set_tag, "failure_reason", as_tag(f"{type(err).__name__}: {err}"))
+            raise
+        run_id = mlflow.active_run().info.run_id
+        raise TrackingError(
+            f"the MLflow server stopped answering (tracking.server_timeout bounds each call); run {run_id} stays "
+            f"RUNNING there, its epochs kept in its checkpoint: imdb-exp resume={run_id} sends them once it answers"
+        ) from None
     finally:
-        mlflow.end_run(status)
+        _tell_the_store(mlflow.end_run, status)
+
+
+def _tell_the_store(call, *args) -> None:
+    """How a run ended, told to a store that may have stopped answering: then the run stays RUNNING
+    there (a stale run, which resume continues), and the error that ended it is what is reported."""
+    try:
+        call(*args)
+    except Exception as err:
+        if not store.stopped_answering(err):
+            raise
+        log.warning("the MLflow store did not answer; the run stays RUNNING there")
 
 
 def _write_and_end(run_id: str, records: Callable[[], None]) -> None:
@@ -287,7 +305,9 @@ def epochs_logged(run_id: str) -> int:
 
 def log_missing_epochs(run_id: str, progress: Progress) -> None:
     """Steps of a checkpoint's history that the run lacks: a kill can fall between the checkpoint and
-    the metrics it writes. Steps after the checkpoint cannot have been logged (it is written first)."""
+    the metrics it writes, and a server that stopped answering drops a batch of epochs written in the
+    background. Steps after the checkpoint cannot have been logged (it is written first)."""
+    mlflow.flush_async_logging()  # what is still on its way arrives, or fails, first
     logged = {metric.step for metric in mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss")}
     for step in range(1, progress.epochs_done + 1):
         if step not in logged:

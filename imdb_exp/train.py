@@ -159,6 +159,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
             checkpoint.discard()
             return search.Pruned(pruned.epoch)
 
+        tracking.log_missing_epochs(run_id, progress)  # epochs a server that did not answer dropped
         labels = dataset.test.y
         with interrupts.deferred():
             probabilities = trained.predict(

@@ -181,7 +181,7 @@ class LocalCluster(ExitStack):
         command += ["--backend-store-uri", backend_uri or self.database("mlflow")]
         command += ["--artifacts-destination", str(self.folder / "artifacts")]
         command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        process = self.start("mlflow-server", command)
+        self.mlflow_process = process = self.start("mlflow-server", command)
         url = f"http://127.0.0.1:{port}"
         self.wait_until(lambda: _health(url), "mlflow-server", process, timeout=180)
         return url

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 
 from imdb_exp import corpus
 from imdb_exp.corpus import DataError, load_corpus
@@ -18,6 +19,7 @@ from imdb_exp.guards import InterruptAtBatchEnd, NonFiniteLoss, StopOnNonFiniteL
 from imdb_exp.interrupts import Interrupted, Interrupts
 from imdb_exp.interrupts import reason as interrupt_reason
 from imdb_exp.train import train
+from scripts.local_cluster import LocalCluster
 from tests.conftest import DEBUG, free_port, recorded_runs, run_cli, start_cli, wait_for_epochs, write_archive
 
 
@@ -230,3 +232,38 @@ def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
     client, (run,) = recorded_runs(database)
     assert run.info.status == "KILLED"
     assert len(client.get_metric_history(run.info.run_id, "loss")) >= 2
+
+
+@pytest.mark.slow
+def test_a_server_that_stops_answering_stops_the_run_in_bounded_time_and_resume_sends_every_epoch(
+    tmp_path, archive, isolated_home
+):
+    with LocalCluster(tmp_path / "server") as services:
+        url = services.mlflow_server(f"sqlite:///{tmp_path / 'server.db'}")
+        args = [f"data.archive={archive}", *DEBUG, "trainer.epochs=60", f"tracking.uri={url}"]
+        process = start_cli(*args, "tracking.server_timeout=15", "tracking.log_model=false", cwd=tmp_path)
+        client = MlflowClient(url)
+        deadline = time.monotonic() + 120
+        while (
+            not (runs := client.search_runs([e.experiment_id for e in client.search_experiments()]))
+            or len(client.get_metric_history(runs[0].info.run_id, "loss")) < 2
+        ):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+            time.sleep(0.1)
+        os.killpg(services.mlflow_process.pid, signal.SIGSTOP)  # the server hangs: connections open, no answer
+        stopped = time.monotonic()
+        _, stderr = process.communicate(timeout=300)
+        waited = time.monotonic() - stopped
+        os.killpg(services.mlflow_process.pid, signal.SIGCONT)
+        assert process.returncode == 2, stderr[-3000:]
+        assert "imdb-exp: error: the MLflow server stopped answering" in stderr and "Traceback" not in stderr
+        print(f"the job stopped {waited:.1f} s after the server did (tracking.server_timeout=15)")
+        assert waited < 4 * 15  # each call that failed gave up within the timeout
+        (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        assert run.info.status == "RUNNING"  # nothing could tell the server otherwise
+
+        resumed = run_cli(f"resume={run.info.run_id}", f"tracking.uri={url}", cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert client.get_run(run.info.run_id).info.status == "FINISHED"
+        for metric in ("loss", "val_loss"):  # every epoch once: none lost, none twice
+            assert sorted(m.step for m in client.get_metric_history(run.info.run_id, metric)) == list(range(1, 61))
