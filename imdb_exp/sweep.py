@@ -304,10 +304,10 @@ def attach_job_log(cfg: DictConfig, tags: dict[str, str]) -> None:
             return
         if client.get_run(run_id).data.tags.get("mlflow.parentRunId") != cfg.tracking.parent_run_id:
             return  # an earlier sweep's run, counted as done: its own log stays
-        started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        attached = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         for handler in files:
             handler.flush()
             path = Path(handler.baseFilename)
-            client.log_text(run_id, redact(path.read_text(errors="replace")), f"logs/{started}-{path.name}")
+            client.log_text(run_id, redact(path.read_text(errors="replace")), f"logs/{attached}-{path.name}")
     except Exception as err:  # the job's result stands without its log
         log.warning("the job's log could not be attached to its run: %s", describe(err))

@@ -290,6 +290,13 @@ def run_state(database: Path, run_id: str) -> tuple[str, str | None]:
     return status, reason[0] if reason else None
 
 
+def slurm_sweep_training(args: list[str], folder: Path, home: Path, run_tag=None):
+    """The sweep started, once the job (of that tag) has logged two epochs; the process and its store."""
+    process = start_cli(*args, cwd=folder)
+    wait_for_epochs(process, home / "mlflow.db", 2, run_tag=run_tag, timeout=180)
+    return process, home / "mlflow.db"
+
+
 def steps(client: MlflowClient, run_id: str, metric: str) -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run_id, metric))
 
@@ -299,9 +306,7 @@ def test_a_slurm_sweep_with_a_cancelled_job_fails_within_a_minute_and_a_relaunch
     slurm_env, tmp_path, archive, isolated_home
 ):
     args = [*SLURM_SWEEP, "optimizer=rmsprop,adam", f"data.archive={archive}", f"trainer.epochs={LONG}"]
-    process = start_cli(*args, cwd=tmp_path)
-    database = isolated_home / "mlflow.db"
-    wait_for_epochs(process, database, 2, run_tag=("optimizer", "rmsprop"), timeout=180)
+    process, database = slurm_sweep_training(args, tmp_path, isolated_home, run_tag=("optimizer", "rmsprop"))
     (first,) = [job for job in slurm_jobs() if job.endswith("_0")]  # job 0 of the array: rmsprop
     subprocess.run(["scancel", first], check=True)
     cancelled = time.monotonic()
@@ -330,9 +335,7 @@ def test_a_slurm_job_preempted_with_usr2_is_killed_with_its_reason_then_continue
     slurm_env, tmp_path, archive, isolated_home
 ):
     args = [*SLURM_SWEEP, "optimizer=adam", f"data.archive={archive}", f"trainer.epochs={LONG}"]
-    process = start_cli(*args, cwd=tmp_path)
-    database = isolated_home / "mlflow.db"
-    wait_for_epochs(process, database, 2, timeout=180)
+    process, database = slurm_sweep_training(args, tmp_path, isolated_home)
     (job,) = slurm_jobs()
     _, (run,) = recorded_runs(database, "tags.sweep_job = '0'")
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
