@@ -30,7 +30,8 @@ from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's PostgreSQL server binaries, of its newest installed version (15 on Debian 12, 16 on Ubuntu 24.04).
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda b: int(b.parent.name), default=Path("/nonexistent"))
 DB_USER = "imdbexp"
 MUNGE_KEY = Path("/etc/munge/munge.key")
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")

@@ -4,7 +4,8 @@ of two nodes with an IMDB_EXP_HOME each (two disks), and a one-host SLURM with a
 
 Needs Debian's postgresql (and slurm-wlm, slurmdbd, munge, mariadb-server, and root, for SLURM);
 skipped where they are missing, except under .ci/run, which installs them and sets
-IMDB_EXP_REQUIRE_CLUSTER=1 so that a missing service fails. All of them run on one pytest worker
+IMDB_EXP_REQUIRE_CLUSTER=1 so that a missing service fails. SLURM's tests need root (slurmd starts
+jobs as their users) and are skipped without it, as on GitHub's runners. All of them run on one pytest worker
 (xdist_group): one cluster at a time on two cores.
 """
 
@@ -39,7 +40,7 @@ REQUIRED = bool(os.environ.get("IMDB_EXP_REQUIRE_CLUSTER"))
 if not HAS_POSTGRES and not REQUIRED:
     pytest.skip("Debian's postgresql is not installed", allow_module_level=True)
 needs_slurm = pytest.mark.skipif(
-    not REQUIRED and (not HAS_SLURM or os.geteuid() != 0), reason="SLURM's daemons (and root for slurmd) are missing"
+    os.geteuid() != 0 or (not REQUIRED and not HAS_SLURM), reason="SLURM's daemons, and root for slurmd, are needed"
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("cluster")]
