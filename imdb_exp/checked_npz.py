@@ -5,10 +5,15 @@ It is written under a unique temporary name and renamed into place, so readers a
 writers never see half a file; a truncated, altered or older-format file reads as None.
 """
 
+import gc
 import hashlib
 import logging
 import os
+import sys
 import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +31,41 @@ def write(path: Path, arrays: dict[str, np.ndarray], format_version: int) -> Non
     """DiskError, in one line, when the disk is full or the folder not writable: the file is then as it
     was (or absent), never half written."""
     checksum = np.frombuffer(_checksum(arrays).encode(), np.uint8)
+    with _failed_archives_closed_quietly():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+                try:
+                    np.savez(tmp, checksum=checksum, format=np.int64(format_version), **arrays)
+                    tmp.close()
+                    os.replace(tmp.name, path)
+                finally:
+                    Path(tmp.name).unlink(missing_ok=True)
+            return
+        except OSError as err:
+            reason = err.strerror or str(err)
+        gc.collect()  # the failed archive, if a cycle still holds it: closed now, while its error is dropped
+    raise DiskError(
+        f"cannot write {path} ({reason}); free space on that disk or make the folder writable "
+        "(IMDB_EXP_HOME moves the cache and the checkpoints)"
+    )
+
+
+@contextmanager
+def _failed_archives_closed_quietly() -> Iterator[None]:
+    """numpy < 2 leaves the zip archive of a failed np.savez open; its finalizer then tries to finish
+    the file and prints an ignored error and its traceback. That one error, and no other, is dropped."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if getattr(unraisable.object, "__qualname__", "") != f"{zipfile.ZipFile.__name__}.__del__":
+            previous(unraisable)
+
+    sys.unraisablehook = hook
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-            try:
-                np.savez(tmp, checksum=checksum, format=np.int64(format_version), **arrays)
-                tmp.close()
-                os.replace(tmp.name, path)
-            finally:
-                Path(tmp.name).unlink(missing_ok=True)
-    except OSError as err:
-        raise DiskError(
-            f"cannot write {path} ({err.strerror or err}); free space on that disk or make the folder writable "
-            "(IMDB_EXP_HOME moves the cache and the checkpoints)"
-        ) from None
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def read(path: Path, format_version: int, instead: str) -> dict[str, np.ndarray] | None:
