@@ -47,12 +47,6 @@ def publish(client: MlflowClient, run_id: str, epoch: int) -> None:
     client.set_tag(run_id, TAG, f"{slot} {epoch}")
 
 
-def epoch_of(run) -> int | None:
-    """The epoch of the run's last whole checkpoint on the server; None if it has none there."""
-    named = run.data.tags.get(TAG, "").split()
-    return int(named[1]) if len(named) == 2 else None
-
-
 def fetch(client: MlflowClient, run_id: str) -> bool:
     """Puts the server's checkpoint of the run in place of the local one (it is the newest: every
     machine that trained the run published there). False if the server has none."""
@@ -81,7 +75,7 @@ def discard(client: MlflowClient, run_id: str) -> None:
 
 def exists(run) -> bool:
     """Whether the run has a checkpoint this machine can continue from: on its disk, or on the server."""
-    return checkpoints.path(run.info.run_id).is_file() or epoch_of(run) is not None
+    return checkpoints.path(run.info.run_id).is_file() or TAG in run.data.tags
 
 
 class RunCheckpoint:

@@ -26,7 +26,6 @@ from scripts.local_cluster import LocalCluster  # noqa: E402
 
 def fitted_model(model_option: str):
     """The model as imdb-exp builds and compiles it, its optimizer state made by one step."""
-    import keras
     import numpy as np
     from hydra import compose, initialize_config_module
 
@@ -39,7 +38,7 @@ def fitted_model(model_option: str):
     shape = (8, *model.inputs[0].shape[1:])
     x = np.ones(shape, dtype=model.inputs[0].dtype)
     model.fit(x, np.ones(8, "float32"), batch_size=8, epochs=1, verbose=0)
-    return keras, model
+    return model
 
 
 def seconds_per_save(checkpoints: dict, model, rounds: int) -> dict[str, list[float]]:
@@ -72,7 +71,7 @@ def main() -> None:
         local = f"sqlite:///{folder}/local.db"
         rows = []
         for option in ("dense", "lstm"):
-            _, model = fitted_model(option)
+            model = fitted_model(option)
             runs = {}
             for uri in (local, server):
                 client = MlflowClient(uri)

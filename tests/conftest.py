@@ -132,6 +132,11 @@ def wait_for_epochs(process: subprocess.Popen, database: Path, count: int, run_t
         raise AssertionError(f"training never logged {count} epochs; stderr: {process.communicate()[1][-2000:]}")
 
 
+def steps(client: MlflowClient, run_id: str, metric: str) -> list[int]:
+    """The steps at which a run logged ``metric``, in order (each once, when nothing was logged twice)."""
+    return sorted(m.step for m in client.get_metric_history(run_id, metric))
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (at the moment of asking)."""
     with socket.socket() as s:

@@ -30,6 +30,7 @@ from tests.conftest import (
     recorded_runs,
     run_cli,
     start_cli,
+    steps,
     wait_for_epochs,
     write_archive,
 )
@@ -296,10 +297,6 @@ def slurm_sweep_training(args: list[str], folder: Path, home: Path, run_tag=None
     process = start_cli(*args, cwd=folder)
     wait_for_epochs(process, home / "mlflow.db", 2, run_tag=run_tag, timeout=180)
     return process, home / "mlflow.db"
-
-
-def steps(client: MlflowClient, run_id: str, metric: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, metric))
 
 
 @needs_slurm

@@ -19,7 +19,7 @@ from imdb_exp.data import Dataset, Split
 from imdb_exp.interrupts import Interrupts
 from imdb_exp.schema import ConfigError, TrainerConfig
 from imdb_exp.train import run_job, train
-from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, wait_for_epochs
+from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, steps, wait_for_epochs
 
 
 def small_model(seed: int = 0) -> keras.Model:
@@ -165,10 +165,6 @@ def test_resume_takes_the_recorded_config_and_more_epochs(compose_cfg, recorded_
     result = run_cli("resume=0123456789abcdef", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("imdb-exp: error: resume=0123456789abcdef: there is no")
-
-
-def steps(client, run_id: str, metric: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, metric))
 
 
 @pytest.mark.slow
