@@ -9,6 +9,7 @@ TensorFlow's input pipeline or in a callback's MLflow write, which turn it into 
 """
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -79,3 +80,16 @@ class Interrupts:
         if self.pending is not None:
             signum, self.pending = self.pending, None
             raise Interrupted(signum)
+
+
+@contextmanager
+def held_off() -> Iterator[None]:
+    """A signal during the block waits for its end, then raises: for steps that must not be cut in two
+    (a run's end recorded and its records handed over; a sweep's table and its run's end). Only the main
+    thread receives signals; elsewhere the block simply runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    holding = Interrupts()
+    with holding.handled(), holding.deferred():
+        yield

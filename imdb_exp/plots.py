@@ -84,9 +84,10 @@ def sweep_comparison(val_accuracy: dict[str, list[float]], rows: list[dict]) -> 
     bars.barh(range(len(rows)), accuracy)
     for y, value in enumerate(accuracy):
         bars.text(value, y, f" {value:.4f}", va="center")
+    low, high = min(accuracy, default=0) * 0.98, min(max(accuracy, default=1) * 1.02, 1)
     bars.set(
         yticks=range(len(rows)),
-        xlim=(min(accuracy, default=0) * 0.98, min(max(accuracy, default=1) * 1.02, 1)),
+        xlim=(low, high if high > low else 1),  # no job with a test accuracy yet: all bars at 0
         title="Test accuracy per job",
     )
     bars.set_yticklabels(labels, fontsize="small")

@@ -61,7 +61,8 @@ def wait() -> None:
     marked its run FAILED and was logged; the sweep's table reports it)."""
     _may_write.set()
     while _pending:
-        _pending.pop(0).exception()
+        _pending[0].exception()  # a signal meanwhile leaves it here, to be waited for again
+        _pending.pop(0)
 
 
 atexit.register(wait)

@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp import plots, recorder, search, store, study_storage, summary
+from imdb_exp.interrupts import held_off
 from imdb_exp.redaction import as_tag, redact
 from imdb_exp.schema import ConfigError
 
@@ -101,6 +102,10 @@ class SweepParentRun(Callback):
         (and FAILED if the table itself cannot be written)."""
         global _unfinished
         _unfinished = None  # ended once; a failure in here is reported, not tried again
+        with held_off():  # a signal meanwhile stops the command once the table is written and the run ended
+            return self._end(stopped_by)
+
+    def _end(self, stopped_by: BaseException | None) -> list[dict]:
         status = RunStatus.FAILED
         try:
             recorder.wait()  # the jobs of this process end their runs once their records are written

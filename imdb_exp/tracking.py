@@ -93,28 +93,19 @@ def tracked_run(
         message = f"the MLflow store {redact(uri)} cannot be used ({detail}); set tracking.uri"
         raise TrackingError(message) from None
     open_run = OpenRun(run)
-    with _ended_as_the_block_ends() as ending:
+    with _ended_as_the_block_ends(open_run):
         yield open_run
-        if open_run.records:  # this thread lets go of the run, which stays RUNNING until they are written
-            ending.after_block = "RUNNING"
-    if open_run.records:
-        records, run_id = open_run.records, run.info.run_id
-        open_run.written = recorder.hand_over(lambda: _write_and_end(run_id, records))
-
-
-@dataclass
-class _Ending:
-    after_block: str = "FINISHED"  # the status if the block completes
 
 
 @contextmanager
-def _ended_as_the_block_ends() -> Iterator[_Ending]:
-    """This thread's active run ends when the block does: FINISHED (or the status the block chose),
-    FAILED with the reason if it raised, KILLED on interrupt."""
-    ending, status = _Ending(), "FAILED"
+def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
+    """This thread's active run ends when the block does: FINISHED, FAILED with the reason if it raised,
+    KILLED on interrupt; or, when the block left ``open_run.records``, RUNNING until the background
+    thread has written them and ends it."""
+    status = "FAILED"
     try:
-        yield ending
-        status = ending.after_block
+        yield
+        status = "RUNNING" if open_run and open_run.records else "FINISHED"
     except KeyboardInterrupt as err:
         status = "KILLED"
         _tell_the_store(mlflow.set_tag, "failure_reason", interrupts.reason(err))
@@ -129,7 +120,11 @@ def _ended_as_the_block_ends() -> Iterator[_Ending]:
             f"RUNNING there, its epochs kept in its checkpoint: imdb-exp resume={run_id} sends them once it answers"
         ) from None
     finally:
-        _tell_the_store(mlflow.end_run, status)
+        with interrupts.held_off():  # cut in between, the run would stay RUNNING with nothing to end it
+            _tell_the_store(mlflow.end_run, status)
+            if status == "RUNNING":
+                records, run_id = open_run.records, open_run.run.info.run_id
+                open_run.written = recorder.hand_over(lambda: _write_and_end(run_id, records))
 
 
 def _tell_the_store(call, *args) -> None:

@@ -248,7 +248,7 @@ def test_a_search_without_a_validation_split_is_refused(tmp_path, isolated_home)
 def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_without_training_again(
     tmp_path, archive, isolated_home
 ):
-    args = ["-m", "optimizer=rmsprop,adam", f"data.archive={archive}", *DEBUG, "trainer.epochs=12"]
+    args = ["-m", "optimizer=rmsprop,adam", f"data.archive={archive}", *DEBUG, "trainer.epochs=60"]
     args += ["tracking.log_model=false"]
     process = start_cli(*args, cwd=tmp_path)
     wait_for_epochs(process, isolated_home / "mlflow.db", 2, run_tag=("optimizer", "adam"))  # in the second job
@@ -265,7 +265,7 @@ def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_with
     assert [j.info.run_id for j in jobs] == [rmsprop.info.run_id, adam.info.run_id]  # no new job runs
     continued = client.get_run(adam.info.run_id)
     assert continued.info.status == "FINISHED" and continued.data.tags["mlflow.parentRunId"] == second.info.run_id
-    assert steps(client, adam.info.run_id, "val_loss") == list(range(1, 13))
+    assert steps(client, adam.info.run_id, "val_loss") == list(range(1, 61))
     header, *rows = results_table(client, second, tmp_path)
     assert [(row[1], row[3]) for row in rows] == [("dense-rmsprop", "FINISHED"), ("dense-adam", "FINISHED")]
     assert rows[0][header.index("note")].startswith("already done") and rows[1][header.index("note")] == ""

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import corpus
+from imdb_exp import corpus, recorder, sweep
 from imdb_exp.corpus import DataError, load_corpus
 from imdb_exp.guards import InterruptAtBatchEnd, NonFiniteLoss, StopOnNonFiniteLoss
-from imdb_exp.interrupts import Interrupted, Interrupts
+from imdb_exp.interrupts import Interrupted, Interrupts, held_off
 from imdb_exp.interrupts import reason as interrupt_reason
 from imdb_exp.train import train
 from scripts.local_cluster import LocalCluster
@@ -177,6 +177,42 @@ def test_inside_keras_a_signal_waits_for_the_end_of_its_batch():
         model.fit(x, y, batch_size=8, epochs=3, callbacks=callbacks, verbose=0)
     assert raised.value.signal == signal.SIGTERM
     assert batches_ended == [0, 1, 2]
+
+
+def test_a_signal_in_a_held_off_step_waits_for_its_end_then_interrupts():
+    steps_done = []
+    with Interrupts().handled(), pytest.raises(Interrupted) as raised:
+        with held_off():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+            steps_done.append("the step's end")
+        steps_done.append("after it")
+    assert steps_done == ["the step's end"] and raised.value.signal == signal.SIGTERM
+
+
+def test_a_signal_while_a_sweep_ends_waits_for_its_table_and_its_run_then_stops_the_command(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("imdb-exp", artifact_location=(tmp_path / "artifacts").as_uri())
+    ending = sweep.SweepParentRun()
+    ending.client, ending.run_id = client, client.create_run(experiment).info.run_id
+    job = client.create_run(experiment, tags={"mlflow.parentRunId": ending.run_id}).info.run_id
+    sweep.count_job(client, ending.run_id, "0", job)
+
+    def last_records() -> None:  # the last job's, still being written when the signal comes
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+        client.set_terminated(job, "FINISHED")
+
+    recorder.hand_over(last_records)
+    with Interrupts().handled(), pytest.raises(Interrupted):
+        ending.end()
+    assert client.get_run(job).info.status == "FINISHED"  # waited for, not taken for a lost job
+    assert client.get_run(ending.run_id).info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(ending.run_id, "sweep")] == [
+        "sweep/comparison.png",
+        "sweep/results.csv",
+        "sweep/results.md",
+    ]
 
 
 def test_a_schedulers_usr2_ends_the_run_first_then_reaches_the_schedulers_handler():
