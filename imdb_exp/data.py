@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from imdb_exp.corpus import INDEX_FROM, OOV, Corpus, DataError, Reviews, default_cache_dir, load_corpus
+from imdb_exp.process import kept
 from imdb_exp.schema import ConfigError, DataConfig
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,6 @@ def holdout_order(cfg: DataConfig, n_train: int) -> np.ndarray:
     return np.lexsort((np.arange(n_train), block_rank[blocks]))
 
 
-# The dataset last loaded in this process, with what decided it. Sweep jobs share a process (Hydra's
-# basic and joblib launchers) and mostly read the same data config: they reuse the arrays instead of
-# hashing the archive, loading the corpus and encoding 50,000 reviews again (about 0.7 s a job for
-# multi-hot rows). One entry bounds the memory: a sweep over data settings holds one dataset at a time.
-_last_loaded: tuple[tuple, "Dataset"] | None = None
-
-
 def _decided_by(cfg: DataConfig) -> tuple:
     """Everything a dataset's arrays depend on: the data config, and the archive file as it is now."""
     archive = Path(cfg.archive).expanduser() if cfg.archive else None
@@ -118,13 +112,14 @@ def _decided_by(cfg: DataConfig) -> tuple:
 
 def load_dataset(cfg: DataConfig) -> Dataset:
     """The splits of ``cfg``; the same arrays as the last call when nothing that decides them changed
-    (callers never write to them: models.prepare maps the inputs into new arrays)."""
-    global _last_loaded
+    (process.kept: sweep jobs in one process mostly read the same data, and would otherwise hash the
+    archive and encode 50,000 reviews again). Callers never write to them: models.prepare maps the
+    inputs into new arrays. One dataset kept bounds the memory."""
     key = _decided_by(cfg)
-    if _last_loaded is None or _last_loaded[0] != key:
-        _last_loaded = None  # the old arrays go before the new ones are built
-        _last_loaded = key, _load_dataset(cfg)
-    dataset = _last_loaded[1]
+    if kept.dataset is None or kept.dataset[0] != key:
+        kept.dataset = None  # the old arrays go before the new ones are built
+        kept.dataset = key, _load_dataset(cfg)
+    dataset = kept.dataset[1]
     n_val = len(dataset.val) if dataset.val else 0
     log.info("data: %d training, %d validation, %d test reviews", len(dataset.train), n_val, len(dataset.test))
     return dataset

@@ -8,13 +8,13 @@ resumed run ends with the same weights as an uninterrupted one.
 """
 
 import time
-from collections.abc import Callable
 
 import keras
 import numpy as np
 
 from imdb_exp.checkpoints import Progress, set_torch_generators
 from imdb_exp.data import Dataset
+from imdb_exp.epoch_end import EpochEnd
 from imdb_exp.guards import NonFiniteLoss
 from imdb_exp.schema import TrainerConfig
 
@@ -23,27 +23,23 @@ def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(size)
 
 
-def patience_ran_out(progress: Progress, patience: int | None) -> bool:
-    return bool(patience) and progress.epochs_done - progress.best_epoch >= patience
-
-
 def fit(
     model: keras.Model,
     dataset: Dataset,
     trainer: TrainerConfig,
     progress: Progress,
     callbacks: list[keras.callbacks.Callback],
-    after_epoch: Callable[[Progress], None],
+    epoch_ends: list[EpochEnd],
     verbose: int,
 ) -> Progress:
-    """Trains on from ``progress`` (updating it); with trainer.patience, ends holding the best epoch's weights."""
+    """Trains on from ``progress`` (updating it) until trainer.epochs or until an epoch end stops it."""
     train, val = dataset.train, dataset.val
     callbacks = [*callbacks, RunProgressLines(trainer.epochs)]
     if progress.torch_generators:
         callbacks.append(TorchGeneratorsAtStart(progress))
-    while progress.epochs_done < trainer.epochs and not patience_ran_out(progress, trainer.patience):
+    while progress.epochs_done < trainer.epochs and not any(end.stops(progress) for end in epoch_ends):
         epoch = progress.epochs_done
-        order = epoch_order(trainer.seed, epoch, len(train))
+        order = epoch_order(trainer.seed, epoch if trainer.shuffle else 0, len(train))
         started = time.perf_counter()
         try:
             logs = fit_one_epoch(model, train, val, order, epoch, trainer, callbacks, verbose)
@@ -58,10 +54,11 @@ def fit(
             ) from None
         seconds = time.perf_counter() - started
         metrics = {name: float(values[-1]) for name, values in logs.items()} | {"epoch_seconds": seconds}
-        record_epoch(progress, metrics, model, keep_best=trainer.patience is not None)
-        after_epoch(progress)
-    if trainer.patience and progress.best_weights is not None:
-        model.set_weights(progress.best_weights)
+        record_epoch(progress, metrics)
+        for end in epoch_ends:
+            end.after_epoch(progress)
+    for end in epoch_ends:
+        end.at_fit_end(progress)
     return progress
 
 
@@ -112,8 +109,8 @@ class TorchGeneratorsAtStart(keras.callbacks.Callback):
             self.progress.torch_generators = None
 
 
-def record_epoch(progress: Progress, metrics: dict[str, float], model: keras.Model, keep_best: bool) -> None:
-    """Appends one epoch's metrics; a lower validation loss makes it the best epoch (and keeps its weights)."""
+def record_epoch(progress: Progress, metrics: dict[str, float]) -> None:
+    """Appends one epoch's metrics; a lower validation loss makes it the best epoch."""
     for name, value in metrics.items():
         progress.history.setdefault(name, []).append(value)
     progress.epochs_done += 1
@@ -121,8 +118,6 @@ def record_epoch(progress: Progress, metrics: dict[str, float], model: keras.Mod
     val_loss = progress.history.get("val_loss")
     if val_loss and (not progress.best_epoch or val_loss[-1] < val_loss[progress.best_epoch - 1]):
         progress.best_epoch = progress.epochs_done
-        if keep_best:
-            progress.best_weights = model.get_weights()
 
 
 def final_val_metrics(progress: Progress, patience: int | None) -> dict[str, float]:

@@ -5,7 +5,8 @@ continues the run from its checkpoint.
 
 Inside Keras the exception waits for a batch boundary: raised at an arbitrary point it can land in
 TensorFlow's input pipeline or in a callback's MLflow write, which turn it into an ordinary error
-(seen in CI: a Ctrl-C during training ended with exit status 1 instead of a KILLED run).
+(exit status 1 instead of a KILLED run). A run's end and a sweep's end hold signals off the same way
+(``held_off``): cut in two, they would leave a run RUNNING that nothing ends.
 """
 
 import signal

@@ -40,11 +40,43 @@ class UnpackBits(layers.Layer):
         return super().get_config() | {"num_words": self.num_words}
 
 
-NO_PAIR = np.iinfo(np.int32).max  # the key of an unused table slot; larger than any pair's key
+NO_KEY = np.iinfo(np.int32).max  # the key of a table's unused slot; larger than any n-gram's key
+
+
+class SortedKeyTable(layers.Layer):
+    """A layer that looks n-gram keys up in a sorted int32 table: a weight, so the saved model carries
+    it. ``keep_most_common`` fills it from what training reviews hold; unused slots hold NO_KEY."""
+
+    FIXED_AFTER_ADAPT = True  # a function of the ids alone once adapted: models.prepare applies it once
+
+    def add_table(self, size: int, name: str) -> None:
+        initial = keras.initializers.Constant(NO_KEY)
+        self.keys = self.add_weight(shape=(size,), dtype="int32", trainable=False, name=name, initializer=initial)
+
+    def keep_most_common(self, found: np.ndarray, reviews: np.ndarray) -> None:
+        """The table: the keys ``found`` in the most ``reviews`` (ties: the smaller key), sorted."""
+        size = self.keys.shape[0]
+        kept = np.sort(found[np.lexsort((found, -reviews))[:size]])
+        table = np.full(size, NO_KEY, np.int32)
+        table[: len(kept)] = kept
+        self.keys.assign(table)
+
+    def look_up(self, keys, valid):
+        """Each key's rank in the table, and whether it is ``valid`` and the table holds it."""
+        ops = keras.ops
+        rank = ops.reshape(ops.searchsorted(self.keys, ops.reshape(keys, (-1,))), ops.shape(keys))
+        rank = ops.minimum(rank, self.keys.shape[0] - 1)
+        return rank, ops.logical_and(valid, ops.equal(ops.take(self.keys, rank), keys))
+
+
+def zero_repeats(rows):
+    """Rows sorted ascending, with 0 for each value equal to the one before it."""
+    ops = keras.ops
+    return ops.where(ops.pad(ops.equal(rows[:, 1:], rows[:, :-1]), ((0, 0), (1, 0))), 0, rows)
 
 
 @keras.saving.register_keras_serializable(package="imdb_exp")
-class NgramBag(layers.Layer):
+class NgramBag(SortedKeyTable):
     """Padded word ids (data=padded) -> the ids of the distinct words and word pairs of each review.
 
     A word keeps its id; a pair of adjacent words whose key ``first * num_words + second`` is among
@@ -53,32 +85,19 @@ class NgramBag(layers.Layer):
     the saved model carries it and serves raw text with the ordinary padded encoder.
     """
 
-    FIXED_AFTER_ADAPT = True  # a function of the ids alone once adapted: models.prepare applies it once
-
     def __init__(self, num_words: int, bigrams: int, **kwargs):
         super().__init__(**kwargs)
         self.num_words, self.bigrams = num_words, bigrams
 
     def build(self, input_shape):
-        # Sorted keys of the kept pairs; the unused tail holds NO_PAIR.
-        self.keys = self.add_weight(
-            shape=(self.bigrams,),
-            dtype="int32",
-            trainable=False,
-            name="bigram_keys",
-            initializer=keras.initializers.Constant(NO_PAIR),
-        )
+        self.add_table(self.bigrams, "bigram_keys")
 
     def adapt(self, ids: np.ndarray) -> None:
-        """Keep the ``bigrams`` pairs that occur in the most reviews of ``ids`` (ties: the smaller key)."""
+        """Keep the ``bigrams`` pairs that occur in the most reviews of ``ids``."""
         keys, valid = self._pair_keys(ids)
         rows = np.broadcast_to(np.arange(len(ids))[:, None], keys.shape)[valid]
         per_review = np.unique(rows.astype(np.int64) << 32 | keys[valid].astype(np.int64))
-        found, reviews = np.unique((per_review & 0xFFFFFFFF).astype(np.int32), return_counts=True)
-        kept = np.sort(found[np.lexsort((found, -reviews))[: self.bigrams]])
-        table = np.full(self.bigrams, NO_PAIR, np.int32)
-        table[: len(kept)] = kept
-        self.keys.assign(table)
+        self.keep_most_common(*np.unique((per_review & 0xFFFFFFFF).astype(np.int32), return_counts=True))
 
     def _pair_keys(self, ids):
         first, second = ids[:, :-1], ids[:, 1:]
@@ -88,13 +107,9 @@ class NgramBag(layers.Layer):
     def call(self, ids):
         ops = keras.ops
         ids = ops.cast(ids, "int32")
-        keys, valid = self._pair_keys(ids)
-        rank = ops.reshape(ops.searchsorted(self.keys, ops.reshape(keys, (-1,))), ops.shape(keys))
-        rank = ops.minimum(rank, self.bigrams - 1)
-        known = ops.logical_and(valid, ops.equal(ops.take(self.keys, rank), keys))
-        features = ops.sort(ops.concatenate([ids, ops.where(known, self.num_words + rank, 0)], axis=1), axis=1)
-        repeat = ops.pad(ops.equal(features[:, 1:], features[:, :-1]), ((0, 0), (1, 0)))
-        return ops.where(repeat, 0, features)
+        rank, known = self.look_up(*self._pair_keys(ids))
+        pairs = ops.where(known, self.num_words + rank, 0)
+        return zero_repeats(ops.sort(ops.concatenate([ids, pairs], axis=1), axis=1))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 2 * input_shape[1] - 1)
@@ -128,14 +143,13 @@ class MaskedSum(layers.Layer):
         return None
 
 
-NO_KEY = np.iinfo(np.int32).max  # the key of an unused slot of NbLogit's table
 # Odd multipliers of the n-gram hash, one per position in the n-gram; int32 products wrap the same
 # way on every backend and in numpy.
 HASH_MULTIPLIERS = (1_000_003, 1_686_629_713, 1_431_655_765)
 
 
 @keras.saving.register_keras_serializable(package="imdb_exp")
-class NgramSlots(layers.Layer):
+class NgramSlots(SortedKeyTable):
     """Padded word ids -> the table slots of the distinct word n-grams (n = 1 to ``max_n``) of each
     review, sorted; 0 for n-grams not in the table, repeats, padding.
 
@@ -145,17 +159,12 @@ class NgramSlots(layers.Layer):
     64-bit integers); two n-grams rarely share one.
     """
 
-    FIXED_AFTER_ADAPT = True  # a function of the ids alone once adapted: models.prepare applies it once
-
     def __init__(self, features: int, max_n: int = 3, **kwargs):
         super().__init__(**kwargs)
         self.features, self.max_n = features, max_n
 
     def build(self, input_shape):
-        self.keys = self.add_weight(
-            shape=(self.features,), dtype="int32", trainable=False, name="ngram_keys",
-            initializer=keras.initializers.Constant(NO_KEY),
-        )  # fmt: skip
+        self.add_table(self.features, "ngram_keys")
 
     def ngram_keys(self, ids):
         """The hash of the n-gram ending at each position, for n = 1..max_n: (batch, steps * max_n);
@@ -178,11 +187,7 @@ class NgramSlots(layers.Layer):
     def adapt(self, ids: np.ndarray) -> None:
         """Keep the n-grams in the most reviews of ``ids`` (ties: the smaller key)."""
         keys = np.concatenate([self._distinct_keys(part) for part in np.array_split(ids, max(1, len(ids) // 1000))])
-        found, reviews = np.unique(keys[keys != NO_KEY], return_counts=True)
-        table = np.full(self.features, NO_KEY, np.int32)
-        kept = np.sort(np.lexsort((found, -reviews))[: self.features])
-        table[: len(kept)] = found[kept]
-        self.keys.assign(table)
+        self.keep_most_common(*np.unique(keys[keys != NO_KEY], return_counts=True))
 
     def _distinct_keys(self, ids: np.ndarray) -> np.ndarray:
         """Each review's n-gram keys, sorted, with repeats replaced by NO_KEY."""
@@ -191,13 +196,9 @@ class NgramSlots(layers.Layer):
         return keys
 
     def call(self, ids):
-        ops = keras.ops
         keys = self.ngram_keys(ids)
-        rank = ops.minimum(ops.reshape(ops.searchsorted(self.keys, ops.reshape(keys, (-1,))), ops.shape(keys)),
-                           self.features - 1)  # fmt: skip
-        known = ops.logical_and(keys != NO_KEY, ops.equal(ops.take(self.keys, rank), keys))
-        slots = ops.sort(ops.where(known, rank + 1, 0), axis=1)
-        return ops.where(ops.pad(ops.equal(slots[:, 1:], slots[:, :-1]), ((0, 0), (1, 0))), 0, slots)
+        rank, known = self.look_up(keys, keys != NO_KEY)
+        return zero_repeats(keras.ops.sort(keras.ops.where(known, rank + 1, 0), axis=1))
 
     def compute_output_spec(self, ids):
         return keras.KerasTensor((ids.shape[0], ids.shape[1] * self.max_n), dtype="int32")

@@ -13,8 +13,8 @@ from imdb_exp.evaluation import THRESHOLD, RocCurve
 
 def _run_figure(width: float, height: float) -> Figure:
     """An empty figure for one plot of a run, its margins fixed in inches and wide enough for the labels.
-    Every run saves five; a "tight" layout would measure each label in an extra drawing pass, which
-    made saving one nearly twice as slow (0.215 s against 0.127 s on the 2-core machine)."""
+    Every run saves five; a "tight" layout would measure each label in an extra drawing pass
+    (docs/benchmarks.md measures the cost)."""
     fig = Figure(figsize=(width, height))
     fig.subplots_adjust(left=0.95 / width, right=1 - 0.25 / width, bottom=0.6 / height, top=1 - 0.4 / height)
     return fig

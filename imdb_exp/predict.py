@@ -14,7 +14,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from imdb_exp import recorder, store
+from imdb_exp import store
 from imdb_exp.corpus import Reviews, encode_text, word_index
 from imdb_exp.data import ENCODERS
 from imdb_exp.evaluation import THRESHOLD
@@ -38,10 +38,7 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
 
         from imdb_exp import layers  # noqa: F401  (registers the project's layers, which the models use)
 
-        # MLflow loads the model to check it as a sweep job logs it, on the thread that writes the job's
-        # records while the next job builds its model; see recorder.model_seeding.
-        with recorder.model_seeding:
-            self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
+        self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
         self.index = word_index(read_vocabulary_tsv(context.artifacts["vocabulary"]))
         self.data = DataConfig(
             encoding=settings["encoding"], num_words=settings["num_words"], maxlen=settings["maxlen"]

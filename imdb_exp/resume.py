@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from imdb_exp import checkpoints, schema, search, shared_checkpoints, store
 from imdb_exp.redaction import redact
-from imdb_exp.schema import ConfigError
+from imdb_exp.schema import CONFIG_FILE, ConfigError, override_key
 
 # Keys that may differ on the command line of `resume=RUN_ID`: the run is found in the store the
 # command names, and it may train for more epochs than it first set out to.
@@ -55,7 +55,7 @@ def why_not_continuable(client: MlflowClient, run: Run) -> str | None:
 def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """The config run ``cfg.resume`` was started with, and what the command may change of it."""
     run_id = cfg.resume
-    changed = {override.split("=", 1)[0].lstrip("+~"): override for override in overrides}
+    changed = {override_key(override): override for override in overrides}
     refused = [override for key, override in changed.items() if key not in RESUME_MAY_SET]
     if refused:
         raise ConfigError(
@@ -71,7 +71,7 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     if reason := why_not_continuable(client, run):
         raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
     with tempfile.TemporaryDirectory() as tmp:
-        recorded = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", tmp))
+        recorded = OmegaConf.load(client.download_artifacts(run_id, CONFIG_FILE, tmp))
     family = schema.MODEL_FAMILIES.get(recorded.model.get("family"))
     if family is None:
         raise ConfigError(f"resume={run_id}: the run's model family {recorded.model.get('family')!r} is not known here")

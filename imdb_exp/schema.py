@@ -29,6 +29,8 @@ def _require(ok: bool, message: str) -> None:
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if OmegaConf.is_interpolation(OmegaConf.create({"v": value}), "v"):
+        return  # a default such as trainer.backend's, checked once `validate` has resolved it
     _require(value in allowed, f"{key}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
 
 
@@ -43,7 +45,7 @@ class DataConfig:
     archive: str | None = None  # local archive; null downloads the original once into the cache
     num_words: int = 10000  # keep word ids < num_words; the rest become 2 (out of vocabulary)
     maxlen: int = 500  # padded encoding: keep the last maxlen ids, pad in front
-    val_size: float = 10000  # a count (>= 1) or a fraction (< 1) of the training reviews; 0 = none
+    val_size: Any = 10000  # a count (>= 1) or a fraction (< 1) of the training reviews; 0 = none (Any: as written)
     split_seed: int = 0  # which reviews are held out; apart from trainer.seed, which seeds the weights
     val_holdout: str = "reviews"  # reviews: a random sample; movies: whole blocks of consecutive review ids
 
@@ -53,6 +55,10 @@ class DataConfig:
         _choice("data.val_holdout", self.val_holdout, ("reviews", "movies"))
         _require(self.num_words > 3, f"data.num_words={self.num_words} must be > 3 (ids 0-2 are reserved)")
         _require(self.maxlen > 0, f"data.maxlen={self.maxlen} must be > 0")
+        _require(
+            isinstance(self.val_size, int | float) and not isinstance(self.val_size, bool),
+            f"data.val_size={self.val_size!r} must be a number",
+        )
         _require(
             self.val_size == 0 or 0 < self.val_size < 1 or float(self.val_size).is_integer(),
             f"data.val_size={self.val_size} must be 0, a fraction in (0, 1), or a whole count",
@@ -154,7 +160,7 @@ class NgramConfig(ModelConfig):
 @model_family("nbsvm", encoding="padded")
 @dataclass
 class NbsvmConfig(ModelConfig):
-    """A linear model on Naive-Bayes-weighted word n-grams (layers.NbLogit)."""
+    """A linear model on Naive-Bayes-weighted word n-grams (layers.NgramSlots and layers.NbVote)."""
 
     family: str = "nbsvm"
     features: int = 1000000  # how many n-grams to keep: those in the most training reviews
@@ -184,12 +190,14 @@ class TrainerConfig:
     epochs: int = 4
     batch_size: int = 512
     seed: int = 0
-    backend: str = "tensorflow"
+    # tensorflow | jax | torch; by default KERAS_BACKEND's, as Keras itself chooses. A GPU is used where found.
+    backend: str = "${oc.env:KERAS_BACKEND,tensorflow}"
     mixed_precision: bool = False  # bfloat16 compute, float32 weights and output
     # Stop after this many epochs without a lower validation loss and keep the best epoch's weights; null = off.
     patience: int | None = None
     checkpoint: bool = True  # write a checkpoint at every epoch end, which resume=RUN_ID continues from
     steps_per_epoch: int | None = None  # train on at most this many batches an epoch; null = all of them
+    shuffle: bool = True  # false: every epoch takes the reviews in the first epoch's order (the same batches)
 
     def __post_init__(self) -> None:
         _require(self.epochs > 0, f"trainer.epochs={self.epochs} must be > 0")
@@ -209,7 +217,7 @@ class TrackingConfig:
     system_metrics: bool = True  # CPU, memory, disk (and GPU, with pynvml) while the run lasts: system/*
     misclassified_reviews: int = 20  # how many wrong test calls to write out as text
     parent_run_id: str | None = None  # nest the run under this MLflow run; a sweep sets it for its jobs
-    server_timeout: float = 60  # seconds a call waits for a tracking server that does not answer, retries included
+    server_timeout: int = 60  # seconds a call waits for a tracking server that does not answer, retries included
 
     def __post_init__(self) -> None:
         _require(bool(self.experiment.strip()), "tracking.experiment must not be empty")
@@ -241,6 +249,8 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     trial: TrialConfig = field(default_factory=TrialConfig)
+    # Keras callbacks by name, each a node with the _target_ class Hydra builds (conf/callbacks/).
+    callbacks: dict[str, Any] = field(default_factory=dict)
     resume: str | None = None  # an MLflow run id: continue that run from its last checkpoint
     retrain: bool = False  # sweep jobs train even when the same config already FINISHED in the store
 
@@ -268,8 +278,23 @@ class Config:
 LAUNCH_ONLY = ("resume", "retrain", "trial", "tracking.parent_run_id")
 
 
-def is_launch_only(key: str) -> bool:
-    key = key.lstrip("+~")
+CONFIG_FILE = "config.yaml"  # the artifact that holds a run's whole config
+
+
+def run_name(tags: dict[str, str], cfg: DictConfig) -> str:
+    """A run's name, its model and optimizer ("dense-rmsprop"): the job's group choices, else the config's
+    (which may be one that failed to compose fully)."""
+    model = tags.get("model") or OmegaConf.select(cfg, "model.family", default="job")
+    return f"{model}-{tags.get('optimizer') or OmegaConf.select(cfg, 'optimizer.name', default='')}"
+
+
+def override_key(override: str) -> str:
+    """The key a command-line override sets: ``+trainer.seed=1`` sets trainer.seed."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def is_launch_only(override: str) -> bool:
+    key = override_key(override)
     return any(key == name or key.startswith(f"{name}.") for name in LAUNCH_ONLY)
 
 

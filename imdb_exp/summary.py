@@ -7,17 +7,19 @@ and dropout: the spread is the training's own variance on one validation split.
 
 import statistics
 
+from imdb_exp.schema import override_key
+
 SEED = "trainer.seed"
 MEASURES = ("test_accuracy", "test_auc", "final_val_accuracy", "fit_seconds")
 COLUMNS = ["configuration", "n", *(f"{m}_{stat}" for m in MEASURES for stat in ("mean", "sd"))]
 
 
 def configuration(overrides: str) -> str:
-    return " ".join(o for o in overrides.split() if o.split("=", 1)[0].lstrip("+") != SEED)
+    return " ".join(o for o in overrides.split() if override_key(o) != SEED)
 
 
 def seeds_vary(overrides: list[str]) -> bool:
-    seeds = {o for job in overrides for o in job.split() if o.split("=", 1)[0].lstrip("+") == SEED}
+    seeds = {o for job in overrides for o in job.split() if override_key(o) == SEED}
     return len(seeds) > 1
 
 

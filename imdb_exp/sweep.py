@@ -6,7 +6,7 @@ their parent in their own config, wherever a launcher runs them (another process
 another machine). Each job counts itself on the parent as a tag `job.N` = its run id: the run it
 trained, the earlier run it continued or found already done, or a FAILED run saying why it could
 not start. The parent's table is made from those tags when the sweep ends, or when the command
-stops early (train.main calls `end_unfinished`).
+stops early (cli.main calls `end_unfinished`).
 """
 
 import csv
@@ -21,10 +21,11 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from imdb_exp import plots, recorder, search, store, study_storage, summary
+from imdb_exp import plots, search, store, study_storage, summary
 from imdb_exp.interrupts import held_off
+from imdb_exp.process import kept
 from imdb_exp.redaction import as_tag, redact
-from imdb_exp.schema import ConfigError
+from imdb_exp.schema import CONFIG_FILE, ConfigError, run_name
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ LOST = (
     "still RUNNING when its sweep ended: the process training it was lost (its node lost, a SIGKILL, or a retry "
     "that started the job over); launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
 )
-
-_unfinished: "SweepParentRun | None" = None  # the parent run this process opened and has not ended
 
 
 def count_job(client: MlflowClient, parent_run_id: str, job: str | None, run_id: str) -> None:
@@ -83,8 +82,7 @@ class SweepParentRun(Callback):
         self.run_id = run.info.run_id
         with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
             config.hydra.overrides.task.append(f"tracking.parent_run_id='{self.run_id}'")
-        global _unfinished
-        _unfinished = self
+        kept.sweep = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         try:
@@ -100,15 +98,14 @@ class SweepParentRun(Callback):
         """Writes the results table and figure, names the best job, and ends the parent run:
         KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not finish
         (and FAILED if the table itself cannot be written)."""
-        global _unfinished
-        _unfinished = None  # ended once; a failure in here is reported, not tried again
+        kept.sweep = None  # ended once; a failure in here is reported, not tried again
         with held_off():  # a signal meanwhile stops the command once the table is written and the run ended
             return self._end(stopped_by)
 
     def _end(self, stopped_by: BaseException | None) -> list[dict]:
         status = RunStatus.FAILED
         try:
-            recorder.wait()  # the jobs of this process end their runs once their records are written
+            kept.records.wait()  # the jobs of this process end their runs once their records are written
             self._end_lost_jobs()
             rows = self._write_results()
             if stopped_by is not None:
@@ -202,13 +199,13 @@ def _refuse_unsound_search(config: DictConfig) -> None:
 def launched_here() -> bool:
     """Whether the current job was launched by this process (Hydra's basic launcher), which ends the
     sweep's run after waiting for the jobs' records; a launcher's worker process did not."""
-    return _unfinished is not None
+    return kept.sweep is not None
 
 
 def end_unfinished(stopped_by: BaseException) -> None:
     """Ends the parent run of a sweep that ``stopped_by`` cut short (a signal, a job's or Hydra's error)."""
-    if _unfinished is not None:
-        _unfinished.end(stopped_by)
+    if kept.sweep is not None:
+        kept.sweep.end(stopped_by)
 
 
 def was_interrupted(err: BaseException) -> bool:
@@ -290,10 +287,10 @@ def record_unstarted_job(cfg: DictConfig, tags: dict[str, str], err: BaseExcepti
         return  # its run opened, and holds the failure
     run = client.create_run(
         parent.info.experiment_id,
-        run_name=f"{tags.get('model', 'job')}-{tags.get('optimizer', tags.get(JOB_TAG, ''))}",
+        run_name=run_name(tags, cfg),
         tags=tags | {"mlflow.parentRunId": parent_run_id, "failure_reason": as_tag(describe(err))},
     )
-    client.log_text(run.info.run_id, redact(OmegaConf.to_yaml(cfg)), "config.yaml")
+    client.log_text(run.info.run_id, redact(OmegaConf.to_yaml(cfg)), CONFIG_FILE)
     client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
     count_job(client, parent_run_id, tags.get(JOB_TAG), run.info.run_id)
 

@@ -1,51 +1,28 @@
-"""MLflow: a run's lifecycle and everything a run records (the store itself: store.py)."""
+"""A run in MLflow: its lifecycle (started or reopened, ended however its block ends, its last records
+handed to the records thread) and what it logs as it trains. Which store: store.py; what a run was
+made from: lineage.py; its servable model: packaging.py; what it records after the fit: after_fit.py."""
 
-import hashlib
 import logging
-import os
-import subprocess
-import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.metadata import version
 
 import keras
 import mlflow
-import pandas as pd
 from matplotlib.figure import Figure
-from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import home, interrupts, recorder, search, store, sweep
+from imdb_exp import home, interrupts, search, store, sweep
 from imdb_exp.checkpoints import Progress
-from imdb_exp.data import Dataset
-from imdb_exp.predict import COLUMN
+from imdb_exp.process import kept
 from imdb_exp.redaction import as_tag, redact
-from imdb_exp.schema import Config, DataConfig, TrackingConfig
+from imdb_exp.schema import CONFIG_FILE, TrackingConfig
 from imdb_exp.store import TrackingError
 
 log = logging.getLogger(__name__)
 
-# MLflow draws a progress bar for each file it reads back while logging the model: noise in a
-# run's output, and in the logs of sweep jobs.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# MLflow samples system metrics every 10 s by default, so a default dense run (about 10 s) would
-# often end before its first sample; every 2 s costs a psutil call and one small write.
-os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "2")
-# MLflow's asynchronous logging (each epoch's metrics) waits on its queue with a 1 s timeout that
-# a run's end cannot interrupt: every run ended 0.5-0.7 s late. Buffered, its thread waits on an
-# event that the end does set, and writes what the second gathered in one batch.
-os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "1")
-
-SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", COLUMN)]),
-    outputs=Schema([ColSpec("double", "probability"), ColSpec("string", "label")]),
-)
+MODEL_SUMMARY_FILE = "model_summary.txt"
 
 
 @dataclass
@@ -124,7 +101,7 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
             _tell_the_store(mlflow.end_run, status)
             if status == "RUNNING":
                 records, run_id = open_run.records, open_run.run.info.run_id
-                open_run.written = recorder.hand_over(lambda: _write_and_end(run_id, records))
+                open_run.written = kept.records.hand_over(lambda: _write_and_end(run_id, records))
 
 
 def _tell_the_store(call, *args) -> None:
@@ -172,106 +149,17 @@ def log_config(cfg: DictConfig, run: mlflow.ActiveRun) -> None:
         mlflow.set_tags({key: value for key, value in flat.items() if recorded.get(key, value) != value})
     else:
         mlflow.log_params(flat)
-    mlflow.log_text(redact(OmegaConf.to_yaml(values)), "config.yaml")
-
-
-KERAS_IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"  # data.source=keras
-
-
-def log_datasets(dataset: Dataset, data: DataConfig) -> None:
-    """The run's training, validation and test inputs as MLflow datasets (the UI's Dataset column and
-    view): named after their split, with the archive as source and a digest of everything that
-    decides their rows (the archive's content, the split, the encoding and its settings)."""
-    corpus = dataset.corpus
-    source = corpus.archive if corpus else KERAS_IMDB_URL
-    content = corpus.archive_sha256 if corpus else f"keras.datasets.imdb num_words={data.num_words}"
-    for context, split in (("training", dataset.train), ("validation", dataset.val), ("test", dataset.test)):
-        if split is None:
-            continue
-        decided_by = f"{content} {context} {data.encoding} {data.num_words} {data.maxlen} {data.val_size} "
-        decided_by += f"{data.split_seed} {data.val_holdout}"
-        digest, name = hashlib.sha256(decided_by.encode()).hexdigest()[:16], f"imdb-{context}"
-        with warnings.catch_warnings():  # MLflow registers its local-file source twice, then warns of the tie
-            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
-            inputs = mlflow.data.from_numpy(split.x, source=source, targets=split.y, name=name, digest=digest)
-        try:
-            mlflow.log_input(inputs, context=context)
-        except MlflowException:
-            # Parallel jobs log the same dataset: MLflow looks it up, then inserts it, and the slower
-            # of two inserts breaks the store's uniqueness; on the second try the row is found.
-            mlflow.log_input(inputs, context=context)
+    mlflow.log_text(redact(OmegaConf.to_yaml(values)), CONFIG_FILE)
 
 
 def log_model_summary(model: keras.Model) -> None:
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
-    mlflow.log_text("\n".join(lines), "model_summary.txt")
+    mlflow.log_text("\n".join(lines), MODEL_SUMMARY_FILE)
 
 
 def log_text(text: str, path: str) -> None:
     mlflow.log_text(text, path)
-
-
-def provenance(backend: str) -> dict[str, str]:
-    """Tags that say what code made a run: the package, Keras and backend versions, and the git
-    commit when the package runs from a checkout (MLflow's own tag, which its UI shows)."""
-    tags = {"imdb_exp.version": version("imdb-exp"), "keras.version": keras.__version__}
-    tags[f"{backend}.version"] = version(backend)
-    try:
-        checkout = subprocess.run(
-            ["git", "-C", os.path.dirname(__file__), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-        )
-    except OSError:  # no git on this machine
-        return tags
-    if checkout.returncode == 0:
-        tags["mlflow.source.git.commit"] = checkout.stdout.strip()
-    return tags
-
-
-SERVED_FILES = {"keras_model": "model.keras", "vocabulary": "vocabulary.tsv"}  # artifact name -> file
-INPUT_EXAMPLE = "A moving film with a wonderful cast; I would watch it again."
-
-
-def requirements(backend: str) -> list[str]:
-    """What the logged model needs, pinned to this process's versions as PyPI spells them: a local
-    label such as torch's ``+cpu`` is dropped (PyPI has no such release), and jax brings its jaxlib."""
-    packages = ["keras", "mlflow", "numpy", "pandas", "hydra-core", backend] + (["jaxlib"] if backend == "jax" else [])
-    return [f"{package}=={version(package).split('+')[0]}" for package in packages]
-
-
-def save_classifier(model: keras.Model, vocabulary_tsv: str) -> tempfile.TemporaryDirectory:
-    """The files of the servable model, saved by the thread that trained it (Keras's saving state
-    belongs to that thread; the next job's clear_session resets it)."""
-    files = tempfile.TemporaryDirectory()
-    model.save(os.path.join(files.name, SERVED_FILES["keras_model"]))
-    with open(os.path.join(files.name, SERVED_FILES["vocabulary"]), "w", encoding="utf-8") as f:
-        f.write(vocabulary_tsv)
-    return files
-
-
-def log_classifier(files: tempfile.TemporaryDirectory, settings: Config) -> None:
-    """The servable model: Keras weights, vocabulary and encoding settings behind a text interface."""
-    backend = settings.trainer.backend
-    with files:
-        logged = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=os.path.join(os.path.dirname(__file__), "served_model.py"),
-            artifacts={name: os.path.join(files.name, file) for name, file in SERVED_FILES.items()},
-            model_config={
-                "backend": backend,
-                **{k: getattr(settings.data, k) for k in ("encoding", "num_words", "maxlen")},
-            },
-            code_paths=[os.path.dirname(__file__)],  # the model runs this package's tokenizer and encoders
-            # Named, not inferred: inference re-loads the model in a subprocess and takes many seconds.
-            pip_requirements=requirements(backend),
-            signature=SIGNATURE,
-            input_example=pd.DataFrame({COLUMN: [INPUT_EXAMPLE]}),
-            registered_model_name=settings.tracking.register_model,
-        )
-    if settings.tracking.register_model:  # an alias names the version to use; MLflow's stages are deprecated
-        mlflow.MlflowClient().set_registered_model_alias(
-            settings.tracking.register_model, settings.tracking.model_alias, logged.registered_model_version
-        )
 
 
 def log_metrics(metrics: dict[str, float]) -> None:
@@ -279,7 +167,7 @@ def log_metrics(metrics: dict[str, float]) -> None:
 
 
 def log_figure(figure: Figure, path: str) -> None:
-    # zlib's fastest level: 0.05-0.07 s less a figure than the default level, for files ~15% larger.
+    # zlib's fastest level: a little larger files, saved faster (docs/benchmarks.md).
     mlflow.log_figure(figure, path, save_kwargs={"pil_kwargs": {"compress_level": 1}})
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import statistics
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -10,15 +11,24 @@ import pytest
 from tests.conftest import DEBUG, mlflow_server, recorded_runs, run_cli
 
 
-def test_help_lists_every_group_and_option(tmp_path):
+def test_help_lists_the_users_groups_and_the_config_as_written_at_once(tmp_path):
+    started = time.monotonic()
     result = run_cli("--help", cwd=tmp_path)
+    seconds = time.monotonic() - started
     assert result.returncode == 0
     models = "model: cnn_lstm, dense, lstm, lstm_dropout, nbsvm, ngram"
-    groups = ("data: multihot, padded", models, "optimizer: adam, rmsprop")
+    groups = ("data: multihot, padded", models, "optimizer: adam, rmsprop", "debug: overfit, tiny")
     for line in groups:
         assert line in result.stdout
-    for key in ("num_words", "val_size", "batch_size", "backend", "learning_rate", "experiment"):
-        assert f"{key}:" in result.stdout
+    assert "model_schema" not in result.stdout  # the schema's nodes are no choice for a user
+    for line in ("val_size: 10000\n", "server_timeout: 60\n", "backend: ${oc.env:KERAS_BACKEND,tensorflow}"):
+        assert line in result.stdout
+    assert seconds < 3, f"--help took {seconds:.1f} s"  # MLflow and the backends are not imported for it
+
+    with_overrides = run_cli("model=lstm", "--help", cwd=tmp_path)
+    assert "encoding: padded" in with_overrides.stdout and "lstm_units: 100" in with_overrides.stdout
+    unknown = run_cli("model=nope", "--help", cwd=tmp_path)
+    assert unknown.returncode == 1 and "imdb-exp: error: In 'config': Could not find 'model/nope'" in unknown.stderr
 
 
 def test_impossible_pairing_stops_with_one_line_and_no_run(tmp_path, isolated_home):

@@ -60,7 +60,7 @@ def test_a_run_of_one_family_holds_only_its_own_model_keys(compose_cfg):
         # With +, Hydra adds the key to the typed node; the run would silently train the default 4 epochs.
         (["+trainer.epoch=1"], "trainer.epoch is not a config key; the keys of trainer are: backend, batch_size, "),
         (["+model.lstm_units=8"], "model.lstm_units is not a config key; the keys of model are: activation, "),
-        (["+extra=1"], "extra is not a config key; the keys of the config are: data, model, "),
+        (["+extra=1"], "extra is not a config key; the keys of the config are: callbacks, data, model, "),
     ],
 )
 def test_out_of_range_values_and_impossible_pairings_are_refused(compose_cfg, overrides, message):

@@ -14,11 +14,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from imdb_exp import checkpoints, fitting, resume, schema
+from imdb_exp import checkpoints, epoch_end, fitting, resume, schema
+from imdb_exp.cli import run_job
 from imdb_exp.data import Dataset, Split
 from imdb_exp.interrupts import Interrupts
 from imdb_exp.schema import ConfigError, TrainerConfig
-from imdb_exp.train import run_job, train
+from imdb_exp.train import train
 from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, steps, wait_for_epochs
 
 
@@ -47,7 +48,8 @@ def noisy_dataset() -> Dataset:
 def test_early_stopping_ends_patience_epochs_after_the_lowest_validation_loss_with_that_epochs_weights():
     model, dataset = small_model(), noisy_dataset()
     trainer = TrainerConfig(epochs=60, batch_size=32, patience=3)
-    progress = fitting.fit(model, dataset, trainer, checkpoints.Progress(), [], lambda p: None, verbose=0)
+    stopping = [epoch_end.EarlyStopping(model, trainer.patience)]
+    progress = fitting.fit(model, dataset, trainer, checkpoints.Progress(), [], stopping, verbose=0)
     val_loss = progress.history["val_loss"]
     assert progress.epochs_done < 60, "the validation loss never turned up; the test data needs more noise"
     assert progress.best_epoch == int(np.argmin(val_loss)) + 1
@@ -62,16 +64,16 @@ def test_a_checkpoint_restores_weights_optimizer_and_dropout_state_so_training_c
     dataset = noisy_dataset()
     trainer = TrainerConfig(epochs=6, batch_size=32)
     straight = small_model()
-    fitting.fit(straight, dataset, trainer, checkpoints.Progress(), [], lambda p: None, verbose=0)
+    fitting.fit(straight, dataset, trainer, checkpoints.Progress(), [], [], verbose=0)
 
     first = small_model()
     three = TrainerConfig(epochs=3, batch_size=32)
-    progress = fitting.fit(first, dataset, three, checkpoints.Progress(), [], lambda p: None, verbose=0)
+    progress = fitting.fit(first, dataset, three, checkpoints.Progress(), [], [], verbose=0)
     checkpoints.save("run-a", first, progress)
     second = small_model(seed=99)  # other initial weights and dropout state: all of it must come from the file
     restored = checkpoints.restore("run-a", second)
     assert restored.to_json() == progress.to_json()
-    fitting.fit(second, dataset, trainer, restored, [], lambda p: None, verbose=0)
+    fitting.fit(second, dataset, trainer, restored, [], [], verbose=0)
     for a, b in zip(straight.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 

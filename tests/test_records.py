@@ -3,28 +3,19 @@ trains: what they record must be what a run of its own records, and a sweep stop
 still being written must leave every finished job complete."""
 
 import signal
+import statistics
 import time
 
 import pytest
 
-from imdb_exp import tracking
+from imdb_exp import after_fit, process, tracking
 from imdb_exp.checkpoints import Progress
-from imdb_exp.schema import TrackingConfig
+from imdb_exp.schema import CONFIG_FILE, TrackingConfig
 from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, wait_for_epochs
 
 pytestmark = pytest.mark.slow
 
-EVERY_RUNS_FILES = {
-    "config.yaml",
-    "model_summary.txt",
-    "vocabulary.tsv",
-    "curves/loss.png",
-    "curves/accuracy.png",
-    "evaluation/probabilities.png",
-    "evaluation/confusion_matrix.png",
-    "evaluation/roc_curve.png",
-    "evaluation/misclassified.md",
-}
+EVERY_RUNS_FILES = {CONFIG_FILE, tracking.MODEL_SUMMARY_FILE, *after_fit.RECORDS}
 
 
 def artifact_files(client, run_id: str, path: str | None = None) -> set[str]:
@@ -98,14 +89,18 @@ def test_a_sweep_stopped_while_records_are_written_leaves_every_finished_job_com
 
 def test_a_run_ends_without_waiting_for_the_thread_that_writes_its_epochs(isolated_home):
     """MLflow writes each epoch's metrics on its own thread (tracking.log_epoch); the run's end drains it.
-    Without buffering, that thread sleeps up to a second in a queue read the end cannot interrupt."""
+    Without buffering, that thread sleeps up to a second in a queue read the end cannot interrupt
+    (0.5-0.7 s an end); the median of three ends tells that apart from a busy machine's pauses."""
+    process.configure()
     cfg = TrackingConfig(uri=f"sqlite:///{isolated_home}/mlflow.db", system_metrics=False)
     progress = Progress(epochs_done=1, history={"loss": [0.5], "val_loss": [0.6]})
-    with tracking.tracked_run(cfg, "epochs", {}) as open_run:
-        tracking.log_epoch(progress)
-        time.sleep(0.3)  # the thread idles, as between two epochs; the end writes what it holds
-        ending = time.perf_counter()
-    ended_in = time.perf_counter() - ending
-    client, _ = recorded_runs(isolated_home / "mlflow.db")
-    assert [m.value for m in client.get_metric_history(open_run.run.info.run_id, "val_loss")] == [0.6]
-    assert ended_in < 0.3, f"the run took {ended_in:.2f} s to end"
+    ends = []
+    for _ in range(3):
+        with tracking.tracked_run(cfg, "epochs", {}) as open_run:
+            tracking.log_epoch(progress)
+            time.sleep(0.3)  # the thread idles, as between two epochs; the end writes what it holds
+            ending = time.perf_counter()
+        ends.append(time.perf_counter() - ending)
+        client, _ = recorded_runs(isolated_home / "mlflow.db")
+        assert [m.value for m in client.get_metric_history(open_run.run.info.run_id, "val_loss")] == [0.6]
+    assert statistics.median(ends) < 0.4, f"the runs took {ends} s to end"

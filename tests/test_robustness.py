@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import corpus, recorder, sweep
+from imdb_exp import corpus, process, sweep
 from imdb_exp.corpus import DataError, load_corpus
 from imdb_exp.guards import InterruptAtBatchEnd, NonFiniteLoss, StopOnNonFiniteLoss
 from imdb_exp.interrupts import Interrupted, Interrupts, held_off
@@ -203,7 +203,7 @@ def test_a_signal_while_a_sweep_ends_waits_for_its_table_and_its_run_then_stops_
         time.sleep(0.5)
         client.set_terminated(job, "FINISHED")
 
-    recorder.hand_over(last_records)
+    process.kept.records.hand_over(last_records)
     with Interrupts().handled(), pytest.raises(Interrupted):
         ending.end()
     assert client.get_run(job).info.status == "FINISHED"  # waited for, not taken for a lost job

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from imdb_exp import models, plots, schema, store, tracking
+from imdb_exp import after_fit, lineage, models, plots, process, schema, store, tracking
 from imdb_exp.layers import MaskedSum
 from imdb_exp.redaction import redact
 from imdb_exp.schema import DataConfig, LstmConfig, NgramConfig, OptimizerConfig
-from imdb_exp.train import start_from_a_collected_heap, train
+from imdb_exp.train import train
 from tests.conftest import DEBUG, recorded_runs
 
 
@@ -51,7 +51,7 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
         a.path for a in client.list_artifacts(run.info.run_id, "curves")
     }
-    assert {"config.yaml", "model_summary.txt", "curves/loss.png", "curves/accuracy.png"} <= artifacts
+    assert {schema.CONFIG_FILE, tracking.MODEL_SUMMARY_FILE, *after_fit.CURVES} <= artifacts
     assert any(name.startswith("system/") for name in metrics)
     inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
     assert set(inputs) == {"imdb-training", "imdb-validation", "imdb-test"}
@@ -62,9 +62,6 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
     assert tags["imdb_exp.version"] == version("imdb-exp") and tags["keras.version"] == keras.__version__
     backend = run.data.params["trainer.backend"]
     assert tags[f"{backend}.version"] == version(backend)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)
-    if head.returncode == 0:
-        assert tags["mlflow.source.git.commit"] == head.stdout.strip()
     # Artifacts sit beside the default store, not in the working directory's ./mlruns.
     assert run.info.artifact_uri.startswith((isolated_home / "artifacts").as_uri())
 
@@ -136,12 +133,26 @@ def test_a_job_collects_the_last_jobs_garbage_and_freezes_what_lives_on():
     gone, kept = weakref.ref(cycle), Node()
     del cycle
     try:
-        start_from_a_collected_heap(keras)
+        process.start_job(keras)
         assert gone() is None
         assert not any(o is kept for o in gc.get_objects())  # frozen: no longer walked
     finally:
         gc.unfreeze()
     assert any(o is kept for o in gc.get_objects())
+
+
+def test_the_commit_of_a_checkout_is_tagged_and_a_folder_outside_git_gets_no_commit(tmp_path):
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for command in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "a commit"]):
+        subprocess.run(git + command, check=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert lineage.provenance("tensorflow", checkout)["mlflow.source.git.commit"] == head
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    tags = lineage.provenance("tensorflow", outside)
+    assert "mlflow.source.git.commit" not in tags and tags["keras.version"] == keras.__version__
 
 
 def test_clipnorm_bounds_each_weights_step():

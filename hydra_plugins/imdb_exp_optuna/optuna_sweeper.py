@@ -6,7 +6,8 @@ the model it ends with, a imdb_exp.search.Pruned, or None when it failed, and is
 as COMPLETE, PRUNED or FAIL. The study lives in persistent storage (imdb_exp/study_storage.py): running
 the same command again continues it, and several commands on one storage share it.
 
-Optuna is imported only when a search runs, so that Hydra can list this plugin without it.
+Optuna and MLflow are imported only when a search runs: Hydra lists this plugin at every start
+(--help too), and can without them.
 """
 
 import logging
@@ -24,7 +25,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import schema, search, study_storage
+from imdb_exp import schema
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,10 @@ class OptunaSweeper(Sweeper):
     def _sweep(self, arguments: list[str]) -> list:
         import optuna
 
+        from imdb_exp import search, study_storage
+
         fixed, space = self._fixed_and_space(arguments)
-        identity = [o for o in fixed if not schema.is_launch_only(o.split("=", 1)[0])]
+        identity = [o for o in fixed if not schema.is_launch_only(o)]
         search_name = self.config.hydra.runtime.choices.get("hparams_search") or "search"
         name = self.study_name or search.study_name(search_name, identity, {k: str(v) for k, v in space.items()})
         storage = self.storage or study_storage.default_storage(self.config.tracking.uri)
@@ -113,6 +116,8 @@ class OptunaSweeper(Sweeper):
     def _fixed_and_space(self, arguments: list[str]) -> tuple[list[str], dict]:
         """The command's plain overrides, and the search space: the config's params, then the command's
         own sweep overrides (which win for the same key)."""
+        from imdb_exp import search
+
         parser = OverridesParser.create()
         searched = [f"{key}={value}" for key, value in self.params.items()]
         fixed, space = [], {}
@@ -120,7 +125,7 @@ class OptunaSweeper(Sweeper):
             key = override.key_or_group
             if override.is_sweep_override():
                 space[key] = search.distribution(key, override)
-                fixed = [o for o in fixed if o.split("=", 1)[0] != key]
+                fixed = [o for o in fixed if schema.override_key(o) != key]
             else:
                 space.pop(key, None)
                 fixed.append(override.input_line)
@@ -156,6 +161,8 @@ def _plumbing(study: str, storage: str, trial) -> list[str]:
 
 def _tell(study, trial, result) -> None:
     import optuna
+
+    from imdb_exp import search
 
     state = optuna.trial.TrialState
     value = result.return_value if result.status == JobStatus.COMPLETED else None

@@ -1,0 +1,91 @@
+"""After the fit: the test set's verdict on the training thread, then the run's records (figures,
+reports, the servable model) from one FitResult, written on the records thread (recorder.py)."""
+
+import tempfile
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from imdb_exp import evaluation, fitting, packaging, plots, tracking
+from imdb_exp.checkpoints import Progress
+from imdb_exp.corpus import Corpus
+from imdb_exp.data import Split
+from imdb_exp.guards import InterruptAtBatchEnd
+from imdb_exp.interrupts import Interrupts
+from imdb_exp.schema import Config
+from imdb_exp.shared_checkpoints import RunCheckpoint
+
+CURVES = {"curves/loss.png": "loss", "curves/accuracy.png": "accuracy"}  # figure -> metric per epoch
+EVALUATION_FIGURES = {  # figure -> how it is drawn from the test labels and probabilities
+    "evaluation/probabilities.png": plots.probability_distribution,
+    "evaluation/confusion_matrix.png": lambda y, p: plots.confusion_matrix(evaluation.confusion_matrix(y, p)),
+    "evaluation/roc_curve.png": lambda y, p: plots.roc_curve(evaluation.roc_curve(y, p)),
+}
+MISCLASSIFIED, VOCABULARY = "evaluation/misclassified.md", "vocabulary.tsv"  # the aclimdb source's runs
+RECORDS = (*CURVES, *EVALUATION_FIGURES, MISCLASSIFIED, VOCABULARY)  # every finished run of the aclimdb source
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a finished fit leaves for its records: nothing in it changes once made, so the records
+    thread reads it while the next sweep job trains."""
+
+    settings: Config
+    progress: Progress
+    labels: np.ndarray
+    probabilities: np.ndarray
+    corpus: Corpus | None  # None for the keras source, which has no text
+    served_model: tempfile.TemporaryDirectory | None  # its files, saved by the thread that trained it
+
+
+def evaluate(
+    trained: keras.Model,
+    model: keras.Model,
+    test: Split,
+    corpus: Corpus | None,
+    settings: Config,
+    progress: Progress,
+    interrupts: Interrupts,
+) -> FitResult:
+    """The test set's probabilities from the model that was fitted (a signal waits for its batch's end),
+    and the whole ``model`` saved for serving when the run logs it (Keras saves on its own thread)."""
+    with interrupts.deferred():
+        batches = [InterruptAtBatchEnd(interrupts)]
+        probabilities = trained.predict(test.x, batch_size=settings.trainer.batch_size, callbacks=batches, verbose=0)
+    served = None
+    if corpus and settings.tracking.log_model:
+        served = packaging.save_classifier(model, corpus.vocabulary_tsv)
+    return FitResult(settings, progress, test.y, probabilities.ravel(), corpus, served)
+
+
+def metrics(result: FitResult) -> dict[str, float]:
+    """The run's verdict: test accuracy, AUC and loss, the final validation metrics, and the fit's extent."""
+    progress, loss = result.progress, keras.losses.get(result.settings.model.loss)
+    test_loss = float(keras.ops.mean(loss(result.labels[:, None], result.probabilities[:, None])))
+    return (
+        evaluation.test_metrics(result.labels, result.probabilities)
+        | fitting.final_val_metrics(progress, result.settings.trainer.patience)
+        | {"test_loss": test_loss, "fit_seconds": progress.fit_seconds, "epochs_trained": progress.epochs_done}
+        | ({"best_epoch": progress.best_epoch} if progress.best_epoch else {})
+    )
+
+
+def write_records(result: FitResult, checkpoint: RunCheckpoint) -> None:
+    """The run's figures and reports, and its servable model (on the records thread, the run active
+    there); then its checkpoint goes: the run is complete, and its logged model is what lasts."""
+    labels, probabilities, history = result.labels, result.probabilities, result.progress.history
+    figures = {path: plots.learning_curve(history, metric) for path, metric in CURVES.items()}
+    figures |= {path: draw(labels, probabilities) for path, draw in EVALUATION_FIGURES.items()}
+    for path, figure in figures.items():
+        tracking.log_figure(figure, path)
+    corpus = result.corpus
+    if corpus:
+        count = result.settings.tracking.misclassified_reviews
+        tracking.log_text(
+            evaluation.misclassified_report(corpus.test, corpus.decode, probabilities, count), MISCLASSIFIED
+        )
+        tracking.log_text(corpus.vocabulary_tsv, VOCABULARY)
+    if result.served_model:
+        packaging.log_classifier(result.served_model, result.settings)
+    checkpoint.discard()

@@ -1,0 +1,70 @@
+"""The servable model: the Keras model and its vocabulary behind a text-in, probability-out MLflow
+interface (predict.ReviewClassifier, loaded from served_model.py's code, never unpickled), optionally
+registered under a name with an alias."""
+
+import os
+import tempfile
+from importlib.metadata import version
+
+import keras
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from imdb_exp.predict import COLUMN
+from imdb_exp.process import kept
+from imdb_exp.schema import Config
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", COLUMN)]),
+    outputs=Schema([ColSpec("double", "probability"), ColSpec("string", "label")]),
+)
+
+
+SERVED_FILES = {"keras_model": "model.keras", "vocabulary": "vocabulary.tsv"}  # artifact name -> file
+INPUT_EXAMPLE = "A moving film with a wonderful cast; I would watch it again."
+
+
+def requirements(backend: str) -> list[str]:
+    """What the logged model needs, pinned to this process's versions as PyPI spells them: a local
+    label such as torch's ``+cpu`` is dropped (PyPI has no such release), and jax brings its jaxlib."""
+    packages = ["keras", "mlflow", "numpy", "pandas", "hydra-core", backend] + (["jaxlib"] if backend == "jax" else [])
+    return [f"{package}=={version(package).split('+')[0]}" for package in packages]
+
+
+def save_classifier(model: keras.Model, vocabulary_tsv: str) -> tempfile.TemporaryDirectory:
+    """The files of the servable model, saved by the thread that trained it (Keras's saving state
+    belongs to that thread; the next job's clear_session resets it)."""
+    files = tempfile.TemporaryDirectory()
+    model.save(os.path.join(files.name, SERVED_FILES["keras_model"]))
+    with open(os.path.join(files.name, SERVED_FILES["vocabulary"]), "w", encoding="utf-8") as f:
+        f.write(vocabulary_tsv)
+    return files
+
+
+def log_classifier(files: tempfile.TemporaryDirectory, settings: Config) -> None:
+    """The servable model: Keras weights, vocabulary and encoding settings behind a text interface."""
+    backend = settings.trainer.backend
+    # MLflow loads the model to check it answers its input example: layers built meanwhile draw seeds,
+    # and the next job may be building its model on the training thread (recorder.Records.model_seeding).
+    with files, kept.records.model_seeding:
+        logged = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=os.path.join(os.path.dirname(__file__), "served_model.py"),
+            artifacts={name: os.path.join(files.name, file) for name, file in SERVED_FILES.items()},
+            model_config={
+                "backend": backend,
+                **{k: getattr(settings.data, k) for k in ("encoding", "num_words", "maxlen")},
+            },
+            code_paths=[os.path.dirname(__file__)],  # the model runs this package's tokenizer and encoders
+            # Named, not inferred: inference re-loads the model in a subprocess and takes many seconds.
+            pip_requirements=requirements(backend),
+            signature=SIGNATURE,
+            input_example=pd.DataFrame({COLUMN: [INPUT_EXAMPLE]}),
+            registered_model_name=settings.tracking.register_model,
+        )
+    if settings.tracking.register_model:  # an alias names the version to use; MLflow's stages are deprecated
+        mlflow.MlflowClient().set_registered_model_alias(
+            settings.tracking.register_model, settings.tracking.model_alias, logged.registered_model_version
+        )

@@ -1,0 +1,104 @@
+"""What happens at an epoch's end: each object alone, the ones the config chooses, and callbacks a
+user adds from the command line."""
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from imdb_exp import epoch_end, fitting, search
+from imdb_exp.checkpoints import Progress
+from imdb_exp.schema import TrackingConfig, TrainerConfig
+from imdb_exp.tracking import tracked_run
+from imdb_exp.train import train
+from tests.conftest import DEBUG, recorded_runs, run_cli, steps
+from tests.test_lifecycle import noisy_dataset, small_model
+
+
+class SavedEpochs:
+    """Stands in for a run's checkpoint: which epochs it was asked to save, with which weights."""
+
+    def __init__(self):
+        self.epochs, self.weights = [], []
+
+    def save(self, model, progress: Progress) -> None:
+        self.epochs.append(progress.epochs_done)
+        self.weights.append(model.get_weights()[0].copy())
+
+
+class PrunesAtEpoch:
+    """Stands in for an Optuna trial whose pruner stops the fit after ``epoch``."""
+
+    def __init__(self, epoch: int):
+        self.epoch, self.reported = epoch, []
+
+    def report(self, epoch: int, history: dict) -> None:
+        self.reported.append((epoch, history["val_loss"][epoch - 1]))
+        if epoch == self.epoch:
+            raise search.TrialPruned(epoch)
+
+
+def test_the_config_chooses_the_epoch_ends_in_the_order_they_must_run():
+    model, checkpoint, trial = small_model(), SavedEpochs(), PrunesAtEpoch(1)
+    everything = epoch_end.chosen(TrainerConfig(patience=2, checkpoint=True), model, checkpoint, trial)
+    kinds = [type(end).__name__ for end in everything]
+    assert kinds == ["EarlyStopping", "SaveCheckpoint", "LogEpochMetrics", "ReportToTrial"]
+    least = epoch_end.chosen(TrainerConfig(patience=None, checkpoint=False), model, checkpoint, None)
+    assert [type(end) for end in least] == [epoch_end.LogEpochMetrics]
+
+
+def test_save_checkpoint_saves_after_every_epoch_the_weights_that_epoch_ended_with():
+    model, checkpoint = small_model(), SavedEpochs()
+    fitting.fit(model, noisy_dataset(), TrainerConfig(epochs=3, batch_size=32), Progress(), [],
+                [epoch_end.SaveCheckpoint(checkpoint, model)], verbose=0)  # fmt: skip
+    assert checkpoint.epochs == [1, 2, 3]
+    np.testing.assert_array_equal(checkpoint.weights[-1], model.get_weights()[0])
+    assert not np.array_equal(checkpoint.weights[0], checkpoint.weights[-1])
+
+
+def test_a_trials_pruner_ends_the_fit_at_the_epoch_it_prunes():
+    model, trial = small_model(), PrunesAtEpoch(2)
+    progress = Progress()
+    with pytest.raises(search.TrialPruned):
+        fitting.fit(model, noisy_dataset(), TrainerConfig(epochs=6, batch_size=32), progress, [],
+                    [epoch_end.ReportToTrial(trial)], verbose=0)  # fmt: skip
+    assert progress.epochs_done == 2 and [epoch for epoch, _ in trial.reported] == [1, 2]
+    assert trial.reported[1][1] == progress.history["val_loss"][1]
+
+
+def test_epoch_metrics_are_logged_at_the_epochs_step(isolated_home):
+    cfg = TrackingConfig(uri=f"sqlite:///{isolated_home}/mlflow.db", system_metrics=False)
+    logging = epoch_end.LogEpochMetrics()
+    with tracked_run(cfg, "epochs", {}) as open_run:
+        for loss in (0.7, 0.5):
+            history = {"loss": [*([0.7] if loss == 0.5 else []), loss]}
+            logging.after_epoch(Progress(epochs_done=len(history["loss"]), history=history))
+        mlflow.flush_async_logging()
+    client = MlflowClient(cfg.uri)
+    history = client.get_metric_history(open_run.run.info.run_id, "loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.7), (2, 0.5)]
+
+
+@pytest.mark.slow
+def test_a_callback_added_from_the_command_line_records_tensorboard_logs_into_the_run(tmp_path, archive, isolated_home):
+    result = run_cli("callbacks=[default,tensorboard]", f"data.archive={archive}", *DEBUG, "trainer.epochs=2",
+                     "tracking.log_model=false", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, (run,) = recorded_runs(isolated_home / "mlflow.db")
+    assert run.data.params["callbacks.tensorboard._target_"] == "imdb_exp.tensorboard_logs.TensorBoardLogs"
+    local = client.download_artifacts(run.info.run_id, "tensorboard", str(tmp_path))
+    event_files = list(Path(local).rglob("events.out.tfevents.*"))
+    assert {path.parent.name for path in event_files} >= {"train", "validation"}
+    assert steps(client, run.info.run_id, "loss") == [1, 2]  # the fit itself as without it
+
+
+@pytest.mark.slow
+def test_debug_overfit_learns_its_few_batches_by_heart(compose_cfg, archive, isolated_home):
+    cfg = compose_cfg("debug=overfit", "model=dense", f"data.archive={archive}", "data.val_size=0.25",
+                      "tracking.log_model=false")  # fmt: skip
+    train(cfg, {})
+    client, (run,) = recorded_runs(isolated_home / "mlflow.db")
+    accuracy = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "accuracy"), key=lambda m: m.step)]
+    assert len(accuracy) == 40 and accuracy[-1] >= 0.99 and accuracy[0] < 0.9
