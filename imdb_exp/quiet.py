@@ -6,16 +6,12 @@ instructions the build leaves unused, and then that cuInit failed. None of it is
 a CPU machine, and it comes before the run's first useful line.
 """
 
-import logging
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-# JAX logs at INFO that this machine has no TPU, and Hydra shows INFO.
-logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 NOTICES = re.compile(
     r"oneDNN custom operations are on|cpu_feature_guard|To enable the following instructions"

@@ -29,8 +29,8 @@ def _require(ok: bool, message: str) -> None:
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if OmegaConf.is_interpolation(OmegaConf.create({"v": value}), "v"):
-        return  # a default such as trainer.backend's, checked once `validate` has resolved it
+    if value.startswith("${"):
+        return  # an interpolation (trainer.backend's default), checked once `validate` has resolved it
     _require(value in allowed, f"{key}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
 
 

@@ -5,7 +5,6 @@ the predict command can use it.
 """
 
 import fcntl
-import logging
 import os
 import urllib.error
 import urllib.request
@@ -19,12 +18,6 @@ from mlflow.tracking import MlflowClient
 from imdb_exp import home
 from imdb_exp.redaction import redact
 from imdb_exp.schema import UserError
-
-# MLflow's own INFO lines (creating the database's tables, the system metrics monitor starting and
-# stopping, the input example being validated) are its bookkeeping, not the run's; warnings still show.
-# Alembic, which MLflow uses to create its tables, logs each of its plugins at INFO.
-for name in ("mlflow", "alembic"):
-    logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class TrackingError(UserError):
