@@ -5,14 +5,14 @@ import tempfile
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 
-from imdb_exp import evaluation, fitting, packaging, plots, tracking
+from imdb_exp import evaluation, fitting, packaging, plots, predictions, tracking
 from imdb_exp.checkpoints import Progress
 from imdb_exp.corpus import Corpus
-from imdb_exp.data import Split
+from imdb_exp.data import Dataset, Split
 from imdb_exp.guards import InterruptAtBatchEnd
 from imdb_exp.interrupts import Interrupts
+from imdb_exp.predictions import Predictions, Scored
 from imdb_exp.schema import Config
 from imdb_exp.shared_checkpoints import RunCheckpoint
 
@@ -23,7 +23,13 @@ EVALUATION_FIGURES = {  # figure -> how it is drawn from the test labels and pro
     "evaluation/roc_curve.png": lambda y, p: plots.roc_curve(evaluation.roc_curve(y, p)),
 }
 MISCLASSIFIED, VOCABULARY = "evaluation/misclassified.md", "vocabulary.tsv"  # the aclimdb source's runs
-RECORDS = (*CURVES, *EVALUATION_FIGURES, MISCLASSIFIED, VOCABULARY)  # every finished run of the aclimdb source
+RECORDS = (
+    *CURVES,
+    *EVALUATION_FIGURES,
+    predictions.ARTIFACT,
+    MISCLASSIFIED,
+    VOCABULARY,
+)  # every finished run of the aclimdb source
 
 
 @dataclass(frozen=True)
@@ -33,38 +39,47 @@ class FitResult:
 
     settings: Config
     progress: Progress
-    labels: np.ndarray
-    probabilities: np.ndarray
+    test: Scored
+    val: Scored | None  # None without a validation split
     corpus: Corpus | None  # None for the keras source, which has no text
     served_model: tempfile.TemporaryDirectory | None  # its files, saved by the thread that trained it
+
+    def predictions(self) -> Predictions:
+        source = self.corpus.archive_sha256 if self.corpus else f"keras.datasets.imdb {self.settings.data.num_words}"
+        return Predictions(source, self.test, self.val)
 
 
 def evaluate(
     trained: keras.Model,
     model: keras.Model,
-    test: Split,
-    corpus: Corpus | None,
+    dataset: Dataset,
     settings: Config,
     progress: Progress,
     interrupts: Interrupts,
 ) -> FitResult:
-    """The test set's probabilities from the model that was fitted (a signal waits for its batch's end),
-    and the whole ``model`` saved for serving when the run logs it (Keras saves on its own thread)."""
-    with interrupts.deferred():
-        batches = [InterruptAtBatchEnd(interrupts)]
-        probabilities = trained.predict(test.x, batch_size=settings.trainer.batch_size, callbacks=batches, verbose=0)
-    served = None
+    """The test and validation probabilities of the model that was fitted (a signal waits for its
+    batch's end), and the whole ``model`` saved for serving when the run logs it (Keras saves on its
+    own thread)."""
+
+    def scored(split: Split) -> Scored:
+        with interrupts.deferred():
+            batches, size = [InterruptAtBatchEnd(interrupts)], settings.trainer.batch_size
+            probabilities = trained.predict(split.x, batch_size=size, callbacks=batches, verbose=0).ravel()
+        return Scored(split.rows, split.y, probabilities)
+
+    corpus, served = dataset.corpus, None
     if corpus and settings.tracking.log_model:
         served = packaging.save_classifier(model, corpus.vocabulary_tsv)
-    return FitResult(settings, progress, test.y, probabilities.ravel(), corpus, served)
+    val = scored(dataset.val) if dataset.val else None
+    return FitResult(settings, progress, scored(dataset.test), val, corpus, served)
 
 
 def metrics(result: FitResult) -> dict[str, float]:
     """The run's verdict: test accuracy, AUC and loss, the final validation metrics, and the fit's extent."""
-    progress, loss = result.progress, keras.losses.get(result.settings.model.loss)
-    test_loss = float(keras.ops.mean(loss(result.labels[:, None], result.probabilities[:, None])))
+    progress, loss, test = result.progress, keras.losses.get(result.settings.model.loss), result.test
+    test_loss = float(keras.ops.mean(loss(test.labels[:, None], test.probabilities[:, None])))
     return (
-        evaluation.test_metrics(result.labels, result.probabilities)
+        evaluation.test_metrics(test.labels, test.probabilities)
         | fitting.final_val_metrics(progress, result.settings.trainer.patience)
         | {"test_loss": test_loss, "fit_seconds": progress.fit_seconds, "epochs_trained": progress.epochs_done}
         | ({"best_epoch": progress.best_epoch} if progress.best_epoch else {})
@@ -74,11 +89,12 @@ def metrics(result: FitResult) -> dict[str, float]:
 def write_records(result: FitResult, checkpoint: RunCheckpoint) -> None:
     """The run's figures and reports, and its servable model (on the records thread, the run active
     there); then its checkpoint goes: the run is complete, and its logged model is what lasts."""
-    labels, probabilities, history = result.labels, result.probabilities, result.progress.history
+    labels, probabilities, history = result.test.labels, result.test.probabilities, result.progress.history
     figures = {path: plots.learning_curve(history, metric) for path, metric in CURVES.items()}
     figures |= {path: draw(labels, probabilities) for path, draw in EVALUATION_FIGURES.items()}
     for path, figure in figures.items():
         tracking.log_figure(figure, path)
+    predictions.log(result.predictions())
     corpus = result.corpus
     if corpus:
         count = result.settings.tracking.misclassified_reviews

@@ -53,6 +53,7 @@ ENCODERS = {"multihot": encode_multihot, "padded": encode_padded}
 class Split:
     x: np.ndarray  # packed multi-hot bits or padded ids, one row per review
     y: np.ndarray  # float32 labels, 1.0 = positive
+    rows: np.ndarray | None = None  # each review's index in its source split (training or test reviews)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -67,9 +68,11 @@ class Dataset:
 
     def mapped(self, inputs: Callable[[np.ndarray], np.ndarray]) -> "Dataset":
         """The same reviews and labels, each split's inputs passed through ``inputs``."""
-        val = Split(inputs(self.val.x), self.val.y) if self.val else None
-        train, test = Split(inputs(self.train.x), self.train.y), Split(inputs(self.test.x), self.test.y)
-        return Dataset(train, val, test, self.corpus)
+
+        def mapped(split: Split) -> Split:
+            return Split(inputs(split.x), split.y, split.rows)
+
+        return Dataset(mapped(self.train), mapped(self.val) if self.val else None, mapped(self.test), self.corpus)
 
 
 def validation_count(val_size: float, n_train: int) -> int:
@@ -132,13 +135,18 @@ def _load_dataset(cfg: DataConfig) -> Dataset:
     x_train, x_test = encode(train, cfg), encode(test, cfg)
     y_train, y_test = train.labels.astype(np.float32), test.labels.astype(np.float32)
     order = holdout_order(cfg, len(train))
-    n_val = validation_count(cfg.val_size, len(train))
-    fit_rows, val_rows = np.sort(order[n_val:]), np.sort(order[:n_val])
+    if cfg.folds:  # fold I of K consecutive parts of the held-out order: with movies, whole blocks
+        held_out = np.array_split(order, cfg.folds)[cfg.fold]
+        fit_rows, val_rows = np.setdiff1d(order, held_out), np.sort(held_out)
+    else:
+        n_val = validation_count(cfg.val_size, len(train))
+        fit_rows, val_rows = np.sort(order[n_val:]), np.sort(order[:n_val])
 
     def subset(rows: np.ndarray) -> Split:
-        return Split(x_train[rows], y_train[rows])
+        return Split(x_train[rows], y_train[rows], rows)
 
-    return Dataset(subset(fit_rows), subset(val_rows) if n_val else None, Split(x_test, y_test), corpus)
+    test_split = Split(x_test, y_test, np.arange(len(y_test)))
+    return Dataset(subset(fit_rows), subset(val_rows) if len(val_rows) else None, test_split, corpus)
 
 
 def load_keras_imdb(num_words: int) -> tuple[Reviews, Reviews]:

@@ -44,7 +44,9 @@ def log_datasets(dataset: Dataset, data: DataConfig) -> None:
         if split is None:
             continue
         decided_by = f"{content} {context} {data.encoding} {data.num_words} {data.maxlen} {data.val_size} "
-        decided_by += f"{data.split_seed} {data.val_holdout}"
+        decided_by += f"{data.split_seed} {data.val_holdout}" + (
+            f" fold {data.fold} of {data.folds}" if data.folds else ""
+        )
         digest, name = hashlib.sha256(decided_by.encode()).hexdigest()[:16], f"imdb-{context}"
         with warnings.catch_warnings():  # MLflow registers its local-file source twice, then warns of the tie
             warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")

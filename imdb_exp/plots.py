@@ -109,3 +109,32 @@ def seed_bands(bands: dict[str, tuple[list[float], list[float]]]) -> Figure:
     if bands:
         ax.legend(fontsize="small", loc="best")
     return fig
+
+
+def search_history(values: list[float | None], direction: str) -> Figure:
+    """A search's trials in order: each finished trial's value, and the best so far as a step line."""
+    fig = Figure(figsize=(7, 4.5), layout="tight")
+    ax = fig.subplots()
+    done = [(number, value) for number, value in enumerate(values) if value is not None]
+    if done:
+        numbers, scores = zip(*done, strict=True)
+        pick = max if direction == "maximize" else min
+        best = [pick(scores[: i + 1]) for i in range(len(scores))]
+        ax.plot(numbers, scores, "o", label="trial")
+        ax.step(numbers, best, where="post", label="best so far")
+        ax.legend(fontsize="small", loc="best")
+    ax.set(xlabel="trial", ylabel="objective (validation accuracy)", title="Optimisation history")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+def param_importances(importances: dict[str, float]) -> Figure:
+    """How much each searched parameter decides the objective, as Optuna's default evaluator has it."""
+    fig = Figure(figsize=(7, 1.5 + 0.4 * max(1, len(importances))), layout="tight")
+    ax = fig.subplots()
+    names = list(importances)
+    ax.barh(range(len(names)), [importances[name] for name in names])
+    ax.set(yticks=range(len(names)), xlabel="importance", title="Parameter importances", xlim=(0, 1))
+    ax.set_yticklabels(names, fontsize="small")
+    ax.invert_yaxis()
+    return fig

@@ -48,6 +48,8 @@ class DataConfig:
     val_size: Any = 10000  # a count (>= 1) or a fraction (< 1) of the training reviews; 0 = none (Any: as written)
     split_seed: int = 0  # which reviews are held out; apart from trainer.seed, which seeds the weights
     val_holdout: str = "reviews"  # reviews: a random sample; movies: whole blocks of consecutive review ids
+    folds: int | None = None  # K: the training reviews cut into K folds in the held-out order; val_size unused
+    fold: int = 0  # with folds: the fold held out for validation, 0 to K - 1
 
     def __post_init__(self) -> None:
         _choice("data.encoding", self.encoding, ("multihot", "padded"))
@@ -64,6 +66,11 @@ class DataConfig:
             f"data.val_size={self.val_size} must be 0, a fraction in (0, 1), or a whole count",
         )
         _require(self.val_size >= 0, f"data.val_size={self.val_size} must be >= 0")
+        _require(self.folds is None or self.folds >= 2, f"data.folds={self.folds} must be >= 2 or null")
+        _require(
+            0 <= self.fold < (self.folds or 1),
+            f"data.fold={self.fold} must be in 0 .. data.folds - 1" if self.folds else "data.fold needs data.folds",
+        )
 
 
 @dataclass

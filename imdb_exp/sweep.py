@@ -137,15 +137,18 @@ class SweepParentRun(Callback):
         by_name = {row["overrides"] or row["run"]: curve for row, curve in zip(rows, curves, strict=True)}
         self.client.log_figure(self.run_id, plots.sweep_comparison(by_name, rows), "sweep/comparison.png")
         self._log_table(rows, COLUMNS, "sweep/results")
-        if summary.seeds_vary(varying):
-            self._summarise_seeds(rows, curves)
+        if summary.replicates_vary(varying):
+            self._summarise_replicates(rows, curves)
         self._name_the_best(rows)
         return rows
 
-    def _summarise_seeds(self, rows: list[dict], curves: list[list[float]]) -> None:
-        """Mean and sd over the seeds of each configuration: a table and the validation curves as bands."""
+    def _summarise_replicates(self, rows: list[dict], curves: list[list[float]]) -> None:
+        """Over the seeds or folds of each configuration: a table, its verdict in words, and the
+        validation curves as bands."""
         configurations = summary.by_configuration(rows)
-        self._log_table(configurations, summary.COLUMNS, "sweep/summary")
+        self.client.log_text(self.run_id, to_csv(configurations, summary.COLUMNS), "sweep/summary.csv")
+        table, verdict = to_markdown(configurations, summary.COLUMNS), summary.in_words(configurations)
+        self.client.log_text(self.run_id, f"{table}\n{verdict}", "sweep/summary.md")
         runs_of: dict[str, list[list[float]]] = {}
         for row, curve in zip(rows, curves, strict=True):
             if summary.finished(row) and curve:

@@ -131,11 +131,13 @@ def _write_and_end(run_id: str, records: Callable[[], None]) -> None:
 
 
 def _flatten(node: dict, prefix: str = "") -> dict[str, str]:
+    """Dotted keys and their values as text; a null is left out (config.yaml keeps it): logged as the
+    text "None", it would drop the run from every numeric axis of MLflow's charts."""
     flat = {}
     for key, value in node.items():
         if isinstance(value, dict):
             flat |= _flatten(value, f"{prefix}{key}.")
-        else:
+        elif value is not None:
             flat[f"{prefix}{key}"] = str(value)
     return flat
 

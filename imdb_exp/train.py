@@ -78,7 +78,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
                 return search.Pruned(pruned.epoch)
             tracking.log_missing_epochs(run_id, progress)  # epochs a server that did not answer dropped
 
-            result = after_fit.evaluate(trained, model, dataset.test, dataset.corpus, settings, progress, interrupts)
+            result = after_fit.evaluate(trained, model, dataset, settings, progress, interrupts)
             final = after_fit.metrics(result)
             tracking.log_metrics(final | timings)
             log_verdict(final, timings)

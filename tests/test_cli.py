@@ -107,6 +107,16 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
     header, *summary = csv.reader(Path(summary_csv).read_text().splitlines())
     assert header[:4] == ["configuration", "n", "test_accuracy_mean", "test_accuracy_sd"]
     assert [row[:2] for row in summary] == [["optimizer=rmsprop", "2"], ["optimizer=adam", "2"]]
+    for name in ("ci_low", "ci_high", "diff_vs_best", "p_vs_best"):
+        assert f"test_accuracy_{name}" in header
+    low, high = (header.index(f"test_accuracy_ci_{side}") for side in ("low", "high"))
+    assert all(float(row[low]) <= float(row[2]) <= float(row[high]) for row in summary)
+    # The seeds of one configuration share a group (MLflow's group-by); the configurations differ.
+    groups = {c.data.tags["optimizer"]: set() for c in children}
+    for child in children:
+        groups[child.data.tags["optimizer"]].add(child.data.tags["config_group"])
+    (rmsprop,), (adam,) = groups["rmsprop"], groups["adam"]
+    assert rmsprop != adam and "optimizer=rmsprop" in rmsprop.split() and "trainer.seed" not in rmsprop
     for configuration, _, mean, sd, *_ in summary:
         accuracies = [
             c.data.metrics["test_accuracy"] for c in children if configuration.endswith(c.data.tags["optimizer"])

@@ -154,3 +154,20 @@ def test_holding_out_movies_takes_whole_blocks_of_consecutive_reviews():
     assert not np.array_equal(
         np.sort(data.holdout_order(DataConfig(val_holdout="movies", split_seed=2), 400)[:100]), held_out
     )
+
+
+def test_k_folds_hold_out_each_training_review_once_in_whole_movie_blocks(tmp_path):
+    archive = write_archive(tmp_path / "a.tar.gz", {"train": 100, "test": 10})  # 200 training reviews: 4 blocks
+    held_out = []
+    for fold in range(4):
+        dataset = data.load_dataset(DataConfig(archive=str(archive), num_words=100, val_holdout="movies",
+                                               folds=4, fold=fold))  # fmt: skip
+        assert len(dataset.val) == 50 and len(dataset.train) == 150
+        assert not set(dataset.val.rows) & set(dataset.train.rows)
+        assert len(np.unique(dataset.val.rows // data.REVIEWS_PER_BLOCK)) == 1  # one whole block of 50
+        held_out.append(dataset.val.rows)
+    assert sorted(np.concatenate(held_out).tolist()) == list(range(200))  # every review held out once
+    for folds, fold, message in ((1, 0, "data.folds=1 must be >= 2"), (4, 4, "data.fold=4 must be in 0 .. "),
+                                 (None, 1, "data.fold needs data.folds")):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            DataConfig(folds=folds, fold=fold)

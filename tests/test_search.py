@@ -1,14 +1,18 @@
 """hparams_search on Optuna >= 4: a persistent study that resumes, is shared by workers and prunes;
 and sweeps over seeds summarised as mean and sd."""
 
+import math
 import statistics
 
 import optuna
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+from scipy import stats
 
-from hydra_plugins.imdb_exp_optuna.optuna_sweeper import _tell
+from hydra_plugins.imdb_exp_optuna.optuna_sweeper import _draw_the_search, _tell
 from imdb_exp import checkpoints, search, study_storage, summary
 from imdb_exp.train import train
 from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, wait_for_epochs
@@ -61,6 +65,29 @@ def test_each_jobs_end_is_told_to_the_study(tmp_path):
         _tell(study, study.ask(), outcome)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED", "FAIL", "FAIL"]
     assert study.trials[0].value == 0.8
+
+
+def test_a_searchs_parent_run_gets_its_history_and_its_parameter_importances(tmp_path, isolated_home, caplog):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("imdb-exp", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment).info.run_id
+    study = study_in(tmp_path)
+    for lr, units in ((1e-3, 16), (1e-2, 16), (1e-3, 64), (1e-4, 64)):
+        trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+                           "units": optuna.distributions.CategoricalDistribution([16, 64])})  # fmt: skip
+        study.tell(trial, 0.8 + (lr * 10) + (units / 1000))
+    fixed = ["model=dense", f"tracking.parent_run_id='{parent}'"]
+    _draw_the_search(study, "maximize", fixed, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    drawn = {a.path for a in client.list_artifacts(parent, "search")}
+    assert drawn == {"search/history.png", "search/importances.png"}
+
+    alone = client.create_run(experiment).info.run_id  # a search whose every trial failed
+    (tmp_path / "failed").mkdir()
+    failed = study_in(tmp_path / "failed")
+    failed.tell(failed.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)}), state=TrialState.FAIL)
+    _draw_the_search(failed, "maximize", [f"tracking.parent_run_id='{alone}'"], f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert {a.path for a in client.list_artifacts(alone, "search")} == {"search/history.png"}
+    assert "no parameter importances" in caplog.text
 
 
 @pytest.mark.slow
@@ -117,6 +144,8 @@ def test_a_search_continues_its_study_and_two_workers_at_once_share_it(tmp_path,
         }
         assert parent.data.tags.get("best_run_id") == (max(kept, key=kept.get) if kept else None)
     assert len(parents) == 3 and {p.info.status for p in parents} == {"FINISHED"}
+    for parent in parents:  # the study so far, drawn on each launch's parent
+        assert "search/history.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "search")}
     (results,) = tmp_path.glob("multirun/*/*/optimization_results.yaml")
     assert f"name: {study}" in results.read_text()
 
@@ -131,6 +160,30 @@ def test_a_search_whose_every_trial_fails_ends_failed_with_its_table(tmp_path, a
     assert parent.info.status == "FAILED" and "best_run_id" not in parent.data.tags
     assert [r.info.status for r in runs if r is not parent] == ["FAILED", "FAILED"]
     assert "sweep/results.csv" in {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
+
+
+def test_a_seed_summary_gives_95_percent_intervals_and_welchs_test_against_the_best():
+    def row(overrides, accuracy):
+        return {"overrides": overrides, "status": "FINISHED", "test_accuracy": accuracy, "test_auc": 0.9,
+                "final_val_accuracy": accuracy, "fit_seconds": 1.0}  # fmt: skip
+
+    best, close, apart = [0.86, 0.87, 0.88], [0.855, 0.87, 0.875], [0.80, 0.81, 0.82]
+    configurations = {"a": best, "b": close, "c": apart}
+    rows = [
+        row(f"{name} trainer.seed={seed}", value) for name, v in configurations.items() for seed, value in enumerate(v)
+    ]
+    a, b, c = summary.by_configuration(rows)
+    # t(0.975, 2 df) = 4.302653; sd of best = 0.01: the half-width is 4.302653 * 0.01 / sqrt(3)
+    half = 4.302653 * 0.01 / math.sqrt(3)
+    assert (a["test_accuracy_ci_low"], a["test_accuracy_ci_high"]) == pytest.approx((0.87 - half, 0.87 + half))
+    # Welch's t for c against a: equal sds of 0.01, n = 3 each: t = 0.06 / sqrt(2 * 0.01**2 / 3), 4 df.
+    t = 0.06 / math.sqrt(2 * 0.01**2 / 3)
+    assert c["test_accuracy_p_vs_best"] == pytest.approx(2 * stats.t.sf(t, 4))
+    assert c["test_accuracy_p_vs_best"] < 0.05 < b["test_accuracy_p_vs_best"] and a["test_accuracy_p_vs_best"] is None
+    words = summary.in_words([a, b, c])
+    assert "best `a`, mean 0.8700 (n=3)" in words
+    assert "`b` (-0.0033): not distinguishable from the best at 5%" in words
+    assert "`c` (-0.0600): lower beyond chance (Welch p=0.00" in words
 
 
 def test_a_seed_summary_counts_finished_runs_and_gives_mean_and_sd():
@@ -151,12 +204,18 @@ def test_a_seed_summary_counts_finished_runs_and_gives_mean_and_sd():
         row("lr=2 trainer.seed=0", accuracy=0.70),
         row("lr=2 trainer.seed=1", accuracy=None),
     ]  # a pruned trial: FINISHED without a model
-    assert summary.seeds_vary([r["overrides"] for r in rows])
+    assert summary.replicates_vary([r["overrides"] for r in rows])
+    assert summary.replicates_vary(["m=a data.fold=0", "m=a data.fold=1"]) and not summary.replicates_vary(
+        ["m=a", "m=b"]
+    )
+    assert summary.configuration("m=a data.fold=1 trainer.seed=2") == "m=a"
     first, second = summary.by_configuration(rows)
     assert (first["configuration"], first["n"], second["configuration"], second["n"]) == ("lr=1", 2, "lr=2", 1)
     assert first["test_accuracy_mean"] == pytest.approx(0.85)
     assert first["test_accuracy_sd"] == pytest.approx(statistics.stdev([0.8, 0.9]))
     assert second["test_accuracy_sd"] is None
+    assert first["test_accuracy_diff_vs_best"] == 0 and second["test_accuracy_diff_vs_best"] == pytest.approx(-0.15)
+    assert second["test_accuracy_p_vs_best"] is None  # one run: nothing to test
     assert summary.curve_bands([[0.5, 0.7, 0.9], [0.7, 0.9]]) == (
         pytest.approx([0.6, 0.8, 0.9]),
         pytest.approx([statistics.stdev([0.5, 0.7])] * 2 + [0.0]),

@@ -111,6 +111,7 @@ class OptunaSweeper(Sweeper):
             returns.append(results)
             launched += len(trials)
         self._write_best(study)
+        _draw_the_search(study, self.direction, fixed, self.config.tracking.uri)
         return returns
 
     def _fixed_and_space(self, arguments: list[str]) -> tuple[list[str], dict]:
@@ -172,3 +173,24 @@ def _tell(study, trial, result) -> None:
         study.tell(trial, float(value))
     else:  # the job failed; its MLflow run says why
         study.tell(trial, state=state.FAIL)
+
+
+def _draw_the_search(study, direction: str, fixed: list[str], tracking_uri: str | None) -> None:
+    """The optimisation history and the parameter importances, as figures of the sweep's parent run
+    (its id is among the overrides the sweep callback added); a figure that cannot be made is said."""
+    import optuna
+
+    from imdb_exp import plots, store
+
+    parent = [o.split("=", 1)[1].strip("'") for o in fixed if schema.override_key(o) == "tracking.parent_run_id"]
+    if not parent:
+        return
+    client = store.client(tracking_uri)
+    values = [trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None for trial in study.trials]
+    client.log_figure(parent[0], plots.search_history(values, direction), "search/history.png")
+    finished = sum(value is not None for value in values)
+    if finished < 2:  # importances need trials that differ
+        log.warning("no parameter importances for study %s: %d finished trial(s)", study.study_name, finished)
+        return
+    importances = optuna.importance.get_param_importances(study)
+    client.log_figure(parent[0], plots.param_importances(importances), "search/importances.png")
