@@ -1,0 +1,165 @@
+"""imdb-exp-ensemble ID...: runs combined by greedy ensemble selection on their validation predictions.
+
+Each ID is a run, or a sweep's parent run (its FINISHED jobs). Starting from nothing, each round adds
+the member (again, if it is best) whose addition gives the average of the chosen members' validation
+probabilities the highest accuracy, ties broken by the lower log loss (Caruana et al., "Ensemble
+selection from libraries of models", 2004); a member's weight is how often it was chosen. Only the
+validation reviews choose: the test reviews are read once, for the chosen combination.
+
+The ensemble is an MLflow run of its own: tags naming its members and weights, validation and test
+metrics, the evaluation figures and predictions of any run, and a servable model (raw text in, the
+members' models inside) that imdb-exp-predict and `mlflow models serve` use like any other.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from imdb_exp import after_fit, evaluation, packaging, predictions, process, store, tracking
+from imdb_exp.predict import COLUMN
+from imdb_exp.predictions import Predictions, PredictionsError, Scored
+
+ROUNDS = 25
+MEMBERS_TAG, WEIGHTS_TAG = "ensemble.members", "ensemble.weights"
+
+
+def members_of(client: MlflowClient, ids: list[str]) -> list[Run]:
+    """The runs ``ids`` name: a run itself, or a sweep's parent run's FINISHED jobs, each once."""
+    members: dict[str, Run] = {}
+    for run_id in ids:
+        run = client.get_run(run_id)
+        if "sweep" in run.data.tags:
+            jobs = [client.get_run(value) for key, value in run.data.tags.items() if key.startswith("job.")]
+            members |= {job.info.run_id: job for job in jobs if job.info.status == "FINISHED"}
+        else:
+            members[run_id] = run
+    return list(members.values())
+
+
+def check_alike(kept: list[Predictions], names: list[str]) -> None:
+    """PredictionsError naming the first member whose validation or test reviews differ from the first's."""
+    first = kept[0]
+    for member, name in zip(kept[1:], names[1:], strict=True):
+        if member.source != first.source:
+            raise PredictionsError(f"{name} was tested on other data than {names[0]}")
+        if member.val is None or first.val is None:
+            raise PredictionsError(f"{names[0] if first.val is None else name} held out no validation reviews")
+        for split in ("val", "test"):
+            if not np.array_equal(getattr(member, split).rows, getattr(first, split).rows):
+                raise PredictionsError(
+                    f"{name}'s {split} reviews are not {names[0]}'s (e.g. another data.val_size, data.val_holdout "
+                    "or data.split_seed): an ensemble is chosen on reviews every member held out"
+                )
+
+
+def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+def select(val: list[Scored], rounds: int = ROUNDS) -> np.ndarray:
+    """How often each member is chosen in ``rounds`` greedy rounds (with replacement) on validation."""
+    labels, counts, total = val[0].labels, np.zeros(len(val), np.int64), np.zeros(len(val[0].labels))
+    for chosen in range(rounds):
+        candidates = [(total + member.probabilities) / (chosen + 1) for member in val]
+        scores = [(np.mean((c > evaluation.THRESHOLD) == (labels > 0.5)), -log_loss(labels, c)) for c in candidates]
+        best = max(range(len(val)), key=scores.__getitem__)
+        counts[best] += 1
+        total += val[best].probabilities
+    return counts
+
+
+def combined(split: list[Scored], weights: np.ndarray) -> Scored:
+    probabilities = sum(w * s.probabilities.astype(np.float64) for w, s in zip(weights, split, strict=True))
+    return Scored(split[0].rows, split[0].labels, probabilities)
+
+
+def log_ensemble(client: MlflowClient, runs: list[Run], kept: list[Predictions], weights: np.ndarray) -> Run:
+    """The ensemble's MLflow run, in the first member's experiment; its id."""
+    val = combined([k.val for k in kept], weights)
+    test = combined([k.test for k in kept], weights)
+    chosen = [(run, w) for run, w in zip(runs, weights, strict=True) if w > 0]
+    with mlflow.start_run(experiment_id=runs[0].info.experiment_id, run_name="ensemble") as run:
+        mlflow.set_tags(
+            {
+                MEMBERS_TAG: ",".join(r.info.run_id for r in runs),
+                WEIGHTS_TAG: ",".join(f"{r.info.run_id}:{w:.4g}" for r, w in chosen),
+                "model": "ensemble",
+            }
+        )
+        mlflow.log_params({"ensemble.rounds": ROUNDS, "ensemble.candidates": len(runs)})
+        mlflow.log_metrics(
+            evaluation.test_metrics(test.labels, test.probabilities)
+            | {"test_loss": log_loss(test.labels, test.probabilities)}
+            | {
+                "final_val_accuracy": float(np.mean(val.correct())),
+                "final_val_loss": log_loss(val.labels, val.probabilities),
+            }
+        )
+        for path, draw in after_fit.EVALUATION_FIGURES.items():
+            tracking.log_figure(draw(test.labels, test.probabilities), path)
+        predictions.log(Predictions(kept[0].source, test, val))
+        log_servable(client, chosen)
+    return client.get_run(run.info.run_id)
+
+
+def log_servable(client: MlflowClient, chosen: list[tuple[Run, float]]) -> None:
+    """Each chosen member's logged model inside one model that averages their probabilities."""
+    backend = chosen[0][0].data.params.get("trainer.backend", "tensorflow")
+    with tempfile.TemporaryDirectory() as folder:
+        artifacts = {}
+        for i, (run, _) in enumerate(chosen):
+            artifacts[f"member_{i}"] = client.download_artifacts(run.info.run_id, "model", os.path.join(folder, str(i)))
+        with process.kept.records.model_seeding:
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=os.path.join(os.path.dirname(__file__), "served_ensemble.py"),
+                artifacts=artifacts,
+                model_config={"weights": [float(w) for _, w in chosen]},
+                code_paths=[os.path.dirname(__file__)],
+                pip_requirements=packaging.requirements(backend),
+                signature=packaging.SIGNATURE,
+                input_example=pd.DataFrame({COLUMN: [packaging.INPUT_EXAMPLE]}),
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="imdb-exp-ensemble", description=__doc__.splitlines()[0])
+    parser.add_argument("ids", nargs="+", help="run ids, or a sweep's parent run id (its FINISHED jobs)")
+    parser.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI, else the imdb-exp SQLite store")
+    args = parser.parse_args(argv)
+    process.configure()
+    uri = store.resolve_uri(args.tracking_uri)
+    store.activate(uri)
+    client = store.client(uri)
+    try:
+        runs = members_of(client, args.ids)
+        if len(runs) < 2:
+            raise PredictionsError(f"{len(runs)} finished run(s) among {' '.join(args.ids)}: an ensemble needs two")
+        kept = [predictions.of_run(client, run.info.run_id) for run in runs]
+        names = [f"run {run.info.run_id} ({run.info.run_name})" for run in runs]
+        check_alike(kept, names)
+        missing = [
+            name for run, name in zip(runs, names, strict=True) if not client.list_artifacts(run.info.run_id, "model")
+        ]
+        if missing:
+            raise PredictionsError(f"{missing[0]} logged no model (tracking.log_model=false): it cannot be served")
+    except PredictionsError as err:
+        sys.exit(f"imdb-exp-ensemble: error: {err}")
+    counts = select([k.val for k in kept])
+    weights = counts / counts.sum()
+    run = log_ensemble(client, runs, kept, weights)
+    for name, weight, member in zip(names, weights, kept, strict=True):
+        print(f"{weight:.2f}  {name}: validation accuracy {np.mean(member.val.correct()):.4f}")
+    metrics = run.data.metrics
+    print(
+        f"imdb-exp-ensemble: run {run.info.run_id}: validation accuracy {metrics['final_val_accuracy']:.4f}, "
+        f"test accuracy {metrics['test_accuracy']:.4f}"
+    )

@@ -1,0 +1,75 @@
+"""Runs combined by greedy selection on validation predictions, into a run with a servable model."""
+
+import numpy as np
+import pytest
+
+from imdb_exp import ensemble, predictions
+from imdb_exp.predictions import Predictions, PredictionsError, Scored
+from tests.conftest import DEBUG, recorded_runs, run_cli
+
+
+def scored(probabilities, labels=None, rows=None) -> Scored:
+    probabilities = np.asarray(probabilities, float)
+    labels = np.ones(len(probabilities)) if labels is None else np.asarray(labels)
+    return Scored(np.arange(len(probabilities)) if rows is None else rows, labels, probabilities)
+
+
+def test_selection_on_validation_combines_members_that_err_on_different_reviews():
+    # Every review positive. A is right on the first half (barely wrong on the rest), B the reverse;
+    # C is right on 60% of the reviews but wrong by far on the rest.
+    first, second = np.r_[[0.9] * 50, [0.45] * 50], np.r_[[0.45] * 50, [0.9] * 50]
+    weak = np.r_[[0.6] * 60, [0.05] * 40]
+    members = [scored(first), scored(second), scored(weak)]
+    counts = ensemble.select(members, rounds=10)
+    assert counts.sum() == 10 and counts[0] > 0 and counts[1] > 0  # C, alone the best, may start it
+    together = ensemble.combined(members, counts / counts.sum())
+    assert np.mean(together.correct()) == 1.0 > max(np.mean(m.correct()) for m in members)
+
+
+def test_members_held_out_on_other_reviews_or_tested_on_other_data_are_refused():
+    def kept(source="sha", first_row=0):
+        return Predictions(source, scored([0.9] * 6), scored([0.9] * 4, rows=np.arange(first_row, first_row + 4)))
+
+    names = ["run a", "run b"]
+    ensemble.check_alike([kept(), kept()], names)  # alike: nothing to say
+    with pytest.raises(PredictionsError, match="run b's val reviews are not run a's"):
+        ensemble.check_alike([kept(), kept(first_row=1)], names)
+    with pytest.raises(PredictionsError, match="run b was tested on other data than run a"):
+        ensemble.check_alike([kept(), kept(source="other")], names)
+
+
+@pytest.mark.slow
+def test_imdb_exp_ensemble_of_a_sweep_is_a_run_with_members_weights_metrics_and_a_model_that_serves(
+    tmp_path, archive, isolated_home
+):
+    result = run_cli("-m", "model=dense,ngram", f"data.archive={archive}", *DEBUG, "trainer.epochs=3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, runs = recorded_runs(isolated_home / "mlflow.db")
+    (parent,) = [r for r in runs if "sweep" in r.data.tags]
+    members = {r.info.run_id for r in runs if r is not parent}
+
+    made = run_cli(parent.info.run_id, cwd=tmp_path, program="imdb-exp-ensemble")
+    assert made.returncode == 0, made.stderr[-3000:]
+    last = made.stdout.strip().splitlines()[-1]
+    assert last.startswith("imdb-exp-ensemble: run ") and ", test accuracy " in last
+    run_id = last.split()[2].rstrip(":")
+    run = client.get_run(run_id)
+    assert set(run.data.tags[ensemble.MEMBERS_TAG].split(",")) == members
+    weights = {pair.split(":")[0]: float(pair.split(":")[1]) for pair in run.data.tags[ensemble.WEIGHTS_TAG].split(",")}
+    assert set(weights) <= members and sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    kept = predictions.of_run(client, run_id)
+    assert run.data.metrics["test_accuracy"] == pytest.approx(np.mean(kept.test.correct()))
+    assert run.data.metrics["final_val_accuracy"] == pytest.approx(np.mean(kept.val.correct()))
+    assert {"evaluation/roc_curve.png", predictions.ARTIFACT} <= {
+        a.path for a in client.list_artifacts(run_id, "evaluation")
+    }
+    served = run_cli("--run-id", run_id, "a wonderful film", cwd=tmp_path, program="imdb-exp-predict")
+    assert served.returncode == 0, served.stderr[-3000:]
+    label, probability, _ = served.stdout.strip().split("\t")
+    assert label in ("positive", "negative") and 0.0 <= float(probability) <= 1.0
+
+    other = run_cli(f"data.archive={archive}", *DEBUG, "data.val_size=0.3", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr[-3000:]
+    _, (*_, elsewhere) = recorded_runs(isolated_home / "mlflow.db")
+    refused = run_cli(parent.info.run_id, elsewhere.info.run_id, cwd=tmp_path, program="imdb-exp-ensemble")
+    assert refused.returncode == 1 and "val reviews are not" in refused.stderr
