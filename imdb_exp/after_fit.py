@@ -17,15 +17,10 @@ from imdb_exp.schema import Config
 from imdb_exp.shared_checkpoints import RunCheckpoint
 
 CURVES = {"curves/loss.png": "loss", "curves/accuracy.png": "accuracy"}  # figure -> metric per epoch
-EVALUATION_FIGURES = {  # figure -> how it is drawn from the test labels and probabilities
-    "evaluation/probabilities.png": plots.probability_distribution,
-    "evaluation/confusion_matrix.png": lambda y, p: plots.confusion_matrix(evaluation.confusion_matrix(y, p)),
-    "evaluation/roc_curve.png": lambda y, p: plots.roc_curve(evaluation.roc_curve(y, p)),
-}
 MISCLASSIFIED, VOCABULARY = "evaluation/misclassified.md", "vocabulary.tsv"  # the aclimdb source's runs
 RECORDS = (
     *CURVES,
-    *EVALUATION_FIGURES,
+    *plots.EVALUATION_FIGURES,
     predictions.ARTIFACT,
     MISCLASSIFIED,
     VOCABULARY,
@@ -91,7 +86,7 @@ def write_records(result: FitResult, checkpoint: RunCheckpoint) -> None:
     there); then its checkpoint goes: the run is complete, and its logged model is what lasts."""
     labels, probabilities, history = result.test.labels, result.test.probabilities, result.progress.history
     figures = {path: plots.learning_curve(history, metric) for path, metric in CURVES.items()}
-    figures |= {path: draw(labels, probabilities) for path, draw in EVALUATION_FIGURES.items()}
+    figures |= {path: draw(labels, probabilities) for path, draw in plots.EVALUATION_FIGURES.items()}
     for path, figure in figures.items():
         tracking.log_figure(figure, path)
     predictions.log(result.predictions())

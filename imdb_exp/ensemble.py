@@ -3,7 +3,8 @@
 Each ID is a run, or a sweep's parent run (its FINISHED jobs). Starting from nothing, each round adds
 the member (again, if it is best) whose addition gives the average of the chosen members' validation
 probabilities the highest accuracy, ties broken by the lower log loss (Caruana et al., "Ensemble
-selection from libraries of models", 2004); a member's weight is how often it was chosen. Only the
+selection from libraries of models", 2004), and of the rounds keeps the one whose ensemble scored
+best; a member's weight is how often it was chosen up to that round. Only the
 validation reviews choose: the test reviews are read once, for the chosen combination.
 
 The ensemble is an MLflow run of its own: tags naming its members and weights, validation and test
@@ -22,7 +23,7 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import after_fit, evaluation, packaging, predictions, process, store, tracking
+from imdb_exp import evaluation, packaging, plots, predictions, process, store, tracking
 from imdb_exp.predict import COLUMN
 from imdb_exp.predictions import Predictions, PredictionsError, Scored
 
@@ -65,15 +66,19 @@ def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
 
 
 def select(val: list[Scored], rounds: int = ROUNDS) -> np.ndarray:
-    """How often each member is chosen in ``rounds`` greedy rounds (with replacement) on validation."""
+    """How often each member is chosen: greedy rounds (with replacement) on validation, and of those
+    the round whose ensemble scored best, so that it is never below its best member there."""
     labels, counts, total = val[0].labels, np.zeros(len(val), np.int64), np.zeros(len(val[0].labels))
+    best_score, best_counts = None, counts
     for chosen in range(rounds):
         candidates = [(total + member.probabilities) / (chosen + 1) for member in val]
         scores = [(np.mean((c > evaluation.THRESHOLD) == (labels > 0.5)), -log_loss(labels, c)) for c in candidates]
         best = max(range(len(val)), key=scores.__getitem__)
         counts[best] += 1
         total += val[best].probabilities
-    return counts
+        if best_score is None or scores[best] > best_score:
+            best_score, best_counts = scores[best], counts.copy()
+    return best_counts
 
 
 def combined(split: list[Scored], weights: np.ndarray) -> Scored:
@@ -103,7 +108,7 @@ def log_ensemble(client: MlflowClient, runs: list[Run], kept: list[Predictions],
                 "final_val_loss": log_loss(val.labels, val.probabilities),
             }
         )
-        for path, draw in after_fit.EVALUATION_FIGURES.items():
+        for path, draw in plots.EVALUATION_FIGURES.items():
             tracking.log_figure(draw(test.labels, test.probabilities), path)
         predictions.log(Predictions(kept[0].source, test, val))
         log_servable(client, chosen)
@@ -146,6 +151,12 @@ def main(argv: list[str] | None = None) -> None:
         kept = [predictions.of_run(client, run.info.run_id) for run in runs]
         names = [f"run {run.info.run_id} ({run.info.run_name})" for run in runs]
         check_alike(kept, names)
+        backends = {run.data.params.get("trainer.backend", "tensorflow") for run in runs}
+        if len(backends) > 1:
+            raise PredictionsError(
+                f"the members ran on {' and '.join(sorted(backends))}: one process serves one backend"
+            )
+        process.use_backend(backends.pop())  # Keras loads the members' models once, its notices dropped
         missing = [
             name for run, name in zip(runs, names, strict=True) if not client.list_artifacts(run.info.run_id, "model")
         ]

@@ -5,8 +5,8 @@ registered under a name with an alias."""
 import os
 import tempfile
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
-import keras
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
@@ -15,6 +15,9 @@ from mlflow.types import ColSpec, Schema
 from imdb_exp.predict import COLUMN
 from imdb_exp.process import kept
 from imdb_exp.schema import Config
+
+if TYPE_CHECKING:  # Keras is imported by whoever chose its backend; its notices then are dropped
+    import keras
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", COLUMN)]),
@@ -33,7 +36,7 @@ def requirements(backend: str) -> list[str]:
     return [f"{package}=={version(package).split('+')[0]}" for package in packages]
 
 
-def save_classifier(model: keras.Model, vocabulary_tsv: str) -> tempfile.TemporaryDirectory:
+def save_classifier(model: "keras.Model", vocabulary_tsv: str) -> tempfile.TemporaryDirectory:
     """The files of the servable model, saved by the thread that trained it (Keras's saving state
     belongs to that thread; the next job's clear_session resets it)."""
     files = tempfile.TemporaryDirectory()

@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from imdb_exp import evaluation
 from imdb_exp.evaluation import THRESHOLD, RocCurve
 
 
@@ -67,6 +68,14 @@ def roc_curve(curve: RocCurve) -> Figure:
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Test ROC curve", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right")
     return fig
+
+
+# A run's evaluation figures: artifact path -> how it is drawn from the test labels and probabilities.
+EVALUATION_FIGURES = {
+    "evaluation/probabilities.png": probability_distribution,
+    "evaluation/confusion_matrix.png": lambda y, p: confusion_matrix(evaluation.confusion_matrix(y, p)),
+    "evaluation/roc_curve.png": lambda y, p: roc_curve(evaluation.roc_curve(y, p)),
+}
 
 
 def sweep_comparison(val_accuracy: dict[str, list[float]], rows: list[dict]) -> Figure:

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
 import mlflow
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
@@ -19,6 +19,9 @@ from imdb_exp.process import kept
 from imdb_exp.redaction import as_tag, redact
 from imdb_exp.schema import CONFIG_FILE, TrackingConfig
 from imdb_exp.store import TrackingError
+
+if TYPE_CHECKING:  # Keras is imported by whoever chose its backend; its notices then are dropped
+    import keras
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +157,7 @@ def log_config(cfg: DictConfig, run: mlflow.ActiveRun) -> None:
     mlflow.log_text(redact(OmegaConf.to_yaml(values)), CONFIG_FILE)
 
 
-def log_model_summary(model: keras.Model) -> None:
+def log_model_summary(model: "keras.Model") -> None:
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
     mlflow.log_text("\n".join(lines), MODEL_SUMMARY_FILE)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import after_fit, data, models, schema, store
+from imdb_exp import after_fit, data, models, plots, schema, store
 from imdb_exp.predict import read_vocabulary_tsv
 from imdb_exp.train import train
 from tests.conftest import DEBUG, recorded_runs, run_cli
@@ -108,7 +108,7 @@ def test_registered_model_and_run_artifacts(trained_run, tmp_path):
     assert {"test_auc", "test_precision", "test_recall", "test_f1"} <= set(metrics)
     assert 0.5 < metrics["test_auc"] <= 1.0
     listed = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {*after_fit.EVALUATION_FIGURES, after_fit.MISCLASSIFIED} <= listed
+    assert {*plots.EVALUATION_FIGURES, after_fit.MISCLASSIFIED} <= listed
     vocabulary = read_vocabulary_tsv(client.download_artifacts(run.info.run_id, after_fit.VOCABULARY, str(tmp_path)))
     assert set(vocabulary) >= {"great", "awful", "movie", "the"}
 
