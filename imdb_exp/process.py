@@ -34,6 +34,9 @@ ENVIRONMENT = {
     # Parallel sweep jobs share a GPU: each takes memory as it needs it instead of the whole card.
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",
     "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+    # MLflow sets its loggers' level when it is imported, which may come after this: INFO is its
+    # bookkeeping (creating tables, the system metrics monitor, checking an input example).
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
     # MLflow draws a progress bar for each file it reads back while logging the model.
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     # MLflow samples system metrics every 10 s by default; a short run would end before its first sample.

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from imdb_exp.schema import ConfigError, TrialConfig
-from imdb_exp.study_storage import open_storage
+from imdb_exp.study_storage import open_storage, patiently
 
 PRUNED_TAG = "optuna.pruned_at_epoch"  # a trial its search stopped: FINISHED, not failed, with no final model
 PRUNER_ATTR = "imdb_exp.pruner"  # the study's pruner config: jobs in other processes rebuild it from there
@@ -80,6 +80,6 @@ class TrialReporter:
     def report(self, epoch: int, history: dict[str, list[float]]) -> None:
         if REPORTED not in history:
             return
-        self.trial.report(history[REPORTED][epoch - 1], step=epoch)
-        if self.trial.should_prune():
+        patiently(lambda: self.trial.report(history[REPORTED][epoch - 1], step=epoch))
+        if patiently(self.trial.should_prune):
             raise TrialPruned(epoch)

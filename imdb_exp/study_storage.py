@@ -26,14 +26,16 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from imdb_exp import file_locks, home, launchers, store
 from imdb_exp.schema import ConfigError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 90  # several missed beats: a busy database or machine is not taken for a dead search
@@ -101,6 +103,25 @@ def _database(url: str):
             time.sleep(1)
     event.listen(storage.engine, "do_connect", _connect_patiently)
     return storage
+
+
+def patiently(call: Callable[[], T]) -> T:
+    """``call``, made again while the database drops it mid-transaction (a restart terminates the
+    connections in use; the pool's check before each use catches only idle ones), for up to
+    DATABASE_PATIENCE_SECONDS. The failed transaction was rolled back: a write made again is made once."""
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    deadline = time.monotonic() + DATABASE_PATIENCE_SECONDS
+    while True:
+        try:
+            return call()
+        except (optuna.exceptions.StorageInternalError, OperationalError) as err:
+            dropped = isinstance(err, OperationalError) or isinstance(err.__cause__, OperationalError)
+            if not dropped or time.monotonic() > deadline:
+                raise
+            log.warning("the study's database dropped a call (%s); trying again", str(err).splitlines()[0])
+            time.sleep(1)
 
 
 def _connect_patiently(dialect, connection_record, cargs, cparams):

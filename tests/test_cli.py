@@ -85,6 +85,7 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "INFO mlflow" not in result.stderr  # its bookkeeping as the sweep's run makes the store's tables
     client, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
     _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 4 and parent.info.status == "FINISHED"

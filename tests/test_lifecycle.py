@@ -125,7 +125,8 @@ def test_the_config_hash_ignores_how_a_run_was_launched_but_not_what_it_is(compo
 def recorded_run(compose_cfg, isolated_home):
     """A run in the default store, as a started run leaves it, with the given status and trained epochs."""
     client = MlflowClient(f"sqlite:///{isolated_home / 'mlflow.db'}")
-    experiment = client.create_experiment("imdb-exp")
+    # Its artifacts beside the store, as the project's own runs keep them (not in ./mlruns of the checkout).
+    experiment = client.create_experiment("imdb-exp", artifact_location=(isolated_home / "artifacts").as_uri())
 
     def _record(status: str, epochs_logged: int = 0) -> str:
         run = client.create_run(experiment)

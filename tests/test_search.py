@@ -252,3 +252,23 @@ def test_a_live_searchs_trials_are_not_failed_by_another_search(tmp_path):
         # The trial this process vouches for lives; one asked an instant ago may not name its owner yet.
         assert [t.state.name for t in study.trials] == ["RUNNING", "RUNNING"]
     assert unowned.number == 1
+
+
+def test_a_call_the_database_dropped_mid_transaction_is_made_again_and_other_errors_are_not():
+    from sqlalchemy.exc import OperationalError
+
+    calls = []
+
+    def dropped_twice():
+        calls.append(1)
+        if len(calls) < 3:  # as Optuna wraps a commit that a database restart cut off
+            raise optuna.exceptions.StorageInternalError("commit failed") from OperationalError("x", {}, Exception())
+        return "reported"
+
+    assert study_storage.patiently(dropped_twice) == "reported" and len(calls) == 3
+
+    def invalid():
+        raise optuna.exceptions.StorageInternalError("value too long") from ValueError("too long")
+
+    with pytest.raises(optuna.exceptions.StorageInternalError, match="value too long"):
+        study_storage.patiently(invalid)
