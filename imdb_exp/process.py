@@ -12,7 +12,9 @@ process that launched it), in ``kept``:
   - ``sweep``: the sweep run this process opened and has not ended (sweep.py); while it is open, a job
     hands its records to the records thread and goes on instead of waiting for them;
   - ``records``: the records thread (recorder.py), waited for at each sweep's end, after a run of its
-    own and before the command exits.
+    own and before the command exits;
+  - ``search_owner``: the lock file by which a search process owns its trials in a journal file
+    (study_storage.py), held, and then removed, when the process exits.
 Reset at each job's start (``start_job``): Keras's graphs and names, and the heap's collection.
 Chosen once, by the first job: the Keras backend (``use_backend``), which Keras reads at its first import.
 """
@@ -65,6 +67,7 @@ class Kept:
     dataset: tuple[tuple, Any] | None = None  # (what decided it, data.Dataset)
     sweep: Any = None  # sweep.SweepParentRun
     records: Records = field(default_factory=Records)
+    search_owner: tuple[str, int | None] | None = None  # (lock file, its descriptor)
 
 
 kept = Kept()

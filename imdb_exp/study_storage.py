@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from imdb_exp import file_locks, home, launchers, store
+from imdb_exp.process import kept
 from imdb_exp.schema import ConfigError
 
 log = logging.getLogger(__name__)
@@ -190,15 +191,12 @@ def vouching_for(study, trials: list, spec: str) -> Iterator[None]:
         beating.join()
 
 
-_owner: tuple[str, int | None] | None = None  # this process's lock file (path, descriptor), held until it exits
-
-
 def _owner_lock(journal: str) -> str:
-    global _owner
-    if _owner is None:
+    """This process's lock file beside the journal (process.kept.search_owner), held until it exits."""
+    if kept.search_owner is None:
         folder = Path(journal).with_name(Path(journal).name + ".owners")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
-        _owner = (str(path), file_locks.hold(path))
+        kept.search_owner = (str(path), file_locks.hold(path))
         atexit.register(path.unlink, missing_ok=True)  # gone, as its trials' owner is
-    return _owner[0]
+    return kept.search_owner[0]

@@ -241,9 +241,10 @@ def test_an_unusable_store_fails_before_any_data_is_read(compose_cfg, tmp_path):
 
 def test_a_password_in_the_tracking_uri_reaches_neither_params_nor_the_recorded_config(compose_cfg, isolated_home):
     cfg = compose_cfg("tracking.uri=http://bob:secret@mlflow.example:5000")
-    store.activate(f"sqlite:///{isolated_home / 'mlflow.db'}")
-    mlflow.set_experiment("imdb-exp")
-    with mlflow.start_run() as run:
+    uri = f"sqlite:///{isolated_home / 'mlflow.db'}"
+    store.activate(uri)
+    experiment = store.experiment_id(store.client(uri), "imdb-exp")  # artifacts beside the store, not ./mlruns
+    with mlflow.start_run(experiment_id=experiment) as run:
         tracking.log_config(cfg, run)
     client, (recorded,) = runs(isolated_home)
     assert recorded.data.params["tracking.uri"] == "http://***@mlflow.example:5000"
