@@ -148,10 +148,10 @@ def main() -> None:
     if arguments == ["--version"]:
         print(f"imdb-exp {version('imdb-exp')}")
         return
-    process.configure()
     if "--help" in arguments or "-h" in arguments:
         print_help([a for a in arguments if a not in ("--help", "-h", "-m", "--multirun")])
         return
+    process.configure()
     register_plugins()
     with Interrupts().handled():
         try:

@@ -57,6 +57,8 @@ def configure() -> None:
     """Sets what this module's docstring lists; calling it again changes nothing."""
     for name, value in ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    import mlflow  # noqa: F401  (importing it sets its own and Alembic's log levels: quieted after that)
+
     for name in QUIETED_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     redact_log_records()
