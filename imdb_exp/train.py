@@ -51,10 +51,11 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     trial = search.TrialReporter(settings.trial) if settings.trial.study else None
     tags = tags | identity_tags(cfg, settings)
     continuing = run_id is not None
-    with tracking.tracked_run(settings.tracking, schema.run_name(tags, cfg), tags, run_id) as open_run:
+    run_name = schema.run_name(tags, cfg)
+    with tracking.tracked_run(settings.tracking, run_name, tags, run_id) as open_run:
         run_id = open_run.run.info.run_id
         with checkpoints.held(run_id):
-            announce(schema.run_name(tags, cfg), tags, settings)
+            announce(run_name, tags, settings)
             tracking.log_config(cfg, open_run.run)
             started = time.perf_counter()
             dataset = data.load_dataset(settings.data)
