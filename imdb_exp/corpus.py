@@ -10,8 +10,10 @@ and the tokenizer version: a damaged or stale file is rebuilt, never trusted.
 """
 
 import collections
+import dataclasses
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -63,16 +65,17 @@ class Reviews:
     ids: np.ndarray  # int32, each review starting with START
     offsets: np.ndarray  # int64, len(labels) + 1
     labels: np.ndarray  # int8, 1 = positive
+    texts: np.ndarray | None = None  # each review's raw text (object array of str), where data.encoding=text
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @classmethod
-    def from_lists(cls, sequences: list[list[int]], labels) -> "Reviews":
+    def from_lists(cls, sequences: list[list[int]], labels, texts: list[str] | None = None) -> "Reviews":
         lengths = np.fromiter((len(s) for s in sequences), np.int64, len(sequences))
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         ids = np.fromiter((i for s in sequences for i in s), np.int32, int(offsets[-1]))
-        return cls(ids, offsets, np.asarray(labels, np.int8))
+        return cls(ids, offsets, np.asarray(labels, np.int8), None if texts is None else np.array(texts, object))
 
 
 @dataclass
@@ -160,6 +163,28 @@ def build_corpus(archive: Path) -> Corpus:
         for split, reviews in texts.items()
     }
     return Corpus(splits["train"], splits["test"], vocabulary)
+
+
+def with_texts(corpus: Corpus, cache_dir: Path) -> Corpus:
+    """``corpus`` with each review's raw text beside its ids (data.encoding=text: a model with its own
+    tokenizer reads the text). Read from the archive once, then from a cache of its own: the corpus's
+    cache stays small for the encodings that read ids only."""
+    cache = cache_dir / f"texts-{corpus.archive_sha256[:16]}.npz"
+    arrays = checked_npz.read(cache, CACHE_FORMAT, instead="reading the archive again")
+    if arrays is None:
+        arrays = {}
+        for split, reviews in _read_reviews(Path(corpus.archive)).items():
+            encoded = [text.encode("utf-8") for _, text in reviews]
+            offsets = np.concatenate([[0], np.cumsum([len(b) for b in encoded])])
+            arrays |= {f"{split}_utf8": np.frombuffer(b"".join(encoded), np.uint8), f"{split}_offsets": offsets}
+        checked_npz.write(cache, arrays, CACHE_FORMAT)
+
+    def texts(split: str) -> np.ndarray:
+        blob, offsets = arrays[f"{split}_utf8"].tobytes(), arrays[f"{split}_offsets"]
+        return np.array([blob[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)], object)
+
+    train, test = (dataclasses.replace(getattr(corpus, s), texts=texts(s)) for s in ("train", "test"))
+    return dataclasses.replace(corpus, train=train, test=test)
 
 
 def _escapes(member: tarfile.TarInfo) -> bool:

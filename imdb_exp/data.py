@@ -1,6 +1,6 @@
 """Tokenized corpus -> model inputs: a vocabulary cut, one encoding, and the train/val/test splits.
 
-Both encodings are plain numpy arrays, which Keras batches natively on every backend. Multi-hot
+The id encodings are plain numpy arrays, which Keras batches natively on every backend. Multi-hot
 rows are packed bits (25,000 x 10,000 is 31 MB instead of 1 GB of float32) that the dense model's
 first layer unpacks (layers.UnpackBits), so that only the packed bytes travel to the device.
 """
@@ -13,7 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from imdb_exp.corpus import INDEX_FROM, OOV, Corpus, DataError, Reviews, default_cache_dir, load_corpus
+from imdb_exp.corpus import (
+    INDEX_FROM,
+    OOV,
+    Corpus,
+    DataError,
+    Reviews,
+    default_cache_dir,
+    load_corpus,
+    with_texts,
+)
 from imdb_exp.process import kept
 from imdb_exp.schema import ConfigError, DataConfig
 
@@ -46,12 +55,17 @@ def encode_padded(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
     return padded
 
 
-ENCODERS = {"multihot": encode_multihot, "padded": encode_padded}
+def encode_text(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
+    """The raw text (an object array of str): the model's own tokenizer reads it (the pretrained family)."""
+    return reviews.texts
+
+
+ENCODERS = {"multihot": encode_multihot, "padded": encode_padded, "text": encode_text}
 
 
 @dataclass
 class Split:
-    x: np.ndarray  # packed multi-hot bits or padded ids, one row per review
+    x: np.ndarray  # packed multi-hot bits, padded ids or raw texts, one row per review
     y: np.ndarray  # float32 labels, 1.0 = positive
     rows: np.ndarray | None = None  # each review's index in its source split (training or test reviews)
 
@@ -130,6 +144,8 @@ def load_dataset(cfg: DataConfig) -> Dataset:
 
 def _load_dataset(cfg: DataConfig) -> Dataset:
     corpus = load_corpus(cfg.archive, default_cache_dir()) if cfg.source == "aclimdb" else None
+    if cfg.encoding == "text":
+        corpus = with_texts(corpus, default_cache_dir())
     train, test = (corpus.train, corpus.test) if corpus else load_keras_imdb(cfg.num_words)
     encode = ENCODERS[cfg.encoding]
     x_train, x_test = encode(train, cfg), encode(test, cfg)

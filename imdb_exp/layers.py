@@ -2,7 +2,8 @@
 
 UnpackBits feeds the dense model packed multi-hot bytes; NgramBag turns padded word ids into the
 distinct words and word pairs of a review; MaskedSum adds up a bag's vectors; NgramSlots finds a
-review's distinct n-grams in a table and NbVote weighs them by their Naive-Bayes ratios.
+review's distinct n-grams in a table and NbVote weighs them by their Naive-Bayes ratios;
+HashedBigrams adds a hashed id per word pair to a review's words (fastText's input).
 """
 
 import keras
@@ -255,3 +256,29 @@ class NbVote(layers.Layer):
 
     def get_config(self) -> dict:
         return super().get_config() | {"features": self.features, "interpolation": self.interpolation, "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package="imdb_exp")
+class HashedBigrams(layers.Layer):
+    """Padded word ids -> the same ids followed by one id per pair of adjacent words: fastText's
+    input (Joulin et al., 2016). A pair's id is ``num_words`` + its hash (int32, as NgramSlots') modulo
+    ``buckets``: pairs share embeddings by hash instead of a table learned from the training reviews,
+    so the layer has nothing to adapt. Pairs with padding become 0, which the embedding masks."""
+
+    def __init__(self, num_words: int, buckets: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_words, self.buckets = num_words, buckets
+
+    def call(self, ids):
+        ops = keras.ops
+        ids = ops.cast(ids, "int32")
+        first, second = ids[:, :-1], ids[:, 1:]
+        hashed = ops.bitwise_and(first * HASH_MULTIPLIERS[0] + second * HASH_MULTIPLIERS[1], NO_KEY)
+        pairs = ops.where(ops.logical_and(first > 0, second > 0), self.num_words + ops.mod(hashed, self.buckets), 0)
+        return ops.concatenate([ids, pairs], axis=1)
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor((ids.shape[0], 2 * ids.shape[1] - 1), dtype="int32")
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"num_words": self.num_words, "buckets": self.buckets}

@@ -6,20 +6,26 @@ import warnings
 from collections.abc import Callable
 
 import keras
+import keras_hub
 from keras import layers
 
 from imdb_exp.data import Dataset
-from imdb_exp.layers import MaskedSum, NbVote, NgramBag, NgramSlots, UnpackBits
+from imdb_exp.layers import HashedBigrams, MaskedSum, NbVote, NgramBag, NgramSlots, UnpackBits
 from imdb_exp.schema import (
+    BigruConfig,
+    CnnConfig,
     CnnLstmConfig,
     ConfigError,
     DataConfig,
     DenseConfig,
+    FasttextConfig,
     LstmConfig,
     ModelConfig,
     NbsvmConfig,
     NgramConfig,
     OptimizerConfig,
+    PretrainedConfig,
+    TransformerConfig,
 )
 
 BUILDERS: dict[str, Callable[[ModelConfig, DataConfig], keras.Model]] = {}
@@ -120,6 +126,84 @@ def ngram(cfg: NgramConfig, data: DataConfig) -> keras.Model:
         ],
         name="ngram",
     )
+
+
+@builds("transformer")
+def transformer(cfg: TransformerConfig, data: DataConfig) -> keras.Model:
+    """Encoder blocks over word and position embeddings (keras-hub's layers), then the mean over the words.
+
+    Padding is masked explicitly, in attention and in the mean (an embedding's mask_zero would reach
+    the position embedding too, which does not take masks and warns at every trace)."""
+    ids = keras.Input(shape=(data.maxlen,), dtype="int32")
+    words = keras.ops.not_equal(ids, 0)
+    x = keras_hub.layers.TokenAndPositionEmbedding(data.num_words, data.maxlen, cfg.embedding_dim)(ids)
+    for _ in range(cfg.blocks):
+        x = keras_hub.layers.TransformerEncoder(cfg.intermediate_dim, cfg.num_heads, dropout=cfg.dropout)(
+            x, padding_mask=words
+        )
+    x = layers.Dropout(cfg.dropout)(layers.GlobalAveragePooling1D()(x, mask=words))
+    x = layers.Dropout(cfg.dropout)(layers.Dense(cfg.hidden_units, activation="relu")(x))
+    return keras.Model(ids, _probability()(x), name="transformer")
+
+
+@builds("bigru")
+def bigru(cfg: BigruConfig, data: DataConfig) -> keras.Model:
+    # Padding is masked: the backward direction would otherwise end its reading on hundreds of zeros.
+    cell = {"gru": layers.GRU, "lstm": layers.LSTM}[cfg.cell]
+    around = [layers.Dropout(cfg.dropout)] if cfg.dropout else []
+    return keras.Sequential(
+        [
+            keras.Input(shape=(data.maxlen,), dtype="int32"),
+            layers.Embedding(data.num_words, cfg.embedding_dim, mask_zero=True),
+            *around,
+            *(layers.Bidirectional(cell(cfg.units, return_sequences=i < cfg.layers - 1)) for i in range(cfg.layers)),
+            *around,
+            _probability(),
+        ],
+        name="bigru",
+    )
+
+
+@builds("cnn")
+def cnn(cfg: CnnConfig, data: DataConfig) -> keras.Model:
+    """Kim (2014): convolutions of several widths over the word vectors, each max-pooled over the review."""
+    ids = keras.Input(shape=(data.maxlen,), dtype="int32")
+    words = layers.Embedding(data.num_words, cfg.embedding_dim)(ids)
+    convolved = [layers.Conv1D(cfg.filters, width, activation="relu")(words) for width in cfg.kernel_sizes]
+    pooled = [layers.GlobalMaxPooling1D()(features) for features in convolved]
+    features = layers.Concatenate()(pooled) if len(pooled) > 1 else pooled[0]
+    return keras.Model(ids, _probability()(layers.Dropout(cfg.dropout)(features)), name="cnn")
+
+
+@builds("fasttext")
+def fasttext(cfg: FasttextConfig, data: DataConfig) -> keras.Model:
+    """Joulin et al. (2016): the mean of the word and word-pair vectors, then a linear classifier."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(data.maxlen,), dtype="int32"),
+            HashedBigrams(data.num_words, cfg.buckets),
+            layers.Embedding(data.num_words + cfg.buckets, cfg.embedding_dim, mask_zero=True),
+            layers.GlobalAveragePooling1D(),
+            _probability(),
+        ],
+        name="fasttext",
+    )
+
+
+@builds("pretrained")
+def pretrained(cfg: PretrainedConfig, data: DataConfig) -> keras.Model:
+    """The preset's classifier (its backbone's weights, a new sigmoid head) with the preset's tokenizer
+    inside: it takes raw text, cut to data.maxlen of its tokens, in fit, predict and the saved model."""
+    try:
+        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(cfg.preset, sequence_length=data.maxlen)
+        return keras_hub.models.TextClassifier.from_preset(
+            cfg.preset, num_classes=1, activation="sigmoid", preprocessor=preprocessor, compile=False
+        )
+    except (ValueError, OSError, FileNotFoundError) as err:
+        raise ConfigError(
+            f"model.preset={cfg.preset!r} could not be loaded ({str(err).splitlines()[0]}); give a keras-hub "
+            "preset name (downloaded once, which needs network) or the folder of a saved preset"
+        ) from None
 
 
 # Batch of the one pass of the fixed layers over a split: large, since nothing trains in it.

@@ -32,7 +32,8 @@ INPUT_EXAMPLE = "A moving film with a wonderful cast; I would watch it again."
 def requirements(backend: str) -> list[str]:
     """What the logged model needs, pinned to this process's versions as PyPI spells them: a local
     label such as torch's ``+cpu`` is dropped (PyPI has no such release), and jax brings its jaxlib."""
-    packages = ["keras", "mlflow", "numpy", "pandas", "hydra-core", backend] + (["jaxlib"] if backend == "jax" else [])
+    packages = ["keras", "keras-hub", "mlflow", "numpy", "pandas", "hydra-core", backend]
+    packages += ["jaxlib"] if backend == "jax" else []
     return [f"{package}=={version(package).split('+')[0]}" for package in packages]
 
 

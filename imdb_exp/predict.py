@@ -6,7 +6,6 @@ run the same code.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from imdb_exp import store
+from imdb_exp import process, quiet, store
 from imdb_exp.corpus import Reviews, encode_text, word_index
 from imdb_exp.data import ENCODERS
 from imdb_exp.evaluation import THRESHOLD
@@ -33,10 +32,11 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         settings = context.model_config
         # Keras picks its backend at first import; a server process has not imported it yet.
-        os.environ.setdefault("KERAS_BACKEND", settings["backend"])
-        import keras
+        keras = process.use_backend(settings["backend"])
+        with quiet.start_up_notices_dropped():
+            import keras_hub  # noqa: F401  (registers its layers and tasks: the transformer and pretrained families')
 
-        from imdb_exp import layers  # noqa: F401  (registers the project's layers, which the models use)
+            from imdb_exp import layers  # noqa: F401  (registers the project's layers, which the models use)
 
         self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
         self.index = word_index(read_vocabulary_tsv(context.artifacts["vocabulary"]))
@@ -46,7 +46,7 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         texts = model_input[COLUMN].astype(str).tolist() if isinstance(model_input, pd.DataFrame) else model_input
-        reviews = Reviews.from_lists([encode_text(text, self.index) for text in texts], np.zeros(len(texts)))
+        reviews = Reviews.from_lists([encode_text(text, self.index) for text in texts], np.zeros(len(texts)), texts)
         x = ENCODERS[self.data.encoding](reviews, self.data)
         probability = self.model.predict(x, verbose=0).ravel().astype(np.float64)
         label = np.where(probability > THRESHOLD, "positive", "negative")
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     texts = [text for text in texts if text.strip()]
     if not texts:
         parser.error("no reviews: give them as arguments, with --file, or one per line on stdin")
+    process.configure()  # the backends' and MLflow's notices and progress bars kept off the output
     store.activate(store.resolve_uri(args.tracking_uri))
     model_uri = args.model or f"runs:/{args.run_id}/model"
     try:

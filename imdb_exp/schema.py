@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 
 class UserError(Exception):
@@ -40,7 +41,7 @@ def _dropout(key: str, value: float) -> None:
 
 @dataclass
 class DataConfig:
-    encoding: str = "multihot"  # multihot | padded (see data.ENCODERS)
+    encoding: str = "multihot"  # multihot | padded | text (see data.ENCODERS)
     source: str = "aclimdb"  # aclimdb: the raw archive; keras: keras.datasets.imdb
     archive: str | None = None  # local archive; null downloads the original once into the cache
     num_words: int = 10000  # keep word ids < num_words; the rest become 2 (out of vocabulary)
@@ -52,7 +53,11 @@ class DataConfig:
     fold: int = 0  # with folds: the fold held out for validation, 0 to K - 1
 
     def __post_init__(self) -> None:
-        _choice("data.encoding", self.encoding, ("multihot", "padded"))
+        _choice("data.encoding", self.encoding, ("multihot", "padded", "text"))
+        _require(
+            self.encoding != "text" or self.source == "aclimdb",
+            "data.encoding=text needs data.source=aclimdb: keras.datasets.imdb holds word ids, not the reviews' text",
+        )
         _choice("data.source", self.source, ("aclimdb", "keras"))
         _choice("data.val_holdout", self.val_holdout, ("reviews", "movies"))
         _require(self.num_words > 3, f"data.num_words={self.num_words} must be > 3 (ids 0-2 are reserved)")
@@ -178,6 +183,76 @@ class NbsvmConfig(ModelConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _require(self.l2 >= 0, f"model.l2={self.l2} must be >= 0")
+
+
+@model_family("transformer", encoding="padded")
+@dataclass
+class TransformerConfig(ModelConfig):
+    """Token and position embeddings -> encoder blocks (keras-hub's layers) -> the mean over the words ->
+    a hidden Dense layer -> probability."""
+
+    family: str = "transformer"
+    embedding_dim: int = 32
+    num_heads: int = 2
+    intermediate_dim: int = 32  # the width of each block's feed-forward part
+    blocks: int = 1
+    hidden_units: int = 20
+    dropout: float = 0.1  # inside each block and before and after the hidden layer
+
+
+@model_family("bigru", encoding="padded")
+@dataclass
+class BigruConfig(ModelConfig):
+    """Embedding -> stacked bidirectional recurrent layers (GRU or LSTM cells) -> probability."""
+
+    family: str = "bigru"
+    cell: str = "gru"  # gru | lstm
+    embedding_dim: int = 64
+    units: int = 64  # per direction
+    layers: int = 1
+    dropout: float = 0.0  # on the embeddings and on the last layer's output
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _choice("model.cell", self.cell, ("gru", "lstm"))
+
+
+@model_family("cnn", encoding="padded")
+@dataclass
+class CnnConfig(ModelConfig):
+    """Embedding -> one Conv1D branch per kernel size, each max-pooled over the review -> dropout -> probability."""
+
+    family: str = "cnn"
+    embedding_dim: int = 64
+    filters: int = 100  # per branch
+    kernel_sizes: list[int] = field(default_factory=lambda: [3, 4, 5])
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(
+            bool(self.kernel_sizes) and all(k > 0 for k in self.kernel_sizes),
+            f"model.kernel_sizes={self.kernel_sizes} must be one or more sizes > 0",
+        )
+
+
+@model_family("fasttext", encoding="padded")
+@dataclass
+class FasttextConfig(ModelConfig):
+    """The mean of the embeddings of a review's words and of its hashed word pairs -> probability."""
+
+    family: str = "fasttext"
+    embedding_dim: int = 16
+    buckets: int = 200000  # word pairs share this many embeddings, by hash
+
+
+@model_family("pretrained", encoding="text")
+@dataclass
+class PretrainedConfig(ModelConfig):
+    """A keras-hub text classifier, its backbone's weights and its tokenizer from a preset, fine-tuned."""
+
+    family: str = "pretrained"
+    preset: str = MISSING  # a keras-hub preset name (downloads once) or a local preset folder
 
 
 @dataclass
@@ -312,7 +387,10 @@ def register() -> None:
 def validate(cfg: DictConfig) -> Config:
     """The composed config as checked objects; raises ConfigError naming the first bad value."""
     _refuse_unknown_keys(cfg, "")
-    return OmegaConf.to_object(cfg)
+    try:
+        return OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"{err.full_key} has no default and was not given; set it: {err.full_key}=...") from None
 
 
 def _refuse_unknown_keys(node: DictConfig, path: str) -> None:

@@ -62,6 +62,23 @@ def archive(tmp_path_factory) -> Path:
     return write_archive(tmp_path_factory.mktemp("data") / "aclImdb_v1.tar.gz", {"train": 100, "test": 60})
 
 
+@pytest.fixture(scope="session")
+def tiny_preset(tmp_path_factory) -> Path:
+    """A tiny BERT saved as a keras-hub preset folder (backbone and word-piece tokenizer of the synthetic
+    reviews' words): the pretrained family's real loading code, with nothing to download."""
+    import keras_hub
+
+    folder = tmp_path_factory.mktemp("preset")
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *NEUTRAL, ".", ",", "!"]
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary), num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
+        max_sequence_length=64,
+    )  # fmt: skip
+    backbone.save_to_preset(str(folder))
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(str(folder))
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch) -> Path:
     """Every test gets its own store and cache; nothing touches ~/.imdb-exp or a real server."""

@@ -16,8 +16,8 @@ def test_help_lists_the_users_groups_and_the_config_as_written_at_once(tmp_path)
     result = run_cli("--help", cwd=tmp_path)
     seconds = time.monotonic() - started
     assert result.returncode == 0
-    models = "model: cnn_lstm, dense, lstm, lstm_dropout, nbsvm, ngram"
-    groups = ("data: multihot, padded", models, "optimizer: adam, rmsprop", "debug: overfit, tiny")
+    models = "model: bigru, cnn, cnn_lstm, dense, fasttext, lstm, lstm_dropout, nbsvm, ngram, pretrained, transformer"
+    groups = ("data: multihot, padded, text", models, "optimizer: adam, rmsprop", "debug: overfit, tiny")
     for line in groups:
         assert line in result.stdout
     assert "model_schema" not in result.stdout  # the schema's nodes are no choice for a user

@@ -14,11 +14,12 @@ CONF = Path(__file__).parents[1] / "conf"
 
 
 @pytest.mark.parametrize("model", sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
-def test_each_model_option_builds_a_model_that_reads_the_data_it_brings(compose_cfg, model):
-    settings = schema.validate(compose_cfg(f"model={model}", "debug=tiny"))
+def test_each_model_option_builds_a_model_that_reads_the_data_it_brings(compose_cfg, model, tiny_preset):
+    preset = [f"model.preset={tiny_preset}"] if model == "pretrained" else []
+    settings = schema.validate(compose_cfg(f"model={model}", "debug=tiny", *preset))
     assert isinstance(settings.model, schema.MODEL_FAMILIES[settings.model.family])
     network = models.build(settings.model, settings.data)
-    reviews = Reviews.from_lists([[1, 5, 9], [1, 4]], [1, 0])
+    reviews = Reviews.from_lists([[1, 5, 9], [1, 4]], [1, 0], texts=["A great film.", "Awful!"])
     x = data.ENCODERS[settings.data.encoding](reviews, settings.data)
     assert network.predict(x, verbose=0).shape == (2, 1)
 

@@ -55,6 +55,21 @@ def test_second_load_comes_from_the_cache(archive, tmp_path, monkeypatch):
     np.testing.assert_array_equal(second.test.offsets, first.test.offsets)
 
 
+def test_raw_texts_sit_beside_their_reviews_ids_and_come_from_a_cache_of_their_own(archive, tmp_path, monkeypatch):
+    loaded = load_corpus(str(archive), tmp_path)
+    with_texts = corpus.with_texts(loaded, tmp_path)
+    index = corpus.word_index(loaded.vocabulary)
+    for split in ("train", "test"):
+        reviews = getattr(with_texts, split)
+        assert len(reviews.texts) == len(reviews) and "<br />" in reviews.texts[0]  # raw, not tokenized
+        for i in (0, len(reviews) // 2, len(reviews) - 1):  # each text is the review whose ids it sits beside
+            ids = reviews.ids[reviews.offsets[i] : reviews.offsets[i + 1]]
+            assert corpus.encode_text(reviews.texts[i], index) == ids.tolist()
+    monkeypatch.setattr(corpus, "_read_reviews", lambda _: pytest.fail("the texts' cache was not used"))
+    again = corpus.with_texts(loaded, tmp_path)
+    assert again.test.texts.tolist() == with_texts.test.texts.tolist()
+
+
 def test_damaged_cache_is_rebuilt_not_trusted(archive, tmp_path):
     expected = load_corpus(str(archive), tmp_path)
     (cache,) = tmp_path.glob("corpus-*.npz")
