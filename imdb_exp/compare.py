@@ -52,10 +52,16 @@ def compare(a: Predictions, b: Predictions, seed: int = 0) -> Comparison:
     counts = np.random.default_rng(seed).multinomial(n, [only_a / n, only_b / n, 1 - (only_a + only_b) / n], RESAMPLES)
     differences = (counts[:, 0] - counts[:, 1]) / n
     low, high = np.percentile(differences, [2.5, 97.5])
-    discordant = only_a + only_b
-    p = stats.binomtest(min(only_a, only_b), discordant, 0.5).pvalue if discordant else 1.0
     both = int(np.sum(right_a & right_b))
-    return Comparison(n, float(right_a.mean()), float(right_b.mean()), only_a, only_b, both, (low, high), float(p))
+    p = mcnemar_p(right_a, right_b)
+    return Comparison(n, float(right_a.mean()), float(right_b.mean()), only_a, only_b, both, (low, high), p)
+
+
+def mcnemar_p(right_a: np.ndarray, right_b: np.ndarray) -> float:
+    """McNemar's exact test, two-sided: are the reviews only A gets right as many as those only B does?"""
+    only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+    discordant = only_a + only_b
+    return float(stats.binomtest(min(only_a, only_b), discordant, 0.5).pvalue) if discordant else 1.0
 
 
 def report(comparison: Comparison, name_a: str, name_b: str) -> str:

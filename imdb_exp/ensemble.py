@@ -4,8 +4,11 @@ Each ID is a run, or a sweep's parent run (its FINISHED jobs). Starting from not
 the member (again, if it is best) whose addition gives the average of the chosen members' validation
 probabilities the highest accuracy, ties broken by the lower log loss (Caruana et al., "Ensemble
 selection from libraries of models", 2004), and of the rounds keeps the one whose ensemble scored
-best; a member's weight is how often it was chosen up to that round. Only the
-validation reviews choose: the test reviews are read once, for the chosen combination.
+best; a member's weight is how often it was chosen up to that round. The combination is kept only
+where it gets more validation reviews right than its best member beyond chance (McNemar's exact
+test at 5%); otherwise the best member alone is the ensemble: greedy rounds on a few thousand
+reviews also fit their noise (scripts/ensemble_metric.py measures it). Only the validation reviews
+choose: the test reviews are read once, for the chosen combination.
 
 The ensemble is an MLflow run of its own: tags naming its members and weights, validation and test
 metrics, the evaluation figures and predictions of any run, and a servable model (raw text in, the
@@ -23,7 +26,7 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import evaluation, packaging, plots, predictions, process, store, tracking
+from imdb_exp import compare, evaluation, packaging, plots, predictions, process, store, tracking
 from imdb_exp.predict import COLUMN
 from imdb_exp.predictions import Predictions, PredictionsError, Scored
 
@@ -65,14 +68,26 @@ def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
 
-def select(val: list[Scored], rounds: int = ROUNDS) -> np.ndarray:
+def accuracy_first(labels: np.ndarray, probabilities: np.ndarray) -> tuple[float, ...]:
+    """Accuracy, ties broken by the lower log loss."""
+    return float(np.mean((probabilities > evaluation.THRESHOLD) == (labels > 0.5))), -log_loss(labels, probabilities)
+
+
+def lowest_log_loss(labels: np.ndarray, probabilities: np.ndarray) -> tuple[float, ...]:
+    return (-log_loss(labels, probabilities),)
+
+
+# What a round maximises (--metric): a higher tuple is better.
+METRICS = {"accuracy": accuracy_first, "log_loss": lowest_log_loss}
+
+
+def select(val: list[Scored], rounds: int = ROUNDS, metric: str = "accuracy") -> np.ndarray:
     """How often each member is chosen: greedy rounds (with replacement) on validation, and of those
     the round whose ensemble scored best, so that it is never below its best member there."""
     labels, counts, total = val[0].labels, np.zeros(len(val), np.int64), np.zeros(len(val[0].labels))
-    best_score, best_counts = None, counts
+    best_score, best_counts, score = None, counts, METRICS[metric]
     for chosen in range(rounds):
-        candidates = [(total + member.probabilities) / (chosen + 1) for member in val]
-        scores = [(np.mean((c > evaluation.THRESHOLD) == (labels > 0.5)), -log_loss(labels, c)) for c in candidates]
+        scores = [score(labels, (total + member.probabilities) / (chosen + 1)) for member in val]
         best = max(range(len(val)), key=scores.__getitem__)
         counts[best] += 1
         total += val[best].probabilities
@@ -81,12 +96,26 @@ def select(val: list[Scored], rounds: int = ROUNDS) -> np.ndarray:
     return best_counts
 
 
+def beyond_chance(val: list[Scored], counts: np.ndarray) -> tuple[np.ndarray, float]:
+    """``counts`` where their combination gets more validation reviews right than the best member
+    alone, beyond chance (McNemar's exact test at compare.LEVEL), else the best member alone; with the
+    test's p-value."""
+    best = max(range(len(val)), key=lambda i: accuracy_first(val[i].labels, val[i].probabilities))
+    right, right_best = combined(val, counts / counts.sum()).correct(), val[best].correct()
+    p = compare.mcnemar_p(right, right_best)
+    if right.sum() > right_best.sum() and p < compare.LEVEL:
+        return counts, p
+    return np.eye(len(val), dtype=np.int64)[best], p
+
+
 def combined(split: list[Scored], weights: np.ndarray) -> Scored:
     probabilities = sum(w * s.probabilities.astype(np.float64) for w, s in zip(weights, split, strict=True))
     return Scored(split[0].rows, split[0].labels, probabilities)
 
 
-def log_ensemble(client: MlflowClient, runs: list[Run], kept: list[Predictions], weights: np.ndarray) -> Run:
+def log_ensemble(
+    client: MlflowClient, runs: list[Run], kept: list[Predictions], weights: np.ndarray, metric: str, p_value: float
+) -> Run:
     """The ensemble's MLflow run, in the first member's experiment; its id."""
     val = combined([k.val for k in kept], weights)
     test = combined([k.test for k in kept], weights)
@@ -99,7 +128,8 @@ def log_ensemble(client: MlflowClient, runs: list[Run], kept: list[Predictions],
                 "model": "ensemble",
             }
         )
-        mlflow.log_params({"ensemble.rounds": ROUNDS, "ensemble.candidates": len(runs)})
+        mlflow.log_params({"ensemble.rounds": ROUNDS, "ensemble.candidates": len(runs), "ensemble.metric": metric})
+        mlflow.log_metric("ensemble_val_p_value", p_value)  # of the selection against its best member
         mlflow.log_metrics(
             evaluation.test_metrics(test.labels, test.probabilities)
             | {"test_loss": log_loss(test.labels, test.probabilities)}
@@ -139,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="imdb-exp-ensemble", description=__doc__.splitlines()[0])
     parser.add_argument("ids", nargs="+", help="run ids, or a sweep's parent run id (its FINISHED jobs)")
     parser.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI, else the imdb-exp SQLite store")
+    parser.add_argument("--metric", choices=METRICS, default="accuracy", help="what each round maximises on validation")
     args = parser.parse_args(argv)
     process.configure()
     uri = store.resolve_uri(args.tracking_uri)
@@ -164,12 +195,14 @@ def main(argv: list[str] | None = None) -> None:
             raise PredictionsError(f"{missing[0]} logged no model (tracking.log_model=false): it cannot be served")
     except PredictionsError as err:
         sys.exit(f"imdb-exp-ensemble: error: {err}")
-    counts = select([k.val for k in kept])
+    counts, p_value = beyond_chance([k.val for k in kept], select([k.val for k in kept], metric=args.metric))
     weights = counts / counts.sum()
-    run = log_ensemble(client, runs, kept, weights)
+    run = log_ensemble(client, runs, kept, weights, args.metric, p_value)
     for name, weight, member in zip(names, weights, kept, strict=True):
         print(f"{weight:.2f}  {name}: validation accuracy {np.mean(member.val.correct()):.4f}")
     metrics = run.data.metrics
+    kept_what = "its selection" if np.count_nonzero(weights) > 1 else "the best member alone"
+    print(f"against the best member on validation: McNemar p = {p_value:.3g}; the ensemble is {kept_what}")
     print(
         f"imdb-exp-ensemble: run {run.info.run_id}: validation accuracy {metrics['final_val_accuracy']:.4f}, "
         f"test accuracy {metrics['test_accuracy']:.4f}"

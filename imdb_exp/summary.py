@@ -26,6 +26,9 @@ COLUMNS = [
 LEVEL = 0.05  # the significance level the words in summary.md use
 
 
+ONLY_REPLICATES = "all"  # the configuration's name in a sweep that varies only seeds or folds
+
+
 def configuration(overrides: str) -> str:
     return " ".join(o for o in overrides.split() if override_key(o) not in REPLICATES)
 
@@ -49,7 +52,7 @@ def by_configuration(rows: list[dict]) -> list[dict]:
     summary, samples = [], []
     for name, members in groups.items():
         done = [row for row in members if finished(row)]
-        entry, values_of = {"configuration": name, "n": len(done)}, {}
+        entry, values_of = {"configuration": name or ONLY_REPLICATES, "n": len(done)}, {}
         for measure in MEASURES:
             values = values_of[measure] = [row[measure] for row in done if row[measure] is not None]
             entry[f"{measure}_mean"] = statistics.fmean(values) if values else None
@@ -98,13 +101,13 @@ def in_words(summary: list[dict]) -> str:
         if not ranked:
             continue
         best = max(ranked, key=lambda entry: entry[f"{measure}_mean"])
-        lines.append(f"- {measure}: best `{best['configuration'] or 'all'}`, mean {best[f'{measure}_mean']:.4f} "
+        lines.append(f"- {measure}: best `{best['configuration']}`, mean {best[f'{measure}_mean']:.4f} "
                      f"(n={best['n']}).")  # fmt: skip
         for entry in ranked:
             if entry is best:
                 continue
             p, diff = entry[f"{measure}_p_vs_best"], entry[f"{measure}_diff_vs_best"]
-            name = f"`{entry['configuration'] or 'all'}` ({diff:+.4f})"
+            name = f"`{entry['configuration']}` ({diff:+.4f})"
             if p is None:
                 lines.append(f"  - {name}: too few runs to test (n={entry['n']}).")
             elif p < LEVEL:

@@ -153,7 +153,10 @@ class SweepParentRun(Callback):
         for row, curve in zip(rows, curves, strict=True):
             if summary.finished(row) and curve:
                 runs_of.setdefault(summary.configuration(row["overrides"]), []).append(curve)
-        bands = {f"{name or 'all'} (n={len(runs)})": summary.curve_bands(runs) for name, runs in runs_of.items()}
+        bands = {
+            f"{name or summary.ONLY_REPLICATES} (n={len(runs)})": summary.curve_bands(runs)
+            for name, runs in runs_of.items()
+        }
         self.client.log_figure(self.run_id, plots.seed_bands(bands), "sweep/summary.png")
 
     def _log_table(self, rows: list[dict], columns: list[str], path: str) -> None:

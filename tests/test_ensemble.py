@@ -35,6 +35,20 @@ def test_the_selection_keeps_its_best_round_never_below_its_best_member_on_valid
         assert np.mean(chosen.correct()) >= max(np.mean(m.correct()) for m in members)
 
 
+def test_a_selection_is_kept_only_where_it_beats_its_best_member_beyond_chance():
+    first, second = np.r_[[0.9] * 50, [0.45] * 50], np.r_[[0.45] * 50, [0.9] * 50]
+    apart = [scored(first), scored(second), scored(np.r_[[0.6] * 60, [0.05] * 40])]
+    counts, p = ensemble.beyond_chance(apart, ensemble.select(apart, rounds=10))
+    assert np.count_nonzero(counts) >= 2 and p < 0.05  # 100 of 100 right against 60: kept
+    # Two members that differ on 3 of 400 reviews: a combination one review better is chance.
+    labels = np.ones(400)
+    a = scored(np.r_[[0.9] * 396, [0.4] * 4], labels)
+    b = scored(np.r_[[0.9] * 395, [0.45, 0.45, 0.8, 0.8], [0.4]], labels)
+    counts, p = ensemble.beyond_chance([a, b], np.array([1, 1]))
+    assert np.mean(ensemble.combined([a, b], np.array([0.5, 0.5])).correct()) > np.mean(a.correct())
+    assert counts.tolist() == [0, 1] and p > 0.05  # b alone, the better member on validation
+
+
 def test_members_held_out_on_other_reviews_or_tested_on_other_data_are_refused():
     def kept(source="sha", first_row=0):
         return Predictions(source, scored([0.9] * 6), scored([0.9] * 4, rows=np.arange(first_row, first_row + 4)))

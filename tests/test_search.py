@@ -3,12 +3,15 @@ and sweeps over seeds summarised as mean and sd."""
 
 import math
 import statistics
+from pathlib import Path
 
 import optuna
 import pytest
+from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from scipy import stats
 
@@ -40,6 +43,15 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
     assert distribution("a=interval(0.0, 0.5)") == d.FloatDistribution(0.0, 0.5)
     assert distribution("a=tag(log, interval(1e-4, 1e-2))") == d.FloatDistribution(1e-4, 1e-2, log=True)
     assert distribution("a=tag(int, interval(1, 8))") == d.IntDistribution(1, 8)
+
+
+@pytest.mark.parametrize("space", sorted(p.stem for p in (Path(__file__).parents[1] / "conf/hparams_search").iterdir()))
+def test_each_shipped_search_space_searches_keys_of_its_model_with_optuna_distributions(space):
+    with initialize_config_module("imdb_exp.conf", version_base="1.3"):
+        cfg = compose("config", [f"hparams_search={space.removesuffix('.yaml')}"], return_hydra_config=True)
+    for key, text in cfg.hydra.sweeper.params.items():
+        assert OmegaConf.select(cfg, key, default=None) is not None, f"{space}: {key} is not a key of its model"
+        assert isinstance(distribution(f"{key}={text}"), optuna.distributions.BaseDistribution)
 
 
 def study_in(tmp_path, **kwargs) -> optuna.Study:
@@ -216,6 +228,8 @@ def test_a_seed_summary_counts_finished_runs_and_gives_mean_and_sd():
     assert second["test_accuracy_sd"] is None
     assert first["test_accuracy_diff_vs_best"] == 0 and second["test_accuracy_diff_vs_best"] == pytest.approx(-0.15)
     assert second["test_accuracy_p_vs_best"] is None  # one run: nothing to test
+    (folds,) = summary.by_configuration([row("data.fold=0", accuracy=0.8), row("data.fold=1", accuracy=0.9)])
+    assert folds["configuration"] == summary.ONLY_REPLICATES and folds["n"] == 2  # named, not an empty cell
     assert summary.curve_bands([[0.5, 0.7, 0.9], [0.7, 0.9]]) == (
         pytest.approx([0.6, 0.8, 0.9]),
         pytest.approx([statistics.stdev([0.5, 0.7])] * 2 + [0.0]),
