@@ -7,7 +7,7 @@ selection from libraries of models", 2004), and of the rounds keeps the one whos
 best; a member's weight is how often it was chosen up to that round. The combination is kept only
 where it gets more validation reviews right than its best member beyond chance (McNemar's exact
 test at 5%); otherwise the best member alone is the ensemble: greedy rounds on a few thousand
-reviews also fit their noise (scripts/ensemble_metric.py measures it). Only the validation reviews
+reviews also fit their noise (scripts/ensemble_holdout.py measures it). Only the validation reviews
 choose: the test reviews are read once, for the chosen combination.
 
 The ensemble is an MLflow run of its own: tags naming its members and weights, validation and test

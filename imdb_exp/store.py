@@ -123,11 +123,13 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    # With the default store, artifacts go beside the database rather than into ./mlruns of
-    # whatever directory the job happens to run in.
-    location = (home() / "artifacts").as_uri() if client.tracking_uri == default_uri() else None
-    if location:
-        home().mkdir(parents=True, exist_ok=True)
+    # A SQLite store keeps its artifacts in a folder beside its database (the default store's:
+    # IMDB_EXP_HOME/artifacts), not in ./mlruns of whatever directory the job happens to run in.
+    location = None
+    if client.tracking_uri.startswith("sqlite:///"):
+        folder = Path(client.tracking_uri.removeprefix("sqlite:///")).resolve().parent
+        folder.mkdir(parents=True, exist_ok=True)
+        location = (folder / "artifacts").as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
