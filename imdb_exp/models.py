@@ -6,7 +6,6 @@ import warnings
 from collections.abc import Callable
 
 import keras
-import keras_hub
 from keras import layers
 
 from imdb_exp.data import Dataset
@@ -134,6 +133,8 @@ def transformer(cfg: TransformerConfig, data: DataConfig) -> keras.Model:
 
     Padding is masked explicitly, in attention and in the mean (an embedding's mask_zero would reach
     the position embedding too, which does not take masks and warns at every trace)."""
+    import keras_hub  # a second to import: only the families that use it do
+
     ids = keras.Input(shape=(data.maxlen,), dtype="int32")
     words = keras.ops.not_equal(ids, 0)
     x = keras_hub.layers.TokenAndPositionEmbedding(data.num_words, data.maxlen, cfg.embedding_dim)(ids)
@@ -194,6 +195,8 @@ def fasttext(cfg: FasttextConfig, data: DataConfig) -> keras.Model:
 def pretrained(cfg: PretrainedConfig, data: DataConfig) -> keras.Model:
     """The preset's classifier (its backbone's weights, a new sigmoid head) with the preset's tokenizer
     inside: it takes raw text, cut to data.maxlen of its tokens, in fit, predict and the saved model."""
+    import keras_hub
+
     try:
         preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(cfg.preset, sequence_length=data.maxlen)
         return keras_hub.models.TextClassifier.from_preset(

@@ -7,6 +7,7 @@ run the same code.
 
 import argparse
 import sys
+import zipfile
 from pathlib import Path
 
 import mlflow
@@ -28,16 +29,23 @@ def read_vocabulary_tsv(path: str) -> list[str]:
     return [word for _, word in sorted((int(i), w) for i, w in rows if int(i) > 3)]
 
 
+def uses_keras_hub(keras_file: str) -> bool:
+    """Whether a saved Keras model names keras-hub's layers or tasks (the transformer and pretrained
+    families): only then is keras-hub imported, which takes a second."""
+    with zipfile.ZipFile(keras_file) as saved:
+        return b'"keras_hub' in saved.read("config.json")
+
+
 class ReviewClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         settings = context.model_config
         # Keras picks its backend at first import; a server process has not imported it yet.
         keras = process.use_backend(settings["backend"])
-        with quiet.start_up_notices_dropped():
-            import keras_hub  # noqa: F401  (registers its layers and tasks: the transformer and pretrained families')
+        from imdb_exp import layers  # noqa: F401  (registers the project's layers, which the models use)
 
-            from imdb_exp import layers  # noqa: F401  (registers the project's layers, which the models use)
-
+        if uses_keras_hub(context.artifacts["keras_model"]):
+            with quiet.start_up_notices_dropped():
+                import keras_hub  # noqa: F401  (registers its layers and tasks)
         self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
         self.index = word_index(read_vocabulary_tsv(context.artifacts["vocabulary"]))
         self.data = DataConfig(

@@ -7,6 +7,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from imdb_exp.layers import HashedBigrams
+from imdb_exp.predict import uses_keras_hub
 from imdb_exp.train import train
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
@@ -38,6 +39,8 @@ def test_each_new_family_fits_evaluates_and_serves_raw_text(family, archive, iso
     import mlflow
     import pandas as pd
 
+    saved = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model/artifacts/model.keras")
+    assert uses_keras_hub(saved) == (family == "transformer")  # only then does serving import keras-hub
     served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     answer = served.predict(pd.DataFrame({"review": ["A great film!", "An awful, boring waste."]}))
     assert answer["label"].isin(["positive", "negative"]).all() and answer["probability"].between(0, 1).all()
