@@ -55,12 +55,12 @@ def encode_padded(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
     return padded
 
 
-def encode_text(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
+def encode_raw_text(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
     """The raw text (an object array of str): the model's own tokenizer reads it (the pretrained family)."""
     return reviews.texts
 
 
-ENCODERS = {"multihot": encode_multihot, "padded": encode_padded, "text": encode_text}
+ENCODERS = {"multihot": encode_multihot, "padded": encode_padded, "text": encode_raw_text}
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """How does ensemble selection do on reviews it did not choose on? Measured on validation reviews alone.
 
-For each sweep named, the members' validation reviews are cut into two halves by whole blocks of 50
-consecutive reviews (as data.val_holdout=movies holds them out, so that no movie is in both halves);
-a selection is made on one half and scored on the other, both ways, over many random cuts. The test
-reviews are not read. Prints, per sweep, the mean accuracy on the unseen half of: the greedy
+For each set of candidates, the members' validation reviews are cut into two halves by whole blocks of
+consecutive reviews (data.REVIEWS_PER_BLOCK, as data.val_holdout=movies holds them out, so that no
+movie is in both halves); a selection is made on one half and scored on the other, both ways, over
+many random cuts. The test reviews are not read. Prints, per set, the mean accuracy on the unseen half of: the greedy
 selection maximising each metric; the selection kept only beyond chance (imdb-exp-ensemble's
 default, ensemble.beyond_chance); and the member best on the selection half.
 
@@ -17,6 +17,7 @@ import argparse
 import numpy as np
 
 from imdb_exp import ensemble, predictions, store
+from imdb_exp.data import REVIEWS_PER_BLOCK
 from imdb_exp.predictions import Scored
 
 CUTS = 50
@@ -35,11 +36,11 @@ def main() -> None:
     parser.add_argument("candidates", nargs="+", help="comma-joined run or sweep parent ids, one set each")
     parser.add_argument("--tracking-uri")
     args = parser.parse_args()
-    client = store.client(store.resolve_uri(args.tracking_uri))
+    client = store.client(args.tracking_uri)
     for candidates in args.candidates:
         runs = ensemble.members_of(client, candidates.split(","))
         val = [predictions.of_run(client, run.info.run_id).val for run in runs]
-        blocks = val[0].rows // 50
+        blocks = val[0].rows // REVIEWS_PER_BLOCK
         results = {metric: [] for metric in ensemble.METRICS} | {"beyond chance": [], "best member": []}
         rng = np.random.default_rng(0)
         for _ in range(CUTS):
