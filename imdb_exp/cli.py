@@ -15,7 +15,7 @@ from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import launchers, process, schema, summary
+from imdb_exp import identity, launchers, process, schema, summary
 from imdb_exp.interrupts import Interrupted, Interrupts, signal_of
 from imdb_exp.redaction import redact
 
@@ -74,7 +74,7 @@ def run_tags() -> dict[str, str]:
 
     job = HydraConfig.get()
     tags = {group: job.runtime.choices.get(group, "") for group in ("data", "model", "optimizer")}
-    tags["overrides"] = redact(" ".join(o for o in job.overrides.task if not schema.is_launch_only(o)))
+    tags["overrides"] = redact(" ".join(o for o in job.overrides.task if not identity.is_launch_only(o)))
     # Equal across the seeds of one configuration: what MLflow's group-by gathers them by.
     tags[summary.GROUP_TAG] = summary.configuration(tags["overrides"]) or "defaults"
     if job.mode == RunMode.MULTIRUN:

@@ -1,12 +1,9 @@
 """Which run a job continues: `resume=RUN_ID`, or in a sweep an earlier run of the same config.
 
-A run's identity is its config_hash tag: a digest of its whole resolved config, less the keys
-that say how it was launched rather than what it is. Kept free of Keras, so that a sweep job
-whose config already FINISHED is settled without importing a backend.
+A run's identity is its config_hash tag (identity.py). Kept free of Keras, so that a sweep job whose
+config already FINISHED is settled without importing a backend.
 """
 
-import hashlib
-import json
 import tempfile
 from dataclasses import dataclass
 
@@ -15,24 +12,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import checkpoints, schema, search, shared_checkpoints, store
+from imdb_exp import checkpoints, identity, schema, search, shared_checkpoints, store
+from imdb_exp.identity import override_key
 from imdb_exp.redaction import redact
-from imdb_exp.schema import CONFIG_FILE, ConfigError, override_key
+from imdb_exp.schema import CONFIG_FILE, ConfigError
 
 # Keys that may differ on the command line of `resume=RUN_ID`: the run is found in the store the
 # command names, and it may train for more epochs than it first set out to.
 RESUME_MAY_SET = ("resume", "trainer.epochs", "tracking.uri")
-
-
-def config_hash(cfg: DictConfig) -> str:
-    values = OmegaConf.to_container(cfg, resolve=True)
-    for key in schema.LAUNCH_ONLY:
-        *parents, name = key.split(".")
-        node = values
-        for parent in parents:
-            node = node[parent]
-        node.pop(name, None)
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def why_not_continuable(client: MlflowClient, run: Run) -> str | None:
@@ -71,7 +58,7 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     if reason := why_not_continuable(client, run):
         raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
     with tempfile.TemporaryDirectory() as tmp:
-        recorded = OmegaConf.load(client.download_artifacts(run_id, CONFIG_FILE, tmp))
+        recorded = identity.callbacks_by_name(OmegaConf.load(client.download_artifacts(run_id, CONFIG_FILE, tmp)))
     family = schema.MODEL_FAMILIES.get(recorded.model.get("family"))
     if family is None:
         raise ConfigError(f"resume={run_id}: the run's model family {recorded.model.get('family')!r} is not known here")
@@ -114,9 +101,13 @@ def earlier_run(cfg: DictConfig) -> Earlier | None:
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is None:
         return None
-    runs = client.search_runs(
-        [experiment.experiment_id], f"tags.config_hash = '{config_hash(cfg)}'", order_by=["attributes.start_time DESC"]
-    )
+    runs = [
+        run
+        for config_hash in identity.accepted_hashes(cfg)  # tags take no IN in MLflow's search
+        for run in client.search_runs(
+            [experiment.experiment_id], f"tags.config_hash = '{config_hash}'", order_by=["attributes.start_time DESC"]
+        )
+    ]
     finished = (run for run in runs if run.info.status == "FINISHED" and search.PRUNED_TAG not in run.data.tags)
     if done := next(finished, None):
         return Earlier(done, finished=True)

@@ -331,7 +331,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     trial: TrialConfig = field(default_factory=TrialConfig)
-    # Keras callbacks by name, each a node with the _target_ class Hydra builds (conf/callbacks/).
+    # Keras callbacks by name, each node its options (conf/callbacks/, imdb_exp/callbacks.py).
     callbacks: dict[str, Any] = field(default_factory=dict)
     resume: str | None = None  # an MLflow run id: continue that run from its last checkpoint
     retrain: bool = False  # sweep jobs train even when the same config already FINISHED in the store
@@ -355,11 +355,6 @@ class Config:
         )
 
 
-# Keys that say how a run was launched, not what it is: left out of a run's identity (its config
-# hash) and of its `overrides` tag.
-LAUNCH_ONLY = ("resume", "retrain", "trial", "tracking.parent_run_id")
-
-
 CONFIG_FILE = "config.yaml"  # the artifact that holds a run's whole config
 
 
@@ -368,16 +363,6 @@ def run_name(tags: dict[str, str], cfg: DictConfig) -> str:
     (which may be one that failed to compose fully)."""
     model = tags.get("model") or OmegaConf.select(cfg, "model.family", default="job")
     return f"{model}-{tags.get('optimizer') or OmegaConf.select(cfg, 'optimizer.name', default='')}"
-
-
-def override_key(override: str) -> str:
-    """The key a command-line override sets: ``+trainer.seed=1`` sets trainer.seed."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def is_launch_only(override: str) -> bool:
-    key = override_key(override)
-    return any(key == name or key.startswith(f"{name}.") for name in LAUNCH_ONLY)
 
 
 def register() -> None:

@@ -10,7 +10,7 @@ and dropout: the spread is the training's own variance on one validation split. 
 import math
 import statistics
 
-from imdb_exp.schema import override_key
+from imdb_exp.identity import override_key
 
 # Keys whose values repeat one configuration: the weights' seed, and the fold held out.
 REPLICATES = ("trainer.seed", "data.fold")

@@ -10,15 +10,16 @@ import sys
 import time
 
 import keras
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from imdb_exp import (
     after_fit,
+    callbacks,
     checkpoints,
     data,
     epoch_end,
     fitting,
+    identity,
     lineage,
     models,
     process,
@@ -48,6 +49,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     settings = schema.validate(cfg)
     process.use_backend(settings.trainer.backend)  # the one this module's Keras was imported with, or refused
     models.warn_if_slow(settings.model, settings.trainer.backend)
+    keras_callbacks = callbacks.built(settings.callbacks)  # a name that is none fails before the run opens
     trial = search.TrialReporter(settings.trial) if settings.trial.study else None
     tags = tags | identity_tags(cfg, settings)
     continuing = run_id is not None
@@ -71,7 +73,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
             progress = continued(checkpoint, trained, run_id) if continuing else checkpoints.Progress()
             ends = epoch_end.chosen(settings.trainer, trained, checkpoint, trial)
             try:
-                fit(trained, dataset, settings, progress, ends, interrupts)
+                fit(trained, dataset, settings, progress, ends, keras_callbacks, interrupts)
             except search.TrialPruned as pruned:  # not a failure: the search learned what it needed
                 tracking.log_pruned(pruned.epoch)
                 tracking.log_metrics({"epochs_trained": progress.epochs_done, "fit_seconds": progress.fit_seconds})
@@ -94,7 +96,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
 
 def identity_tags(cfg: DictConfig, settings: schema.Config) -> dict[str, str]:
     """What identifies the run beyond its overrides: its config's hash, the code that made it, its trial."""
-    tags = {"config_hash": resume.config_hash(cfg)} | lineage.provenance(settings.trainer.backend)
+    tags = {"config_hash": identity.config_hash(cfg)} | lineage.provenance(settings.trainer.backend)
     if settings.trial.study:
         tags |= {"optuna.study": settings.trial.study, "optuna.trial": str(settings.trial.number)}
     return tags
@@ -152,14 +154,9 @@ def continued(checkpoint, trained, run_id: str):
     return progress
 
 
-def fit(trained, dataset, settings: schema.Config, progress, ends, interrupts: Interrupts) -> None:
+def fit(trained, dataset, settings: schema.Config, progress, ends, keras_callbacks: list, interrupts: Interrupts):
     """The fit, its signals deferred to a batch's end, the previous job's records written meanwhile."""
-    callbacks = [*settings_callbacks(settings), InterruptAtBatchEnd(interrupts)]
+    keras_callbacks = [*keras_callbacks, InterruptAtBatchEnd(interrupts)]
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on terminals, a line per epoch in logs
     with interrupts.deferred(), process.kept.records.while_training():
-        fitting.fit(trained, dataset, settings.trainer, progress, callbacks, ends, verbose)
-
-
-def settings_callbacks(settings: schema.Config) -> list:
-    """The Keras callbacks the config's `callbacks` group names (the loss guard by default)."""
-    return [instantiate(node) for node in settings.callbacks.values()]
+        fitting.fit(trained, dataset, settings.trainer, progress, keras_callbacks, ends, verbose)

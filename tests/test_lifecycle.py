@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from imdb_exp import checkpoints, epoch_end, fitting, resume, schema
+from imdb_exp import checkpoints, epoch_end, fitting, identity, resume, schema
 from imdb_exp.cli import run_job
 from imdb_exp.data import Dataset, Split
 from imdb_exp.interrupts import Interrupts
@@ -116,9 +116,37 @@ def test_patience_needs_a_validation_split(compose_cfg):
 
 
 def test_the_config_hash_ignores_how_a_run_was_launched_but_not_what_it_is(compose_cfg):
-    plain = resume.config_hash(compose_cfg())
-    assert resume.config_hash(compose_cfg("tracking.parent_run_id=abc", "retrain=true")) == plain
-    assert resume.config_hash(compose_cfg("trainer.epochs=5")) != plain
+    plain = identity.config_hash(compose_cfg())
+    assert identity.config_hash(compose_cfg("tracking.parent_run_id=abc", "retrain=true")) == plain
+    assert identity.config_hash(compose_cfg("trainer.epochs=5")) != plain
+
+
+# config_hash of these configs as the commit before runs were identified by names (9fee773) recorded them.
+HASHES_RECORDED_BEFORE = [
+    ([], "8bbf0ae874f026ac24f8"),
+    (["model=lstm", "optimizer=adam", "trainer.seed=3"], "6589f476966acd068b6c"),
+    (["callbacks=[default,tensorboard]", "model=nbsvm"], "4a8e96c20438c48e3e11"),
+]
+
+
+@pytest.mark.parametrize("overrides, recorded", HASHES_RECORDED_BEFORE)
+def test_a_runs_identity_names_no_module_and_accepts_the_hash_recorded_before(compose_cfg, overrides, recorded):
+    cfg = compose_cfg(*overrides)
+    assert "_target_" not in OmegaConf.to_yaml(identity.values(cfg))
+    assert identity.accepted_hashes(cfg) == [identity.config_hash(cfg), recorded]
+
+
+def test_a_config_recorded_with_callbacks_module_paths_resumes_with_their_names(compose_cfg, recorded_run):
+    run_id = recorded_run("KILLED")
+    client = MlflowClient(f"sqlite:///{Path(checkpoints.directory()).parent / 'mlflow.db'}")
+    legacy = OmegaConf.to_container(compose_cfg("trainer.epochs=6", "callbacks=[default,tensorboard]"))
+    legacy["callbacks"] = {name: {"_target_": target} for name, target in identity.LEGACY_CALLBACK_TARGETS.items()}
+    client.log_text(run_id, OmegaConf.to_yaml(legacy), "config.yaml")
+    cfg = resume.recorded_config(compose_cfg(f"resume={run_id}"), [f"resume={run_id}"])
+    assert OmegaConf.to_container(cfg.callbacks) == {"stop_on_non_finite_loss": {}, "tensorboard": {}}
+    assert identity.config_hash(cfg) == identity.config_hash(
+        compose_cfg("trainer.epochs=6", "callbacks=[default,tensorboard]")
+    )
 
 
 @pytest.fixture

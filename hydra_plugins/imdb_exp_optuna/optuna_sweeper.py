@@ -25,7 +25,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import schema
+from imdb_exp import identity, schema
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class OptunaSweeper(Sweeper):
         from imdb_exp import search, study_storage
 
         fixed, space = self._fixed_and_space(arguments)
-        identity = [o for o in fixed if not schema.is_launch_only(o)]
+        identity = [o for o in fixed if not identity.is_launch_only(o)]
         search_name = self.config.hydra.runtime.choices.get("hparams_search") or "search"
         name = self.study_name or search.study_name(search_name, identity, {k: str(v) for k, v in space.items()})
         storage = self.storage or study_storage.default_storage(self.config.tracking.uri)
@@ -126,7 +126,7 @@ class OptunaSweeper(Sweeper):
             key = override.key_or_group
             if override.is_sweep_override():
                 space[key] = search.distribution(key, override)
-                fixed = [o for o in fixed if schema.override_key(o) != key]
+                fixed = [o for o in fixed if identity.override_key(o) != key]
             else:
                 space.pop(key, None)
                 fixed.append(override.input_line)
@@ -182,7 +182,7 @@ def _draw_the_search(study, direction: str, fixed: list[str], tracking_uri: str 
 
     from imdb_exp import plots, store
 
-    parent = [o.split("=", 1)[1].strip("'") for o in fixed if schema.override_key(o) == "tracking.parent_run_id"]
+    parent = [o.split("=", 1)[1].strip("'") for o in fixed if identity.override_key(o) == "tracking.parent_run_id"]
     if not parent:
         return
     client = store.client(tracking_uri)
