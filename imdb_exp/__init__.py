@@ -1,9 +1,6 @@
-"""imdb-exp: config-driven IMDB sentiment experiments with Keras 3, Hydra and MLflow."""
+"""imdb-exp: config-driven IMDB sentiment experiments with Keras 3, Hydra and MLflow.
 
-import os
-from pathlib import Path
-
-
-def home() -> Path:
-    """IMDB_EXP_HOME (default ~/.imdb-exp): the default MLflow store, its artifacts and the data cache."""
-    return Path(os.environ.get("IMDB_EXP_HOME") or Path.home() / ".imdb-exp").expanduser().resolve()
+The package is built in floors, each a sub-package that imports only from those below it (the
+import contract in pyproject.toml): errors, runtime, config, data, tracking, models, training,
+serving, analysis, sweeps, run, cli.
+"""

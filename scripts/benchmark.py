@@ -102,7 +102,7 @@ class PlainScript:
 
 def time_corpus_loads(archive: Path, cache: Path) -> tuple[float, float]:
     """Seconds to tokenize the archive into an empty cache, then to load it from that cache."""
-    from imdb_exp.corpus import load_corpus
+    from imdb_exp.data.corpus import load_corpus
 
     seconds = []
     for _ in range(2):

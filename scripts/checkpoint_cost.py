@@ -29,12 +29,13 @@ def fitted_model(model_option: str):
     import numpy as np
     from hydra import compose, initialize_config_module
 
-    from imdb_exp import models, schema
+    from imdb_exp.config import schema
+    from imdb_exp.models import builders
 
     schema.register()
     with initialize_config_module("imdb_exp.conf", version_base="1.3"):
         settings = schema.validate(compose("config", overrides=[f"model={model_option}"]))
-    model = models.compile_model(models.build(settings.model, settings.data), settings.model, settings.optimizer)
+    model = builders.compile_model(builders.build(settings.model, settings.data), settings.model, settings.optimizer)
     shape = (8, *model.inputs[0].shape[1:])
     x = np.ones(shape, dtype=model.inputs[0].dtype)
     model.fit(x, np.ones(8, "float32"), batch_size=8, epochs=1, verbose=0)
@@ -43,7 +44,7 @@ def fitted_model(model_option: str):
 
 def seconds_per_save(checkpoints: dict, model, rounds: int) -> dict[str, list[float]]:
     """Each checkpoint saved once a round, in turns."""
-    from imdb_exp.checkpoints import Progress
+    from imdb_exp.training.checkpoints import Progress
 
     times = {name: [] for name in checkpoints}
     for epoch in range(1, rounds + 1):
@@ -64,8 +65,8 @@ def main() -> None:
         os.environ["IMDB_EXP_HOME"] = str(Path(folder) / "home")
         from mlflow.tracking import MlflowClient
 
-        from imdb_exp import checkpoints
-        from imdb_exp.shared_checkpoints import RunCheckpoint
+        from imdb_exp.training import checkpoints
+        from imdb_exp.training.shared_checkpoints import RunCheckpoint
 
         server = services.mlflow_server(f"sqlite:///{folder}/server.db")
         local = f"sqlite:///{folder}/local.db"

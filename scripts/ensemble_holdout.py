@@ -16,9 +16,10 @@ import argparse
 
 import numpy as np
 
-from imdb_exp import ensemble, predictions, store
-from imdb_exp.data import REVIEWS_PER_BLOCK
-from imdb_exp.predictions import Scored
+from imdb_exp.analysis import ensemble, predictions
+from imdb_exp.analysis.predictions import Scored
+from imdb_exp.data.splits import REVIEWS_PER_BLOCK
+from imdb_exp.tracking import store
 
 CUTS = 50
 

@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from imdb_exp.corpus import INDEX_FROM, default_cache_dir, load_corpus
+from imdb_exp.data.corpus import INDEX_FROM, default_cache_dir, load_corpus
 
 
 def rare_words(ids: np.ndarray, offsets: np.ndarray, rare_from: int) -> list[set[int]]:

@@ -20,7 +20,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import launchers, schema
+from imdb_exp.config import schema
+from imdb_exp.sweeps import launchers
 
 schema.register()  # the structured-config schema conf/config.yaml names first
 launchers.register()  # the project's launcher defaults, as the imdb-exp command composes them

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from imdb_exp import predictions
-from imdb_exp.compare import compare
-from imdb_exp.predictions import Predictions, PredictionsError, Scored
+from imdb_exp.analysis import predictions
+from imdb_exp.analysis.compare import compare
+from imdb_exp.analysis.predictions import Predictions, PredictionsError, Scored
 from tests.conftest import DEBUG, recorded_runs, run_cli, write_archive
 
 

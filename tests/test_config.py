@@ -6,9 +6,11 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from imdb_exp import data, models, schema
-from imdb_exp.corpus import Reviews
-from imdb_exp.schema import ConfigError
+from imdb_exp.config import schema
+from imdb_exp.data import splits
+from imdb_exp.data.corpus import Reviews
+from imdb_exp.errors import ConfigError
+from imdb_exp.models import builders
 
 CONF = Path(__file__).parents[1] / "conf"
 
@@ -18,9 +20,9 @@ def test_each_model_option_builds_a_model_that_reads_the_data_it_brings(compose_
     preset = [f"model.preset={tiny_preset}"] if model == "pretrained" else []
     settings = schema.validate(compose_cfg(f"model={model}", "debug=tiny", *preset))
     assert isinstance(settings.model, schema.MODEL_FAMILIES[settings.model.family])
-    network = models.build(settings.model, settings.data)
+    network = builders.build(settings.model, settings.data)
     reviews = Reviews.from_lists([[1, 5, 9], [1, 4]], [1, 0], texts=["A great film.", "Awful!"])
-    x = data.ENCODERS[settings.data.encoding](reviews, settings.data)
+    x = splits.ENCODERS[settings.data.encoding](reviews, settings.data)
     assert network.predict(x, verbose=0).shape == (2, 1)
 
 

@@ -3,8 +3,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from imdb_exp import corpus
-from imdb_exp.corpus import OOV, START, DataError, build_corpus, fetch_archive, load_corpus, tokenize
+from imdb_exp.data import corpus
+from imdb_exp.data.corpus import OOV, START, DataError, build_corpus, fetch_archive, load_corpus, tokenize
 from tests.conftest import write_archive
 
 
@@ -97,10 +97,10 @@ def test_download_keeps_the_file_only_when_its_md5_matches(archive, tmp_path, ca
         fetch_archive(tmp_path, url=url, md5="0" * 32)
     assert list(tmp_path.iterdir()) == []  # no partial download left behind
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr("imdb_exp.corpus._file_digest", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        patch.setattr("imdb_exp.data.corpus._file_digest", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         fetch_archive(tmp_path, url=url, md5=md5)  # Ctrl-C once the bytes are in
     assert list(tmp_path.iterdir()) == []
-    caplog.set_level("INFO", logger="imdb_exp.corpus")
+    caplog.set_level("INFO", logger="imdb_exp.data.corpus")
     fetched = fetch_archive(tmp_path, url=url, md5=md5)  # and the next good download works
     assert fetched.read_bytes() == archive.read_bytes()
     size = f"{archive.stat().st_size / 2**20:.1f} MB"

@@ -5,17 +5,18 @@ import numpy as np
 import pytest
 from keras.utils import pad_sequences
 
-from imdb_exp import data
-from imdb_exp.corpus import OOV, Reviews
-from imdb_exp.layers import NbVote, NgramBag, NgramSlots, UnpackBits
-from imdb_exp.schema import ConfigError, DataConfig
+from imdb_exp.config.schema import DataConfig
+from imdb_exp.data import splits
+from imdb_exp.data.corpus import OOV, Reviews
+from imdb_exp.errors import ConfigError
+from imdb_exp.models.layers import NbVote, NgramBag, NgramSlots, UnpackBits
 from tests.conftest import write_archive
 
 SEQUENCES = [[1, 5, 9, 12], [1, 4], [1, 7, 7, 30, 6, 5, 8]]
 
 
 def test_multihot_sets_one_bit_per_distinct_kept_id_and_the_model_unpacks_them():
-    packed = data.encode_multihot(Reviews.from_lists(SEQUENCES, [1, 0, 1]), DataConfig(num_words=10))
+    packed = splits.encode_multihot(Reviews.from_lists(SEQUENCES, [1, 0, 1]), DataConfig(num_words=10))
     assert packed.dtype == np.uint8 and packed.shape == (3, 2)  # 10 bits per row, packed
     expected = np.zeros((3, 10), np.float32)
     for row, seq in enumerate(SEQUENCES):
@@ -41,7 +42,7 @@ def test_ngram_bag_keeps_the_pairs_in_most_reviews_and_gives_each_review_its_dis
 
 def test_padded_matches_keras_pad_sequences():
     cfg = DataConfig(encoding="padded", num_words=10, maxlen=5)
-    got = data.encode_padded(Reviews.from_lists(SEQUENCES, [1, 0, 1]), cfg)
+    got = splits.encode_padded(Reviews.from_lists(SEQUENCES, [1, 0, 1]), cfg)
     cut = [[i if i < 10 else OOV for i in seq] for seq in SEQUENCES]
     np.testing.assert_array_equal(got, pad_sequences(cut, maxlen=5))
 
@@ -50,34 +51,34 @@ def test_padded_matches_keras_pad_sequences():
 def test_validation_split_is_a_seeded_partition_of_the_training_reviews(archive, val_size, expected):
     cfg = DataConfig(archive=str(archive), encoding="padded", val_size=val_size, num_words=100, maxlen=60)
     cfg.split_seed = 3
-    first, again = data.load_dataset(cfg), data.load_dataset(cfg)
+    first, again = splits.load_dataset(cfg), splits.load_dataset(cfg)
     assert len(first.train) == 200 - expected and (len(first.val) if first.val else 0) == expected
     np.testing.assert_array_equal(first.train.x, again.train.x)
     parts = [first.train.x] + ([first.val.x] if first.val else [])
-    whole = data.encode_padded(first.corpus.train, cfg)
+    whole = splits.encode_padded(first.corpus.train, cfg)
     assert sorted(map(bytes, np.concatenate(parts))) == sorted(map(bytes, whole))
     if expected:
         cfg.split_seed = 4
-        other = data.load_dataset(cfg)
+        other = splits.load_dataset(cfg)
         assert sorted(map(bytes, other.val.x)) != sorted(map(bytes, first.val.x))
 
 
 def test_a_process_reuses_its_dataset_until_the_config_or_the_archive_changes(archive, tmp_path):
-    first = data.load_dataset(DataConfig(archive=str(archive), num_words=100, val_size=50))
-    assert data.load_dataset(DataConfig(archive=str(archive), num_words=100, val_size=50)) is first  # equal config
-    assert data.load_dataset(DataConfig(archive=str(archive), num_words=120, val_size=50)) is not first
+    first = splits.load_dataset(DataConfig(archive=str(archive), num_words=100, val_size=50))
+    assert splits.load_dataset(DataConfig(archive=str(archive), num_words=100, val_size=50)) is first  # equal config
+    assert splits.load_dataset(DataConfig(archive=str(archive), num_words=120, val_size=50)) is not first
 
     rewritten = shutil.copy(archive, tmp_path / "rewritten.tar.gz")
     cfg = DataConfig(archive=str(rewritten), num_words=100, val_size=50)
-    before = data.load_dataset(cfg)
+    before = splits.load_dataset(cfg)
     write_archive(rewritten, {"train": 100, "test": 60}, seed=1)  # the same path, other reviews
-    after = data.load_dataset(cfg)
+    after = splits.load_dataset(cfg)
     assert after is not before and after.corpus.archive_sha256 != before.corpus.archive_sha256
 
 
 def test_validation_as_large_as_training_is_refused(archive):
     with pytest.raises(ConfigError, match="leaves no training reviews"):
-        data.load_dataset(DataConfig(archive=str(archive), val_size=200))
+        splits.load_dataset(DataConfig(archive=str(archive), val_size=200))
 
 
 def ragged(sequences: list[list[int]]) -> np.ndarray:
@@ -102,7 +103,7 @@ def test_keras_source_reads_imdb_npz_from_keras_home(tmp_path, monkeypatch):
         y_test=np.array([0, 1]),
         allow_pickle=True,
     )
-    dataset = data.load_dataset(DataConfig(source="keras", encoding="padded", num_words=20, maxlen=4, val_size=0))
+    dataset = splits.load_dataset(DataConfig(source="keras", encoding="padded", num_words=20, maxlen=4, val_size=0))
     assert dataset.corpus is None and dataset.val is None
     assert sorted(map(tuple, dataset.train.x.tolist())) == [(0, 1, 4, 5), (1, 6, OOV, 4)]
     assert sorted(dataset.test.y.tolist()) == [0.0, 1.0]
@@ -144,15 +145,15 @@ def test_nb_ratios_count_the_reviews_of_each_class_that_contain_an_ngram():
 
 def test_holding_out_movies_takes_whole_blocks_of_consecutive_reviews():
     cfg = DataConfig(val_holdout="movies", split_seed=1)
-    order = data.holdout_order(cfg, 400)
+    order = splits.holdout_order(cfg, 400)
     held_out = np.sort(order[:100])  # val_size 100: two whole blocks of 50 consecutive reviews
-    blocks = np.unique(held_out // data.REVIEWS_PER_BLOCK)
+    blocks = np.unique(held_out // splits.REVIEWS_PER_BLOCK)
     assert len(blocks) == 2 and np.array_equal(
         held_out, np.concatenate([np.arange(b * 50, (b + 1) * 50) for b in blocks])
     )
     assert sorted(order.tolist()) == list(range(400))  # every review, once
     assert not np.array_equal(
-        np.sort(data.holdout_order(DataConfig(val_holdout="movies", split_seed=2), 400)[:100]), held_out
+        np.sort(splits.holdout_order(DataConfig(val_holdout="movies", split_seed=2), 400)[:100]), held_out
     )
 
 
@@ -160,11 +161,11 @@ def test_k_folds_hold_out_each_training_review_once_in_whole_movie_blocks(tmp_pa
     archive = write_archive(tmp_path / "a.tar.gz", {"train": 100, "test": 10})  # 200 training reviews: 4 blocks
     held_out = []
     for fold in range(4):
-        dataset = data.load_dataset(DataConfig(archive=str(archive), num_words=100, val_holdout="movies",
+        dataset = splits.load_dataset(DataConfig(archive=str(archive), num_words=100, val_holdout="movies",
                                                folds=4, fold=fold))  # fmt: skip
         assert len(dataset.val) == 50 and len(dataset.train) == 150
         assert not set(dataset.val.rows) & set(dataset.train.rows)
-        assert len(np.unique(dataset.val.rows // data.REVIEWS_PER_BLOCK)) == 1  # one whole block of 50
+        assert len(np.unique(dataset.val.rows // splits.REVIEWS_PER_BLOCK)) == 1  # one whole block of 50
         held_out.append(dataset.val.rows)
     assert sorted(np.concatenate(held_out).tolist()) == list(range(200))  # every review held out once
     for folds, fold, message in ((1, 0, "data.folds=1 must be >= 2"), (4, 4, "data.fold=4 must be in 0 .. "),

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from imdb_exp import ensemble, predictions
-from imdb_exp.predictions import Predictions, PredictionsError, Scored
+from imdb_exp.analysis import ensemble, predictions
+from imdb_exp.analysis.predictions import Predictions, PredictionsError, Scored
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
 

@@ -9,11 +9,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from imdb_exp import epoch_end, fitting, search
-from imdb_exp.checkpoints import Progress
-from imdb_exp.schema import TrackingConfig, TrainerConfig
-from imdb_exp.tracking import tracked_run
-from imdb_exp.train import train
+from imdb_exp.config.schema import TrackingConfig, TrainerConfig
+from imdb_exp.run.train import train
+from imdb_exp.sweeps import search
+from imdb_exp.tracking.active_run import tracked_run
+from imdb_exp.training import epoch_end, fitting
+from imdb_exp.training.checkpoints import Progress
 from tests.conftest import DEBUG, recorded_runs, run_cli, steps
 from tests.test_lifecycle import noisy_dataset, small_model
 

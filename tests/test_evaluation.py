@@ -3,8 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from imdb_exp import evaluation
-from imdb_exp.corpus import Reviews
+from imdb_exp.analysis import evaluation
+from imdb_exp.data.corpus import Reviews
 
 
 def pairwise_auc(labels, scores):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from imdb_exp.layers import HashedBigrams
-from imdb_exp.predict import uses_keras_hub
-from imdb_exp.train import train
+from imdb_exp.models.layers import HashedBigrams
+from imdb_exp.run.train import train
+from imdb_exp.serving.classifier import uses_keras_hub
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
 NEW_FAMILIES = ["transformer", "bigru", "cnn", "fasttext"]

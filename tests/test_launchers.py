@@ -4,8 +4,8 @@ test_cluster.py runs them on one."""
 import pytest
 from hydra import compose, initialize_config_module
 
-from imdb_exp import study_storage
-from imdb_exp.schema import ConfigError
+from imdb_exp.errors import ConfigError
+from imdb_exp.sweeps import study_storage
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
 

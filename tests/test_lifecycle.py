@@ -14,12 +14,15 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from imdb_exp import checkpoints, epoch_end, fitting, identity, resume, schema
-from imdb_exp.cli import run_job
-from imdb_exp.data import Dataset, Split
-from imdb_exp.interrupts import Interrupts
-from imdb_exp.schema import ConfigError, TrainerConfig
-from imdb_exp.train import train
+from imdb_exp.cli.main import run_job
+from imdb_exp.config import identity, schema
+from imdb_exp.config.schema import TrainerConfig
+from imdb_exp.data.splits import Dataset, Split
+from imdb_exp.errors import ConfigError
+from imdb_exp.run import resume
+from imdb_exp.run.train import train
+from imdb_exp.runtime.interrupts import Interrupts
+from imdb_exp.training import checkpoints, epoch_end, fitting
 from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, steps, wait_for_epochs
 
 

@@ -8,14 +8,16 @@ import time
 
 import pytest
 
-from imdb_exp import after_fit, process, tracking
-from imdb_exp.checkpoints import Progress
-from imdb_exp.schema import CONFIG_FILE, TrackingConfig
+from imdb_exp.config.schema import CONFIG_FILE, TrackingConfig
+from imdb_exp.run import after_fit
+from imdb_exp.runtime import process
+from imdb_exp.tracking import active_run
+from imdb_exp.training.checkpoints import Progress
 from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, wait_for_epochs
 
 pytestmark = pytest.mark.slow
 
-EVERY_RUNS_FILES = {CONFIG_FILE, tracking.MODEL_SUMMARY_FILE, *after_fit.RECORDS}
+EVERY_RUNS_FILES = {CONFIG_FILE, active_run.MODEL_SUMMARY_FILE, *after_fit.RECORDS}
 
 
 def artifact_files(client, run_id: str, path: str | None = None) -> set[str]:
@@ -96,8 +98,8 @@ def test_a_run_ends_without_waiting_for_the_thread_that_writes_its_epochs(isolat
     progress = Progress(epochs_done=1, history={"loss": [0.5], "val_loss": [0.6]})
     ends = []
     for _ in range(3):
-        with tracking.tracked_run(cfg, "epochs", {}) as open_run:
-            tracking.log_epoch(progress)
+        with active_run.tracked_run(cfg, "epochs", {}) as open_run:
+            active_run.log_epoch(progress)
             time.sleep(0.3)  # the thread idles, as between two epochs; the end writes what it holds
             ending = time.perf_counter()
         ends.append(time.perf_counter() - ending)

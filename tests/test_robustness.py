@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import corpus, process, sweep
-from imdb_exp.corpus import DataError, load_corpus
-from imdb_exp.guards import InterruptAtBatchEnd, NonFiniteLoss, StopOnNonFiniteLoss
-from imdb_exp.interrupts import Interrupted, Interrupts, held_off
-from imdb_exp.interrupts import reason as interrupt_reason
-from imdb_exp.train import train
+from imdb_exp.data import corpus
+from imdb_exp.data.corpus import DataError, load_corpus
+from imdb_exp.run.train import train
+from imdb_exp.runtime import process
+from imdb_exp.runtime.interrupts import Interrupted, Interrupts, held_off
+from imdb_exp.runtime.interrupts import reason as interrupt_reason
+from imdb_exp.sweeps import multirun
+from imdb_exp.training.guards import InterruptAtBatchEnd, NonFiniteLoss, StopOnNonFiniteLoss
 from scripts.local_cluster import LocalCluster
 from tests.conftest import DEBUG, free_port, recorded_runs, run_cli, start_cli, wait_for_epochs, write_archive
 
@@ -79,7 +81,7 @@ def test_truncated_or_altered_cache_is_rebuilt(archive, tmp_path, damage, caplog
 
 def test_two_processes_building_one_cache_both_succeed_and_leave_one_valid_file(archive, tmp_path):
     script = (
-        "import sys; from pathlib import Path; from imdb_exp.corpus import load_corpus; "
+        "import sys; from pathlib import Path; from imdb_exp.data.corpus import load_corpus; "
         "print(len(load_corpus(sys.argv[1], Path(sys.argv[2])).vocabulary))"
     )
     builders = [
@@ -193,10 +195,10 @@ def test_a_signal_in_a_held_off_step_waits_for_its_end_then_interrupts():
 def test_a_signal_while_a_sweep_ends_waits_for_its_table_and_its_run_then_stops_the_command(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("imdb-exp", artifact_location=(tmp_path / "artifacts").as_uri())
-    ending = sweep.SweepParentRun()
+    ending = multirun.SweepParentRun()
     ending.client, ending.run_id = client, client.create_run(experiment).info.run_id
     job = client.create_run(experiment, tags={"mlflow.parentRunId": ending.run_id}).info.run_id
-    sweep.count_job(client, ending.run_id, "0", job)
+    multirun.count_job(client, ending.run_id, "0", job)
 
     def last_records() -> None:  # the last job's, still being written when the signal comes
         os.kill(os.getpid(), signal.SIGTERM)

@@ -16,8 +16,10 @@ from optuna.trial import TrialState
 from scipy import stats
 
 from hydra_plugins.imdb_exp_optuna.optuna_sweeper import _draw_the_search, _tell
-from imdb_exp import checkpoints, search, study_storage, summary
-from imdb_exp.train import train
+from imdb_exp.analysis import summary
+from imdb_exp.run.train import train
+from imdb_exp.sweeps import search, study_storage
+from imdb_exp.training import checkpoints
 from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, wait_for_epochs
 
 SEARCH = [

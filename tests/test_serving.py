@@ -9,9 +9,14 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_exp import after_fit, data, models, plots, schema, store
-from imdb_exp.predict import read_vocabulary_tsv
-from imdb_exp.train import train
+from imdb_exp.analysis import plots
+from imdb_exp.config import schema
+from imdb_exp.data import splits
+from imdb_exp.models import builders
+from imdb_exp.run import after_fit
+from imdb_exp.run.train import train
+from imdb_exp.serving.classifier import read_vocabulary_tsv
+from imdb_exp.tracking import store
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
 REVIEWS = ["A great, wonderful and superb film!", "An awful, boring and terrible waste.", "The plot of the movie."]
@@ -136,22 +141,22 @@ def test_the_nbsvm_model_keeps_the_ratios_of_its_training_rows_and_serves_raw_te
 
     served = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
     settings = schema.validate(cfg)
-    dataset = data.load_dataset(settings.data)
+    dataset = splits.load_dataset(settings.data)
 
     def tables(model: keras.Model) -> list[np.ndarray]:
         """The n-gram table and the NB ratios: the weights that do not train."""
         return [keras.ops.convert_to_numpy(w) for w in model.non_trainable_weights]
 
-    def adapted_to(train: data.Split) -> keras.Model:
-        model = models.build(settings.model, settings.data)
-        models.prepare(model, data.Dataset(train, None, dataset.test, None))
+    def adapted_to(train: splits.Split) -> keras.Model:
+        model = builders.build(settings.model, settings.data)
+        builders.prepare(model, splits.Dataset(train, None, dataset.test, None))
         return model
 
     assert [t.shape for t in tables(served)] == [(3000,), (3001,)]
     for logged, expected in zip(tables(served), tables(adapted_to(dataset.train)), strict=True):
         np.testing.assert_array_equal(logged, expected)
     # The validation rows would have changed them: the test can tell.
-    with_validation = data.Split(
+    with_validation = splits.Split(
         np.concatenate([dataset.train.x, dataset.val.x]), np.concatenate([dataset.train.y, dataset.val.y])
     )
     assert not np.array_equal(tables(served)[1], tables(adapted_to(with_validation))[1])

@@ -14,11 +14,16 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from imdb_exp import after_fit, lineage, models, plots, process, schema, store, tracking
-from imdb_exp.layers import MaskedSum
-from imdb_exp.redaction import redact
-from imdb_exp.schema import DataConfig, LstmConfig, NgramConfig, OptimizerConfig
-from imdb_exp.train import train
+from imdb_exp.analysis import plots
+from imdb_exp.config import schema
+from imdb_exp.config.schema import DataConfig, LstmConfig, NgramConfig, OptimizerConfig
+from imdb_exp.models import builders
+from imdb_exp.models.layers import MaskedSum
+from imdb_exp.run import after_fit
+from imdb_exp.run.train import train
+from imdb_exp.runtime import process
+from imdb_exp.runtime.redaction import redact
+from imdb_exp.tracking import active_run, lineage, store
 from tests.conftest import DEBUG, recorded_runs
 
 
@@ -51,7 +56,7 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
         a.path for a in client.list_artifacts(run.info.run_id, "curves")
     }
-    assert {schema.CONFIG_FILE, tracking.MODEL_SUMMARY_FILE, *after_fit.CURVES} <= artifacts
+    assert {schema.CONFIG_FILE, active_run.MODEL_SUMMARY_FILE, *after_fit.CURVES} <= artifacts
     assert any(name.startswith("system/") for name in metrics)
     inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
     assert set(inputs) == {"imdb-training", "imdb-validation", "imdb-test"}
@@ -75,7 +80,7 @@ def test_a_model_family_added_from_outside_runs_end_to_end(tmp_path, archive, is
         family: str = "mean_embedding"
         embedding_dim: int = 4
 
-    @models.builds("mean_embedding")
+    @builders.builds("mean_embedding")
     def mean_embedding(cfg: MeanEmbeddingConfig, data: DataConfig) -> keras.Model:
         return keras.Sequential(
             [
@@ -96,7 +101,7 @@ def test_a_model_family_added_from_outside_runs_end_to_end(tmp_path, archive, is
             overrides = [f"hydra.searchpath=[file://{tmp_path}]", "model=mean", f"data.archive={archive}", *DEBUG]
             train(compose("config", overrides), {"model": "mean"})
     finally:
-        del schema.MODEL_FAMILIES["mean_embedding"], models.BUILDERS["mean_embedding"]
+        del schema.MODEL_FAMILIES["mean_embedding"], builders.BUILDERS["mean_embedding"]
     _, (run,) = runs(isolated_home)
     assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
     assert {k: v for k, v in run.data.params.items() if k.startswith("model.")} == {
@@ -159,8 +164,8 @@ def test_clipnorm_bounds_each_weights_step():
     def largest_step(clipnorm):
         keras.utils.set_random_seed(0)
         data = DataConfig(encoding="padded", num_words=50, maxlen=20)
-        model = models.compile_model(
-            models.lstm(LstmConfig(embedding_dim=4, lstm_units=3), data),
+        model = builders.compile_model(
+            builders.lstm(LstmConfig(embedding_dim=4, lstm_units=3), data),
             LstmConfig(),
             OptimizerConfig(name="sgd", learning_rate=1.0, clipnorm=clipnorm),
         )
@@ -178,7 +183,7 @@ def test_clipnorm_bounds_each_weights_step():
 def test_mixed_precision_computes_in_bfloat16_but_sums_and_answers_in_float32():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        model = models.build(NgramConfig(bigrams=10), DataConfig(encoding="padded", num_words=50, maxlen=20))
+        model = builders.build(NgramConfig(bigrams=10), DataConfig(encoding="padded", num_words=50, maxlen=20))
         embedding = next(layer for layer in model.layers if isinstance(layer, keras.layers.Embedding))
         assert (embedding.compute_dtype, embedding.variable_dtype) == ("bfloat16", "float32")
         assert keras.backend.standardize_dtype(model(np.ones((2, 20), "int32")).dtype) == "float32"
@@ -193,11 +198,11 @@ def test_mixed_precision_computes_in_bfloat16_but_sums_and_answers_in_float32():
 
 def test_recurrent_dropout_on_torch_warns_that_it_is_slow():
     with pytest.warns(UserWarning, match="recurrent_dropout on trainer.backend=torch has no cuDNN kernel"):
-        models.warn_if_slow(LstmConfig(recurrent_dropout=0.2), "torch")
+        builders.warn_if_slow(LstmConfig(recurrent_dropout=0.2), "torch")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        models.warn_if_slow(LstmConfig(recurrent_dropout=0.2), "jax")
-        models.warn_if_slow(LstmConfig(recurrent_dropout=0.0), "torch")
+        builders.warn_if_slow(LstmConfig(recurrent_dropout=0.2), "jax")
+        builders.warn_if_slow(LstmConfig(recurrent_dropout=0.0), "torch")
 
 
 @pytest.mark.slow
@@ -237,7 +242,7 @@ def test_an_unusable_store_fails_before_any_data_is_read(compose_cfg, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a directory should be")
     cfg = compose_cfg(f"tracking.uri=sqlite:///{blocker}/sub/mlflow.db", "data.archive=/nonexistent.tar.gz")
-    with pytest.raises(tracking.TrackingError, match="cannot be used"):
+    with pytest.raises(active_run.TrackingError, match="cannot be used"):
         train(cfg, {})
 
 
@@ -247,7 +252,7 @@ def test_a_password_in_the_tracking_uri_reaches_neither_params_nor_the_recorded_
     store.activate(uri)
     experiment = store.experiment_id(store.client(uri), "imdb-exp")  # artifacts beside the store, not ./mlruns
     with mlflow.start_run(experiment_id=experiment) as run:
-        tracking.log_config(cfg, run)
+        active_run.log_config(cfg, run)
     client, (recorded,) = runs(isolated_home)
     assert recorded.data.params["tracking.uri"] == "http://***@mlflow.example:5000"
     config_yaml = Path(client.download_artifacts(recorded.info.run_id, "config.yaml", str(isolated_home))).read_text()

@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from imdb_exp import store
+from imdb_exp.tracking import store
 from tests.conftest import DEBUG, mlflow_server, recorded_runs, run_cli
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

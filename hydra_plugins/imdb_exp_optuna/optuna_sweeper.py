@@ -25,7 +25,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import identity, schema
+from imdb_exp import errors
+from imdb_exp.config import identity
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=OptunaSw
 class OptunaSweeper(Sweeper):
     def __init__(self, direction, study_name, storage, n_trials, n_jobs, sampler, pruner, params) -> None:
         if direction not in ("maximize", "minimize"):
-            raise schema.ConfigError(f"hydra.sweeper.direction={direction!r}: choose maximize or minimize")
+            raise errors.ConfigError(f"hydra.sweeper.direction={direction!r}: choose maximize or minimize")
         if n_trials < 1 or n_jobs < 1:
-            raise schema.ConfigError("hydra.sweeper.n_trials and hydra.sweeper.n_jobs must be >= 1")
+            raise errors.ConfigError("hydra.sweeper.n_trials and hydra.sweeper.n_jobs must be >= 1")
         self.direction, self.study_name, self.storage = direction, study_name, storage
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.sampler, self.pruner = _plain(sampler), _plain(pruner)
@@ -78,12 +79,12 @@ class OptunaSweeper(Sweeper):
     def _sweep(self, arguments: list[str]) -> list:
         import optuna
 
-        from imdb_exp import search, study_storage
+        from imdb_exp.sweeps import search, study_storage
 
         fixed, space = self._fixed_and_space(arguments)
-        identity = [o for o in fixed if not identity.is_launch_only(o)]
+        what_it_is = [o for o in fixed if not identity.is_launch_only(o)]
         search_name = self.config.hydra.runtime.choices.get("hparams_search") or "search"
-        name = self.study_name or search.study_name(search_name, identity, {k: str(v) for k, v in space.items()})
+        name = self.study_name or search.study_name(search_name, what_it_is, {k: str(v) for k, v in space.items()})
         storage = self.storage or study_storage.default_storage(self.config.tracking.uri)
         study = optuna.create_study(
             study_name=name,
@@ -117,7 +118,7 @@ class OptunaSweeper(Sweeper):
     def _fixed_and_space(self, arguments: list[str]) -> tuple[list[str], dict]:
         """The command's plain overrides, and the search space: the config's params, then the command's
         own sweep overrides (which win for the same key)."""
-        from imdb_exp import search
+        from imdb_exp.sweeps import search
 
         parser = OverridesParser.create()
         searched = [f"{key}={value}" for key, value in self.params.items()]
@@ -163,7 +164,7 @@ def _plumbing(study: str, storage: str, trial) -> list[str]:
 def _tell(study, trial, result) -> None:
     import optuna
 
-    from imdb_exp import search
+    from imdb_exp.sweeps import search
 
     state = optuna.trial.TrialState
     value = result.return_value if result.status == JobStatus.COMPLETED else None
@@ -180,7 +181,8 @@ def _draw_the_search(study, direction: str, fixed: list[str], tracking_uri: str 
     (its id is among the overrides the sweep callback added); a figure that cannot be made is said."""
     import optuna
 
-    from imdb_exp import plots, store
+    from imdb_exp.analysis import plots
+    from imdb_exp.tracking import store
 
     parent = [o.split("=", 1)[1].strip("'") for o in fixed if identity.override_key(o) == "tracking.parent_run_id"]
     if not parent:

@@ -1,0 +1,1 @@
+"""The commands: imdb-exp, imdb-exp-predict, imdb-exp-compare, imdb-exp-ensemble."""

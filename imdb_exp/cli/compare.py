@@ -1,0 +1,19 @@
+"""imdb-exp-compare RUN_A RUN_B: whether two runs' test accuracies differ beyond chance (analysis/compare.py)."""
+
+from imdb_exp.analysis import predictions
+from imdb_exp.analysis.compare import compare, report
+from imdb_exp.cli import preamble
+
+PROG = "imdb-exp-compare"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = preamble.parser(PROG, __doc__.splitlines()[0])
+    parser.add_argument("run_a", help="an MLflow run id")
+    parser.add_argument("run_b", help="another run id, tested on the same reviews")
+    args = parser.parse_args(argv)
+    client = preamble.open_store(args)
+    with preamble.errors_in_one_line(PROG):
+        runs = [client.get_run(run_id) for run_id in (args.run_a, args.run_b)]
+        comparison = compare(*(predictions.of_run(client, run.info.run_id) for run in runs))
+    print(report(comparison, *(f"{run.info.run_id} ({run.info.run_name})" for run in runs)))

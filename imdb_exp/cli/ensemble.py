@@ -1,0 +1,34 @@
+"""imdb-exp-ensemble ID...: runs combined by greedy ensemble selection on their validation predictions
+(analysis/ensemble.py says how), logged as a run of its own with a servable model."""
+
+import numpy as np
+
+from imdb_exp.analysis import ensemble
+from imdb_exp.cli import preamble
+
+PROG = "imdb-exp-ensemble"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = preamble.parser(PROG, __doc__.splitlines()[0])
+    parser.add_argument("ids", nargs="+", help="run ids, or a sweep's parent run id (its FINISHED jobs)")
+    parser.add_argument(
+        "--metric", choices=ensemble.METRICS, default="accuracy", help="what each round maximises on validation"
+    )
+    args = parser.parse_args(argv)
+    client = preamble.open_store(args)
+    with preamble.errors_in_one_line(PROG):
+        found = ensemble.candidates(client, args.ids)
+    val = [kept.val for kept in found.kept]
+    counts, p_value = ensemble.beyond_chance(val, ensemble.select(val, metric=args.metric))
+    weights = counts / counts.sum()
+    run = ensemble.log_ensemble(client, found.runs, found.kept, weights, args.metric, p_value)
+    for name, weight, member in zip(found.names, weights, found.kept, strict=True):
+        print(f"{weight:.2f}  {name}: validation accuracy {np.mean(member.val.correct()):.4f}")
+    metrics = run.data.metrics
+    kept_what = "its selection" if np.count_nonzero(weights) > 1 else "the best member alone"
+    print(f"against the best member on validation: McNemar p = {p_value:.3g}; the ensemble is {kept_what}")
+    print(
+        f"{PROG}: run {run.info.run_id}: validation accuracy {metrics['final_val_accuracy']:.4f}, "
+        f"test accuracy {metrics['test_accuracy']:.4f}"
+    )

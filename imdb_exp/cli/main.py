@@ -1,0 +1,173 @@
+"""The imdb-exp command: Hydra composes the config, then each job trains (train.py), continues a run
+that was cut off, or counts one already done; signals and errors end the run and the sweep cleanly.
+
+MLflow, the backends and the sweep's module are imported only once a job runs, so that --help and
+--version answer at once.
+"""
+
+import logging
+import sys
+from importlib.metadata import version
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from imdb_exp import errors
+from imdb_exp.analysis import summary
+from imdb_exp.config import identity, schema
+from imdb_exp.runtime import process
+from imdb_exp.runtime.interrupts import Interrupted, Interrupts, signal_of
+from imdb_exp.runtime.redaction import redact
+from imdb_exp.sweeps import launchers
+
+HELP = """imdb-exp: train and compare IMDB sentiment classifiers (Keras 3), tracked in MLflow.
+Usage: imdb-exp [GROUP=OPTION ...] [KEY=VALUE ...]      one run
+       imdb-exp -m GROUP=A,B KEY=X,Y ...                 a sweep (one run per combination)
+Results: mlflow ui --backend-store-uri sqlite:///$HOME/.imdb-exp/mlflow.db
+
+== Groups (GROUP=OPTION) ==
+{groups}
+
+== The config{overridden} (KEY=VALUE sets any key) ==
+{config}
+Keys are documented in the README's config reference; IMDB_EXP_HOME moves the store and cache.
+Hydra's own options: imdb-exp --hydra-help"""
+
+log = logging.getLogger("imdb_exp")
+
+# Groups that carry the schema or Hydra's own settings, not choices for a user.
+INTERNAL_GROUPS = ("hydra", "model_schema")
+
+
+def register_plugins() -> None:
+    from hydra_plugins.imdb_exp_optuna.optuna_sweeper import OptunaSweeper
+
+    schema.register()
+    launchers.register()
+    # Hydra finds sweepers by listing the hydra_plugins namespace, which an editable install hides from it.
+    Plugins.instance().register(OptunaSweeper)
+
+
+def print_help(overrides: list[str]) -> None:
+    """The user's groups and the composed config as written (Hydra's --help lists the schema's
+    internal groups too, and resolves nothing but still types a count as a float)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    schema.register()
+    with initialize_config_module("imdb_exp.conf", version_base="1.3"):
+        try:
+            config = compose("config", overrides)
+        except HydraException as err:
+            sys.exit(f"imdb-exp: error: {err}")
+        loader = GlobalHydra.instance().config_loader()
+        groups = [group for group in loader.list_groups("") if group not in INTERNAL_GROUPS]
+        listed = "\n".join(f"{group}: {', '.join(sorted(loader.get_group_options(group)))}" for group in sorted(groups))
+    overridden = f" with {' '.join(overrides)}" if overrides else ""
+    print(HELP.format(groups=listed, overridden=overridden, config=OmegaConf.to_yaml(config)))
+
+
+def run_tags() -> dict[str, str]:
+    """The group choices and overrides of this Hydra job, its configuration less the seed, and its
+    number when it is a sweep job."""
+    from imdb_exp.sweeps import multirun
+
+    job = HydraConfig.get()
+    tags = {group: job.runtime.choices.get(group, "") for group in ("data", "model", "optimizer")}
+    tags["overrides"] = redact(" ".join(o for o in job.overrides.task if not identity.is_launch_only(o)))
+    # Equal across the seeds of one configuration: what MLflow's group-by gathers them by.
+    tags[summary.GROUP_TAG] = summary.configuration(tags["overrides"]) or "defaults"
+    if job.mode == RunMode.MULTIRUN:
+        tags[multirun.JOB_TAG] = str(job.job.num)
+    return tags
+
+
+def run_job(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts) -> float | None:
+    """resume=RUN_ID continues that run; a sweep job whose exact config already FINISHED in the store
+    is counted as done, and one that was cut off is continued from its checkpoint (unless retrain)."""
+    from imdb_exp.run import resume
+    from imdb_exp.sweeps import multirun
+
+    schema.validate(cfg)  # a value out of range is reported before the store is searched
+    run_id = None
+    if cfg.resume:
+        cfg, tags, run_id = resume.recorded_config(cfg, list(HydraConfig.get().overrides.task)), {}, cfg.resume
+    elif cfg.tracking.parent_run_id and not cfg.retrain and (earlier := resume.earlier_run(cfg)):
+        if earlier.finished:
+            return multirun.count_done_job(cfg, tags, earlier.run)
+        run_id = earlier.run.info.run_id
+    process.use_backend(cfg.trainer.backend)  # before Keras's first import, which train.py's is
+    from imdb_exp.run.train import train
+
+    if run_id is None:
+        return train(cfg, tags, interrupts)
+    try:
+        return train(cfg, tags, interrupts, run_id=run_id)
+    except resume.StartOver as cut:  # its history stays as it was, in the run that ended FAILED
+        log.warning("run %s cannot continue (%s); training the same config as a new run", run_id, cut)
+        return train(cfg, tags | {resume.STARTED_OVER_TAG: run_id}, interrupts)
+
+
+@hydra.main(config_path="pkg://imdb_exp.conf", config_name="config", version_base="1.3")
+def job(cfg: DictConfig) -> float | None:
+    from imdb_exp.sweeps import multirun
+
+    process.configure()  # also here: a launcher's worker process runs this function, not main()
+    tags = run_tags()
+    sweeping = multirun.JOB_TAG in tags
+    interrupts = Interrupts()
+    try:
+        with interrupts.handled():
+            return run_job(cfg, tags, interrupts)
+    except KeyboardInterrupt as err:
+        signum = signal_of(err)
+        print(f"imdb-exp: stopped by {signum.name}; the MLflow run is marked KILLED", file=sys.stderr)
+        interrupts.pass_on(signum)  # a scheduler's own handler (submitit's requeue on preemption) acts now
+        sys.exit(128 + signum)
+    except Exception as err:
+        if isinstance(err, errors.UserError):
+            print(f"imdb-exp: error: {err}", file=sys.stderr)
+        if not sweeping:
+            if isinstance(err, errors.UserError):
+                sys.exit(2)
+            raise  # a bug, outside a sweep: its traceback is what helps
+        if not isinstance(err, errors.UserError):
+            log.exception("sweep job failed")
+        # The other jobs go on; the sweep's end reports the failures and exits non-zero.
+        multirun.record_unstarted_job(cfg, tags, err)
+    finally:
+        if sweeping:  # wherever the job ran, its log goes with its run (the traceback of a failure too)
+            multirun.attach_job_log(cfg, tags)
+    return None
+
+
+def main() -> None:
+    """The imdb-exp command. Hydra runs `job` once, or once per sweep job; however the command ends
+    (a job's signal, Hydra's error for a later job's config, a launcher's failure), a sweep's parent
+    run ends with it, KILLED or FAILED, with the table of the jobs so far."""
+    arguments = sys.argv[1:]
+    if arguments == ["--version"]:
+        print(f"imdb-exp {version('imdb-exp')}")
+        return
+    if "--help" in arguments or "-h" in arguments:
+        print_help([a for a in arguments if a not in ("--help", "-h", "-m", "--multirun")])
+        return
+    process.configure()
+    register_plugins()
+    with Interrupts().handled():
+        try:
+            job()
+        except BaseException as err:
+            from imdb_exp.sweeps import multirun
+
+            multirun.end_unfinished(err)
+            if isinstance(err, Interrupted):  # between jobs, or before the first one started
+                print(f"imdb-exp: stopped by {err.signal.name}", file=sys.stderr)
+                sys.exit(128 + err.signal)
+            raise
+        finally:
+            process.kept.records.wait()  # a run's records are never cut off by the command's exit

@@ -1,0 +1,39 @@
+"""What the commands beside imdb-exp share: their store argument, the process configured and the store
+opened once, and errors a user can act on said in one line."""
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from imdb_exp.errors import UserError, first_line
+from imdb_exp.runtime import process
+from imdb_exp.tracking import store
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    arguments = argparse.ArgumentParser(prog=prog, description=description)
+    arguments.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI, else the imdb-exp SQLite store")
+    return arguments
+
+
+def open_store(args: argparse.Namespace) -> MlflowClient:
+    """The process configured (no backend notices, no MLflow progress bars) and the store the arguments
+    name, which MLflow's fluent API then uses too."""
+    process.configure()
+    uri = store.resolve_uri(args.tracking_uri)
+    store.activate(uri)
+    return store.client(uri)
+
+
+@contextmanager
+def errors_in_one_line(prog: str) -> Iterator[None]:
+    """A UserError, or MLflow's refusal (an unknown run id, a store that cannot be read), ends the command
+    with one line."""
+    try:
+        yield
+    except (UserError, MlflowException) as err:
+        sys.exit(f"{prog}: error: {first_line(err)}")

@@ -1,0 +1,43 @@
+"""imdb-exp-predict: reviews classified by a model imdb-exp logged; a label and probability per review."""
+
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from imdb_exp.cli import preamble
+from imdb_exp.errors import UserError, first_line
+from imdb_exp.serving.classifier import COLUMN
+from imdb_exp.serving.logged_model import LOGGED_MODEL
+
+PROG = "imdb-exp-predict"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = preamble.parser(PROG, "Classify reviews with a model logged by imdb-exp; prints label and probability.")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", help="the MLflow run whose model to use")
+    which.add_argument("--model", help="a model URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model")
+    parser.add_argument("--file", type=Path, help="a file with one review per line")
+    parser.add_argument("reviews", nargs="*", help="review texts; none or '-' reads stdin, one per line")
+    args = parser.parse_args(argv)
+    if args.file:
+        texts = args.file.read_text(encoding="utf-8").splitlines()
+    elif args.reviews and args.reviews != ["-"]:
+        texts = args.reviews
+    else:
+        texts = sys.stdin.read().splitlines()
+    texts = [text for text in texts if text.strip()]
+    if not texts:
+        parser.error("no reviews: give them as arguments, with --file, or one per line on stdin")
+    preamble.open_store(args)
+    model_uri = args.model or f"runs:/{args.run_id}/{LOGGED_MODEL}"
+    with preamble.errors_in_one_line(PROG):
+        try:
+            model = mlflow.pyfunc.load_model(model_uri)
+        except mlflow.exceptions.MlflowException as err:
+            raise UserError(f"no model at {model_uri} ({first_line(err)})") from None
+    predictions = model.predict(pd.DataFrame({COLUMN: texts}))
+    for text, row in zip(texts, predictions.itertuples(), strict=True):
+        print(f"{row.label}\t{row.probability:.6f}\t{text[:70]}")

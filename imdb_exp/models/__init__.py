@@ -1,0 +1,1 @@
+"""One builder per model family, and the project's Keras layers."""

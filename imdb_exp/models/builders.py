@@ -1,0 +1,266 @@
+"""One small builder per model family, registered under the family's name (its config node, with
+the encoding it reads, is in schema.py); compiling a model for its optimizer and loss."""
+
+import math
+import warnings
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+from imdb_exp.config.schema import (
+    BigruConfig,
+    CnnConfig,
+    CnnLstmConfig,
+    ConfigError,
+    DataConfig,
+    DenseConfig,
+    FasttextConfig,
+    LstmConfig,
+    ModelConfig,
+    NbsvmConfig,
+    NgramConfig,
+    OptimizerConfig,
+    PretrainedConfig,
+    TransformerConfig,
+)
+from imdb_exp.data.splits import Dataset
+from imdb_exp.models.layers import HashedBigrams, MaskedSum, NbVote, NgramBag, NgramSlots, UnpackBits
+
+BUILDERS: dict[str, Callable[[ModelConfig, DataConfig], keras.Model]] = {}
+
+
+def builds(family: str):
+    """Function decorator: the builder of model family ``family``."""
+
+    def register(build: Callable[[ModelConfig, DataConfig], keras.Model]):
+        BUILDERS[family] = build
+        return build
+
+    return register
+
+
+def build(cfg: ModelConfig, data: DataConfig) -> keras.Model:
+    if cfg.family not in BUILDERS:
+        raise ConfigError(f"model family {cfg.family!r} has no builder; choose one of: {', '.join(BUILDERS)}")
+    return BUILDERS[cfg.family](cfg, data)
+
+
+def _probability() -> layers.Layer:
+    # float32 also under mixed precision: a bfloat16 probability has only 2-3 significant digits.
+    return layers.Dense(1, activation="sigmoid", dtype="float32")
+
+
+@builds("dense")
+def dense(cfg: DenseConfig, data: DataConfig) -> keras.Model:
+    hidden = []
+    for units in cfg.hidden_units:
+        hidden.append(layers.Dense(units, activation=cfg.activation))
+        hidden += [layers.Dropout(cfg.dropout)] if cfg.dropout else []
+    return keras.Sequential(
+        [
+            keras.Input(shape=(math.ceil(data.num_words / 8),), dtype="uint8"),
+            UnpackBits(data.num_words),
+            *hidden,
+            _probability(),
+        ],
+        name="dense",
+    )
+
+
+def _recurrent(cfg: LstmConfig, data: DataConfig, front: list[layers.Layer], name: str) -> keras.Model:
+    around = [layers.Dropout(cfg.dropout)] if cfg.dropout else []
+    return keras.Sequential(
+        [
+            keras.Input(shape=(data.maxlen,), dtype="int32"),
+            layers.Embedding(data.num_words, cfg.embedding_dim),
+            *front,
+            *around,
+            layers.LSTM(cfg.lstm_units, dropout=cfg.lstm_dropout, recurrent_dropout=cfg.recurrent_dropout),
+            *around,
+            _probability(),
+        ],
+        name=name,
+    )
+
+
+@builds("lstm")
+def lstm(cfg: LstmConfig, data: DataConfig) -> keras.Model:
+    return _recurrent(cfg, data, [], "lstm")
+
+
+@builds("cnn_lstm")
+def cnn_lstm(cfg: CnnLstmConfig, data: DataConfig) -> keras.Model:
+    front = [
+        layers.Conv1D(cfg.conv_filters, cfg.conv_kernel_size, padding="same", activation="relu"),
+        layers.MaxPooling1D(cfg.pool_size),
+    ]
+    return _recurrent(cfg, data, front, "cnn_lstm")
+
+
+@builds("nbsvm")
+def nbsvm(cfg: NbsvmConfig, data: DataConfig) -> keras.Model:
+    """A linear model on NB-weighted word n-grams (layers.NgramSlots, layers.NbVote), trained from scratch."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(data.maxlen,), dtype="int32"),
+            NgramSlots(cfg.features, cfg.max_n),
+            NbVote(cfg.features, cfg.interpolation, cfg.l2),
+            layers.Activation("sigmoid", dtype="float32"),
+        ],
+        name="nbsvm",
+    )
+
+
+@builds("ngram")
+def ngram(cfg: NgramConfig, data: DataConfig) -> keras.Model:
+    """A bag of words and word pairs; with embedding_dim=1 a logistic regression on n-gram presence."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(data.maxlen,), dtype="int32"),
+            NgramBag(data.num_words, cfg.bigrams),
+            layers.Embedding(data.num_words + cfg.bigrams, cfg.embedding_dim, mask_zero=True),
+            MaskedSum(),
+            _probability(),
+        ],
+        name="ngram",
+    )
+
+
+@builds("transformer")
+def transformer(cfg: TransformerConfig, data: DataConfig) -> keras.Model:
+    """Encoder blocks over word and position embeddings (keras-hub's layers), then the mean over the words.
+
+    Padding is masked explicitly, in attention and in the mean (an embedding's mask_zero would reach
+    the position embedding too, which does not take masks and warns at every trace)."""
+    import keras_hub  # a second to import: only the families that use it do
+
+    ids = keras.Input(shape=(data.maxlen,), dtype="int32")
+    words = keras.ops.not_equal(ids, 0)
+    x = keras_hub.layers.TokenAndPositionEmbedding(data.num_words, data.maxlen, cfg.embedding_dim)(ids)
+    for _ in range(cfg.blocks):
+        x = keras_hub.layers.TransformerEncoder(cfg.intermediate_dim, cfg.num_heads, dropout=cfg.dropout)(
+            x, padding_mask=words
+        )
+    x = layers.Dropout(cfg.dropout)(layers.GlobalAveragePooling1D()(x, mask=words))
+    x = layers.Dropout(cfg.dropout)(layers.Dense(cfg.hidden_units, activation="relu")(x))
+    return keras.Model(ids, _probability()(x), name="transformer")
+
+
+@builds("bigru")
+def bigru(cfg: BigruConfig, data: DataConfig) -> keras.Model:
+    # Padding is masked: the backward direction would otherwise end its reading on hundreds of zeros.
+    cell = {"gru": layers.GRU, "lstm": layers.LSTM}[cfg.cell]
+    around = [layers.Dropout(cfg.dropout)] if cfg.dropout else []
+    return keras.Sequential(
+        [
+            keras.Input(shape=(data.maxlen,), dtype="int32"),
+            layers.Embedding(data.num_words, cfg.embedding_dim, mask_zero=True),
+            *around,
+            *(layers.Bidirectional(cell(cfg.units, return_sequences=i < cfg.layers - 1)) for i in range(cfg.layers)),
+            *around,
+            _probability(),
+        ],
+        name="bigru",
+    )
+
+
+@builds("cnn")
+def cnn(cfg: CnnConfig, data: DataConfig) -> keras.Model:
+    """Kim (2014): convolutions of several widths over the word vectors, each max-pooled over the review."""
+    ids = keras.Input(shape=(data.maxlen,), dtype="int32")
+    words = layers.Embedding(data.num_words, cfg.embedding_dim)(ids)
+    convolved = [layers.Conv1D(cfg.filters, width, activation="relu")(words) for width in cfg.kernel_sizes]
+    pooled = [layers.GlobalMaxPooling1D()(features) for features in convolved]
+    features = layers.Concatenate()(pooled) if len(pooled) > 1 else pooled[0]
+    return keras.Model(ids, _probability()(layers.Dropout(cfg.dropout)(features)), name="cnn")
+
+
+@builds("fasttext")
+def fasttext(cfg: FasttextConfig, data: DataConfig) -> keras.Model:
+    """Joulin et al. (2016): the mean of the word and word-pair vectors, then a linear classifier."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(data.maxlen,), dtype="int32"),
+            HashedBigrams(data.num_words, cfg.buckets),
+            layers.Embedding(data.num_words + cfg.buckets, cfg.embedding_dim, mask_zero=True),
+            layers.GlobalAveragePooling1D(),
+            _probability(),
+        ],
+        name="fasttext",
+    )
+
+
+@builds("pretrained")
+def pretrained(cfg: PretrainedConfig, data: DataConfig) -> keras.Model:
+    """The preset's classifier (its backbone's weights, a new sigmoid head) with the preset's tokenizer
+    inside: it takes raw text, cut to data.maxlen of its tokens, in fit, predict and the saved model."""
+    import keras_hub
+
+    try:
+        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(cfg.preset, sequence_length=data.maxlen)
+        return keras_hub.models.TextClassifier.from_preset(
+            cfg.preset, num_classes=1, activation="sigmoid", preprocessor=preprocessor, compile=False
+        )
+    except (ValueError, OSError, FileNotFoundError) as err:
+        raise ConfigError(
+            f"model.preset={cfg.preset!r} could not be loaded ({str(err).splitlines()[0]}); give a keras-hub "
+            "preset name (downloaded once, which needs network) or the folder of a saved preset"
+        ) from None
+
+
+# Batch of the one pass of the fixed layers over a split: large, since nothing trains in it.
+FIXED_BATCH = 512
+
+
+def prepare(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, Dataset]:
+    """The part of ``model`` that trains, and the dataset it trains on.
+
+    Layers that learn a table from the training reviews (``adapt``) see them before fit, and only
+    them: never the validation or test reviews. The leading layers that are a fixed function of the
+    ids once adapted (FIXED_AFTER_ADAPT: word ids to n-gram slots) map every split once, here,
+    instead of at every step of every epoch; the rest of the model trains on what they return. Its
+    layers are ``model``'s own, so ``model`` stays the whole model that serves raw text.
+    """
+    fixed = 0
+    while fixed < len(model.layers) and getattr(model.layers[fixed], "FIXED_AFTER_ADAPT", False):
+        layer = model.layers[fixed]
+        layer.adapt(dataset.train.x)
+        one_layer = _reading(dataset.train.x, [layer])
+        dataset = dataset.mapped(lambda x, apply=one_layer: apply.predict(x, batch_size=FIXED_BATCH, verbose=0))
+        fixed += 1
+    rest = _reading(dataset.train.x, model.layers[fixed:], name=model.name) if fixed else model
+    for layer in rest.layers:
+        if hasattr(layer, "adapt"):
+            layer.adapt(dataset.train.x, dataset.train.y)
+    return rest, dataset
+
+
+def _reading(x, stack: list[layers.Layer], name: str | None = None) -> keras.Model:
+    """A model of ``stack`` (layers already built, shared) whose input is rows like those of ``x``."""
+    return keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), *stack], name=name)
+
+
+def warn_if_slow(cfg: ModelConfig, backend: str) -> None:
+    """Python shows a warning once per process, so a sweep warns once."""
+    if backend == "torch" and getattr(cfg, "recurrent_dropout", 0):
+        warnings.warn(
+            "model.recurrent_dropout on trainer.backend=torch has no cuDNN kernel and runs each time step "
+            "on its own, over 10x slower; prefer trainer.backend=jax",
+            stacklevel=2,
+        )
+
+
+def compile_model(model: keras.Model, cfg: ModelConfig, optimizer: OptimizerConfig) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.get(
+            {
+                "class_name": optimizer.name,
+                "config": {"learning_rate": optimizer.learning_rate, "clipnorm": optimizer.clipnorm},
+            }
+        ),
+        loss=cfg.loss,
+        # Named explicitly: with loss=mse the string "accuracy" would not mean binary accuracy.
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    return model

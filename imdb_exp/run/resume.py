@@ -1,0 +1,121 @@
+"""Which run a job continues: `resume=RUN_ID`, or in a sweep an earlier run of the same config.
+
+A run's identity is its config_hash tag (identity.py). Kept free of Keras, so that a sweep job whose
+config already FINISHED is settled without importing a backend.
+"""
+
+import tempfile
+from dataclasses import dataclass
+
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from imdb_exp.config import identity, schema
+from imdb_exp.config.identity import override_key
+from imdb_exp.config.schema import CONFIG_FILE
+from imdb_exp.errors import ConfigError
+from imdb_exp.runtime.redaction import redact
+from imdb_exp.sweeps import search
+from imdb_exp.tracking import store
+from imdb_exp.training import checkpoints, shared_checkpoints
+
+# Keys that may differ on the command line of `resume=RUN_ID`: the run is found in the store the
+# command names, and it may train for more epochs than it first set out to.
+RESUME_MAY_SET = ("resume", "trainer.epochs", "tracking.uri")
+
+
+def why_not_continuable(client: MlflowClient, run: Run) -> str | None:
+    """None if the run may be continued from its checkpoint (or from the start, having trained nothing)."""
+    run_id = run.info.run_id
+    if run.info.status == "FINISHED":
+        return "it FINISHED; there is nothing to continue"
+    if checkpoints.is_live(run_id):
+        return "another live process is training it"
+    if not shared_checkpoints.exists(run) and client.get_metric_history(run_id, "loss"):
+        if shared_checkpoints.on_server(client.tracking_uri):
+            return "it trained some epochs but its checkpoint is neither on the tracking server nor on this machine"
+        return (
+            f"it trained some epochs but its checkpoint is not in {checkpoints.directory()}; "
+            "resume it with the IMDB_EXP_HOME it ran with, or record to a tracking server, which keeps checkpoints"
+        )
+    return None
+
+
+def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The config run ``cfg.resume`` was started with, and what the command may change of it."""
+    run_id = cfg.resume
+    changed = {override_key(override): override for override in overrides}
+    refused = [override for key, override in changed.items() if key not in RESUME_MAY_SET]
+    if refused:
+        raise ConfigError(
+            f"resume={run_id} continues the run with the config it recorded; only trainer.epochs (to train "
+            f"longer) and tracking.uri may be given with it, not: {' '.join(refused)}"
+        )
+    uri = store.resolve_uri(cfg.tracking.uri)
+    client = store.client(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"resume={run_id}: there is no such run in {redact(uri)}") from None
+    if reason := why_not_continuable(client, run):
+        raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
+    with tempfile.TemporaryDirectory() as tmp:
+        recorded = identity.callbacks_by_name(OmegaConf.load(client.download_artifacts(run_id, CONFIG_FILE, tmp)))
+    family = schema.MODEL_FAMILIES.get(recorded.model.get("family"))
+    if family is None:
+        raise ConfigError(f"resume={run_id}: the run's model family {recorded.model.get('family')!r} is not known here")
+    # The model node is typed by the run's family, as composing the run's model= option types it.
+    resumed = OmegaConf.merge(OmegaConf.structured(schema.Config), {"model": OmegaConf.structured(family)}, recorded)
+    resumed.tracking.uri = cfg.tracking.uri
+    if "trainer.epochs" in changed:
+        if cfg.trainer.epochs < resumed.trainer.epochs:
+            raise ConfigError(
+                f"resume={run_id}: trainer.epochs may grow from {resumed.trainer.epochs}, not shrink to "
+                f"{cfg.trainer.epochs}"
+            )
+        resumed.trainer.epochs = cfg.trainer.epochs
+    return resumed
+
+
+STARTED_OVER_TAG = "imdb_exp.started_over_from"  # a run that had to start over names the run it replaces
+
+
+class StartOver(Exception):
+    """The run logged epochs but its checkpoint is damaged: continued, it would log those steps twice
+    (MLflow cannot delete logged values), so it ends FAILED and its config trains as a new run."""
+
+    def __init__(self, run_id: str):
+        super().__init__(
+            f"its checkpoint is damaged, and it has logged epochs that a new start would log twice; the same "
+            f"config trains again as a new run, tagged {STARTED_OVER_TAG}={run_id}"
+        )
+
+
+@dataclass
+class Earlier:
+    run: Run
+    finished: bool  # True: its result stands; False: continue it from its checkpoint
+
+
+def earlier_run(cfg: DictConfig) -> Earlier | None:
+    """A FINISHED run of exactly this config in the store, else one that was cut off with a checkpoint."""
+    client = store.client(cfg.tracking.uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
+        return None
+    runs = [
+        run
+        for config_hash in identity.accepted_hashes(cfg)  # tags take no IN in MLflow's search
+        for run in client.search_runs(
+            [experiment.experiment_id], f"tags.config_hash = '{config_hash}'", order_by=["attributes.start_time DESC"]
+        )
+    ]
+    finished = (run for run in runs if run.info.status == "FINISHED" and search.PRUNED_TAG not in run.data.tags)
+    if done := next(finished, None):
+        return Earlier(done, finished=True)
+    for run in runs:
+        if shared_checkpoints.exists(run) and why_not_continuable(client, run) is None:
+            return Earlier(run, finished=False)
+    return None

@@ -1,0 +1,1 @@
+"""The logged model: raw review text in, probability out, for single runs and ensembles."""

@@ -1,0 +1,1 @@
+"""Which MLflow store, a run's lifecycle and lineage, and the record contract: every tag and artifact path."""

@@ -1,0 +1,205 @@
+"""A run in MLflow: its lifecycle (started or reopened, ended however its block ends, its last records
+handed to the records thread) and what it logs as it trains. Which store: store.py; what a run was
+made from: lineage.py; its servable model: packaging.py; what it records after the fit: after_fit.py."""
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import mlflow
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+
+from imdb_exp.config.schema import CONFIG_FILE, TrackingConfig
+from imdb_exp.runtime import interrupts
+from imdb_exp.runtime.paths import home
+from imdb_exp.runtime.process import kept
+from imdb_exp.runtime.redaction import as_tag, redact
+from imdb_exp.sweeps import multirun, search
+from imdb_exp.tracking import store
+from imdb_exp.tracking.store import TrackingError
+from imdb_exp.training.checkpoints import Progress
+
+if TYPE_CHECKING:  # Keras is imported by whoever chose its backend; its notices then are dropped
+    import keras
+
+log = logging.getLogger(__name__)
+
+MODEL_SUMMARY_FILE = "model_summary.txt"
+
+
+@dataclass
+class OpenRun:
+    """The run a job trains. ``records``, when the body sets it, is what the run still has to write
+    after the body (figures, reports, the model): it is written on the background thread, which then
+    ends the run; ``written`` is that work's future."""
+
+    run: mlflow.ActiveRun
+    records: Callable[[], None] | None = None
+    written: Future | None = None
+
+
+@contextmanager
+def tracked_run(
+    cfg: TrackingConfig, run_name: str, tags: dict[str, str], run_id: str | None = None
+) -> Iterator[OpenRun]:
+    """A new MLflow run, or run ``run_id`` reopened, that ends FINISHED, FAILED if the body raised,
+    or KILLED on interrupt. In a sweep it is nested under the sweep's run and counted as its job."""
+    uri = store.resolve_uri(cfg.uri)
+    store.bound_server_waits(cfg.server_timeout)
+    store.check_server_answers(uri)
+    if cfg.parent_run_id:
+        tags = tags | {"mlflow.parentRunId": cfg.parent_run_id}
+    try:
+        if uri == store.default_uri():
+            home().mkdir(parents=True, exist_ok=True)
+        store.activate(uri)
+        client = store.client(uri)
+        if run_id:  # reopened: RUNNING again, these tags added to its own
+            run = mlflow.start_run(run_id=run_id, tags=tags, log_system_metrics=cfg.system_metrics)
+            if "failure_reason" in run.data.tags:  # from the try that was cut off
+                client.delete_tag(run_id, "failure_reason")
+        else:
+            run = mlflow.start_run(
+                experiment_id=store.experiment_id(client, cfg.experiment),
+                run_name=run_name,
+                tags=tags,
+                log_system_metrics=cfg.system_metrics,
+            )
+        if cfg.parent_run_id:
+            multirun.count_job(client, cfg.parent_run_id, tags.get(multirun.JOB_TAG), run.info.run_id)
+    except Exception as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = f"the MLflow store {redact(uri)} cannot be used ({detail}); set tracking.uri"
+        raise TrackingError(message) from None
+    open_run = OpenRun(run)
+    with _ended_as_the_block_ends(open_run):
+        yield open_run
+
+
+@contextmanager
+def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
+    """This thread's active run ends when the block does: FINISHED, FAILED with the reason if it raised,
+    KILLED on interrupt; or, when the block left ``open_run.records``, RUNNING until the background
+    thread has written them and ends it."""
+    status = "FAILED"
+    try:
+        yield
+        status = "RUNNING" if open_run and open_run.records else "FINISHED"
+    except KeyboardInterrupt as err:
+        status = "KILLED"
+        _tell_the_store(mlflow.set_tag, "failure_reason", interrupts.reason(err))
+        raise
+    except Exception as err:
+        if not store.stopped_answering(err):
+            _tell_the_store(mlflow.set_tag, "failure_reason", as_tag(f"{type(err).__name__}: {err}"))
+            raise
+        run_id = mlflow.active_run().info.run_id
+        raise TrackingError(
+            f"the MLflow server stopped answering (tracking.server_timeout bounds each call); run {run_id} stays "
+            f"RUNNING there, its epochs kept in its checkpoint: imdb-exp resume={run_id} sends them once it answers"
+        ) from None
+    finally:
+        with interrupts.held_off():  # cut in between, the run would stay RUNNING with nothing to end it
+            _tell_the_store(mlflow.end_run, status)
+            if status == "RUNNING":
+                records, run_id = open_run.records, open_run.run.info.run_id
+                open_run.written = kept.records.hand_over(lambda: _write_and_end(run_id, records))
+
+
+def _tell_the_store(call, *args) -> None:
+    """How a run ended, told to a store that may have stopped answering: then the run stays RUNNING
+    there (a stale run, which resume continues), and the error that ended it is what is reported."""
+    try:
+        call(*args)
+    except Exception as err:
+        if not store.stopped_answering(err):
+            raise
+        log.warning("the MLflow store did not answer; the run stays RUNNING there")
+
+
+def _write_and_end(run_id: str, records: Callable[[], None]) -> None:
+    """On the background thread: run ``run_id`` active here while ``records`` writes, then ended
+    (FAILED with the reason if they could not be written; RUNNING if the store cannot be reached)."""
+    try:
+        mlflow.start_run(run_id=run_id, log_system_metrics=False)
+        with _ended_as_the_block_ends():
+            records()
+    except OSError as err:  # a full disk, a folder not writable: said in a line, the run FAILED with it
+        log.error("the records of run %s could not be written: %s", run_id, err)
+        raise
+    except Exception:
+        log.exception("the records of run %s could not be written", run_id)
+        raise
+
+
+def _flatten(node: dict, prefix: str = "") -> dict[str, str]:
+    """Dotted keys and their values as text; a null is left out (config.yaml keeps it): logged as the
+    text "None", it would drop the run from every numeric axis of MLflow's charts."""
+    flat = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        elif value is not None:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
+
+
+def log_config(cfg: DictConfig, run: mlflow.ActiveRun) -> None:
+    """The config as params, and as config.yaml. A continued run keeps the params it has (MLflow never
+    changes one); a value the continuation changed (more trainer.epochs) is also a tag of that name."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    flat, recorded = {key: redact(value) for key, value in _flatten(values).items()}, run.data.params
+    if recorded:
+        mlflow.set_tags({key: value for key, value in flat.items() if recorded.get(key, value) != value})
+    else:
+        mlflow.log_params(flat)
+    mlflow.log_text(redact(OmegaConf.to_yaml(values)), CONFIG_FILE)
+
+
+def log_model_summary(model: "keras.Model") -> None:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    mlflow.log_text("\n".join(lines), MODEL_SUMMARY_FILE)
+
+
+def log_text(text: str, path: str) -> None:
+    mlflow.log_text(text, path)
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    mlflow.log_metrics({name: float(value) for name, value in metrics.items()})
+
+
+def log_figure(figure: Figure, path: str) -> None:
+    # zlib's fastest level: a little larger files, saved faster (docs/benchmarks.md).
+    mlflow.log_figure(figure, path, save_kwargs={"pil_kwargs": {"compress_level": 1}})
+
+
+def log_epoch(progress: Progress) -> None:
+    """The metrics of the epoch just done, at its step (the epoch number, from 1); written while the next
+    epoch trains (the run's end waits for them; after a kill, the checkpoint has them: log_missing_epochs)."""
+    metrics = {name: values[-1] for name, values in progress.history.items()}
+    mlflow.log_metrics(metrics, step=progress.epochs_done, synchronous=False)
+
+
+def log_pruned(epoch: int) -> None:
+    mlflow.set_tag(search.PRUNED_TAG, str(epoch))
+
+
+def epochs_logged(run_id: str) -> int:
+    return len(mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss"))
+
+
+def log_missing_epochs(run_id: str, progress: Progress) -> None:
+    """Steps of a checkpoint's history that the run lacks: a kill can fall between the checkpoint and
+    the metrics it writes, and a server that stopped answering drops a batch of epochs written in the
+    background. Steps after the checkpoint cannot have been logged (it is written first)."""
+    mlflow.flush_async_logging()  # what is still on its way arrives, or fails, first
+    logged = {metric.step for metric in mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss")}
+    for step in range(1, progress.epochs_done + 1):
+        if step not in logged:
+            mlflow.log_metrics({name: values[step - 1] for name, values in progress.history.items()}, step=step)
