@@ -26,6 +26,8 @@ from pathlib import Path
 
 from benchmark import measure, publish, time_corpus_loads
 
+from imdb_exp.tracking import record
+
 QUANTITIES = (
     "wall_seconds",
     "summed_fit_seconds",
@@ -72,7 +74,7 @@ class Sweep:
         client = MlflowClient(self.uri)
         experiment = client.search_experiments()[0].experiment_id
         (parent,) = client.search_runs(experiment, "tags.sweep != ''", order_by=["start_time DESC"], max_results=1)
-        jobs = client.search_runs(experiment, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        jobs = client.search_runs(experiment, f"tags.{record.PARENT} = '{parent.info.run_id}'")
         unfinished = [j.info.run_name for j in jobs if j.info.status != "FINISHED" or not j.outputs.model_outputs]
         if unfinished:
             sys.exit(f"sweep_benchmark: jobs without a FINISHED run and a logged model: {unfinished}")

@@ -21,9 +21,11 @@ from hydra import compose, initialize_config_module
 from mlflow.tracking import MlflowClient
 
 from imdb_exp.config import schema
+from imdb_exp.runtime import process
 from imdb_exp.sweeps import launchers
 
 schema.register()  # the structured-config schema conf/config.yaml names first
+process.configure()  # as the command does before any job (train() itself configures nothing)
 launchers.register()  # the project's launcher defaults, as the imdb-exp command composes them
 
 POSITIVE = ["great", "wonderful", "superb", "loved", "brilliant"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from imdb_exp.tracking import record
 from tests.conftest import DEBUG, mlflow_server, recorded_runs, run_cli
 
 
@@ -67,9 +68,9 @@ def test_every_source_experiment_runs_from_one_glob(tmp_path, archive, isolated_
     result = run_cli("-m", "+experiment=glob(*)", f"data.archive={archive}", *DEBUG, *small, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     _, runs = recorded_runs(isolated_home / "mlflow.db")
-    jobs = [r for r in runs if "sweep" not in r.data.tags]
+    jobs = [r for r in runs if record.SWEEP not in r.data.tags]
     experiments = sorted(p.stem for p in Path(__file__).parents[1].joinpath("conf", "experiment").glob("*.yaml"))
-    assert sorted(r.data.tags["overrides"].split()[0] for r in jobs) == [f"+experiment={e}" for e in experiments]
+    assert sorted(r.data.tags[record.OVERRIDES].split()[0] for r in jobs) == [f"+experiment={e}" for e in experiments]
     assert {r.info.status for r in jobs} == {"FINISHED"}
 
 
@@ -87,15 +88,15 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
     assert result.returncode == 0, result.stderr[-3000:]
     assert "INFO mlflow" not in result.stderr  # its bookkeeping as the sweep's run makes the store's tables
     client, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
-    _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.PARENT} = '{parent.info.run_id}'")
     assert len(children) == 4 and parent.info.status == "FINISHED"
-    assert sorted(c.data.tags["optimizer"] for c in children) == ["adam", "adam", "rmsprop", "rmsprop"]
-    listed = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
+    assert sorted(c.data.tags[record.OPTIMIZER] for c in children) == ["adam", "adam", "rmsprop", "rmsprop"]
+    listed = {a.path for a in client.list_artifacts(parent.info.run_id, record.SWEEP)}
     assert listed == {f"sweep/{name}" for name in ("comparison.png", "results.csv", "results.md")} | {
         f"sweep/summary.{kind}"
         for kind in ("csv", "md", "png")  # two seeds per optimizer: summarised below
     }
-    table = client.download_artifacts(parent.info.run_id, "sweep/results.csv", str(tmp_path))
+    table = client.download_artifacts(parent.info.run_id, record.SWEEP_RESULTS_CSV, str(tmp_path))
     lines = Path(table).read_text().splitlines()
     assert lines[0].startswith("job,run,overrides,status,test_accuracy") and len(lines) == 5
     table = [line.split(",") for line in lines[1:]]
@@ -104,7 +105,7 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
     assert [r[0] for r in table] == ["0", "1", "2", "3"] and {r[3] for r in table} == {"FINISHED"}
     assert sorted(r[4] for r in table) == sorted(f"{c.data.metrics['test_accuracy']:.4f}" for c in children)
     assert not (tmp_path / "mlruns").exists()  # the runs went to the default store, wherever the command ran
-    summary_csv = client.download_artifacts(parent.info.run_id, "sweep/summary.csv", str(tmp_path))
+    summary_csv = client.download_artifacts(parent.info.run_id, record.SWEEP_SUMMARY_CSV, str(tmp_path))
     header, *summary = csv.reader(Path(summary_csv).read_text().splitlines())
     assert header[:4] == ["configuration", "n", "test_accuracy_mean", "test_accuracy_sd"]
     assert [row[:2] for row in summary] == [["optimizer=rmsprop", "2"], ["optimizer=adam", "2"]]
@@ -113,14 +114,14 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
     low, high = (header.index(f"test_accuracy_ci_{side}") for side in ("low", "high"))
     assert all(float(row[low]) <= float(row[2]) <= float(row[high]) for row in summary)
     # The seeds of one configuration share a group (MLflow's group-by); the configurations differ.
-    groups = {c.data.tags["optimizer"]: set() for c in children}
+    groups = {c.data.tags[record.OPTIMIZER]: set() for c in children}
     for child in children:
-        groups[child.data.tags["optimizer"]].add(child.data.tags["config_group"])
+        groups[child.data.tags[record.OPTIMIZER]].add(child.data.tags[record.CONFIG_GROUP])
     (rmsprop,), (adam,) = groups["rmsprop"], groups["adam"]
     assert rmsprop != adam and "optimizer=rmsprop" in rmsprop.split() and "trainer.seed" not in rmsprop
     for configuration, _, mean, sd, *_ in summary:
         accuracies = [
-            c.data.metrics["test_accuracy"] for c in children if configuration.endswith(c.data.tags["optimizer"])
+            c.data.metrics["test_accuracy"] for c in children if configuration.endswith(c.data.tags[record.OPTIMIZER])
         ]
         assert (float(mean), float(sd)) == pytest.approx(
             (statistics.fmean(accuracies), statistics.stdev(accuracies)), abs=1e-4
@@ -169,10 +170,10 @@ def test_eight_parallel_jobs_share_one_sqlite_store_and_one_failure_stays_contai
     )
     assert "database is locked" not in result.stderr
     _, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
-    _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.PARENT} = '{parent.info.run_id}'")
     assert sorted(c.info.status for c in children) == ["FAILED"] * 2 + ["FINISHED"] * 6
     assert len({c.info.run_id for c in children}) == 8 and parent.info.status == "FAILED"
-    reasons = sorted(c.data.tags["failure_reason"] for c in children if c.info.status == "FAILED")
+    reasons = sorted(c.data.tags[record.FAILURE_REASON] for c in children if c.info.status == "FAILED")
     assert reasons[0] == "ConfigError: optimizer.learning_rate=-1.0 must be > 0"
     assert reasons[1].startswith("NonFiniteLoss: training loss became")
 
@@ -191,10 +192,10 @@ def test_a_sweep_against_a_tracking_server_records_all_its_runs_there(tmp_path, 
         )
         assert result.returncode == 0, result.stderr[-3000:]
         client, (parent,) = recorded_runs(url, "tags.sweep != ''")
-        _, children = recorded_runs(url, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-        assert sorted(c.data.tags["optimizer"] for c in children) == ["adam", "rmsprop"]
+        _, children = recorded_runs(url, f"tags.{record.PARENT} = '{parent.info.run_id}'")
+        assert sorted(c.data.tags[record.OPTIMIZER] for c in children) == ["adam", "rmsprop"]
         assert {c.info.status for c in children} == {"FINISHED"}
-        assert "curves/loss.png" in {a.path for a in client.list_artifacts(children[0].info.run_id, "curves")}
+        assert record.LOSS_CURVE in {a.path for a in client.list_artifacts(children[0].info.run_id, "curves")}
     assert not (isolated_home / "mlflow.db").exists()  # nothing went to the default store
 
 
@@ -214,12 +215,12 @@ def test_a_password_in_any_url_of_a_sweep_is_shown_nowhere_and_each_jobs_log_goe
     for run in runs:
         recorded = [run.info.run_name, *run.data.params.values(), *run.data.tags.values()]
         assert not [value for value in recorded if "secret" in value]
-        for artifact in ("config.yaml", *(a.path for a in client.list_artifacts(run.info.run_id, "logs"))):
-            if "sweep" not in run.data.tags:
+        for artifact in (record.CONFIG, *(a.path for a in client.list_artifacts(run.info.run_id, record.JOB_LOGS))):
+            if record.SWEEP not in run.data.tags:
                 text = Path(client.download_artifacts(run.info.run_id, artifact, str(tmp_path / run.info.run_id)))
                 assert "secret" not in text.read_text()
-    jobs = [run for run in runs if "sweep" not in run.data.tags]
+    jobs = [run for run in runs if record.SWEEP not in run.data.tags]
     for job in jobs:  # what the job logged, wherever it ran, is read from its run
-        (log,) = client.list_artifacts(job.info.run_id, "logs")
+        (log,) = client.list_artifacts(job.info.run_id, record.JOB_LOGS)
         text = Path(client.download_artifacts(job.info.run_id, log.path, str(tmp_path / "logs"))).read_text()
-        assert f"run dense-{job.data.tags['optimizer']}" in text and "test_accuracy=" in text
+        assert f"run dense-{job.data.tags[record.OPTIMIZER]}" in text and "test_accuracy=" in text

@@ -23,6 +23,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from imdb_exp.tracking import record
 from scripts.local_cluster import PG_BIN, LocalCluster
 from tests.conftest import (
     DEBUG,
@@ -65,7 +66,7 @@ def experiment_runs(client: MlflowClient, name: str) -> list:
 
 
 def jobs_of(runs: list, parent) -> list:
-    return [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return [run for run in runs if run.data.tags.get(record.PARENT) == parent.info.run_id]
 
 
 def artifact_texts(client: MlflowClient, run_id: str, folder: Path, path: str = "") -> dict[str, str]:
@@ -106,10 +107,12 @@ def test_the_readme_ray_command_on_a_two_node_cluster_nests_four_jobs_with_model
     print(f"4-job sweep on the two-node Ray cluster: {seconds:.1f} s")
     client = MlflowClient(server)
     runs = experiment_runs(client, "ray-cluster")
-    (parent,) = [run for run in runs if "sweep" in run.data.tags]
+    (parent,) = [run for run in runs if record.SWEEP in run.data.tags]
     jobs = jobs_of(runs, parent)
     assert parent.info.status == "FINISHED" and [job.info.status for job in jobs] == ["FINISHED"] * 4
-    swept = [[o for o in job.data.tags["overrides"].split() if o.startswith(("optimizer=", "model."))] for job in jobs]
+    swept = [
+        [o for o in job.data.tags[record.OVERRIDES].split() if o.startswith(("optimizer=", "model."))] for job in jobs
+    ]
     assert sorted(swept) == sorted(
         [f"optimizer={o}", f"model.hidden_units=[{u}]"] for o in ("rmsprop", "adam") for u in (16, 32)
     )
@@ -118,7 +121,7 @@ def test_the_readme_ray_command_on_a_two_node_cluster_nests_four_jobs_with_model
             [parent.info.experiment_id], filter_string=f"source_run_id = '{job.info.run_id}'"
         )
         assert model.artifact_location.startswith("mlflow-artifacts:")  # through the server, not a local path
-        (job_log,) = client.list_artifacts(job.info.run_id, "logs")
+        (job_log,) = client.list_artifacts(job.info.run_id, record.JOB_LOGS)
         assert "run dense-" in artifact_texts(client, job.info.run_id, tmp_path / "logs")[job_log.path]
     assert list((cluster.folder / "artifacts").rglob("model.keras"))  # what the server keeps
     # Jobs ran on both nodes, each reading the archive into its own disk's cache.
@@ -141,9 +144,9 @@ def test_two_searches_started_at_once_share_one_study_on_postgresql_and_never_sh
         assert result.returncode == 0, result.stderr[-3000:]
 
     client = MlflowClient(server)
-    trial_runs = [run for run in experiment_runs(client, "shared-search") if "optuna.trial" in run.data.tags]
-    assert sorted(int(run.data.tags["optuna.trial"]) for run in trial_runs) == [0, 1, 2, 3]
-    (study_name,) = {run.data.tags["optuna.study"] for run in trial_runs}
+    trial_runs = [run for run in experiment_runs(client, "shared-search") if record.TRIAL in run.data.tags]
+    assert sorted(int(run.data.tags[record.TRIAL]) for run in trial_runs) == [0, 1, 2, 3]
+    (study_name,) = {run.data.tags[record.STUDY] for run in trial_runs}
     study = optuna.load_study(study_name=study_name, storage=storage)
     assert sorted(trial.number for trial in study.trials) == [0, 1, 2, 3]
     assert {trial.state.name for trial in study.trials} <= {"COMPLETE", "PRUNED"}
@@ -197,8 +200,8 @@ def test_a_run_killed_on_one_machine_continues_on_another_through_the_server_and
     assert continued.data.metrics["test_accuracy"] == pytest.approx(straight.data.metrics["test_accuracy"], abs=1e-6)
     assert continued.data.metrics["test_loss"] == pytest.approx(straight.data.metrics["test_loss"], abs=1e-6)
     # Finished: its checkpoint left the server, where its tag no longer names one.
-    assert "imdb_exp.checkpoint" not in continued.data.tags
-    assert not client.list_artifacts(continued.info.run_id, "checkpoint")
+    assert record.CHECKPOINT not in continued.data.tags
+    assert not client.list_artifacts(continued.info.run_id, record.CHECKPOINT_FOLDER)
 
 
 def experiment_runs_or_none(client: MlflowClient, name: str) -> list:
@@ -223,11 +226,11 @@ def test_a_sweep_that_loses_a_ray_node_mid_fit_accounts_for_both_configs_and_lea
         os.killpg(ray.ray_nodes[1].pid, signal.SIGKILL)  # the second machine is gone, all it ran with it
         _, stderr = sweep.communicate(timeout=600)
     runs = experiment_runs(client, "lost-node")
-    (parent,) = [run for run in runs if "sweep" in run.data.tags]
-    jobs = [run for run in runs if "sweep" not in run.data.tags]
+    (parent,) = [run for run in runs if record.SWEEP in run.data.tags]
+    jobs = [run for run in runs if record.SWEEP not in run.data.tags]
     assert parent.info.status in ("FINISHED", "FAILED")
     assert not [job for job in jobs if job.info.status == "RUNNING"]
-    finished = [job.data.tags["optimizer"] for job in jobs if job.info.status == "FINISHED"]
+    finished = [job.data.tags[record.OPTIMIZER] for job in jobs if job.info.status == "FINISHED"]
     assert len(finished) == len(set(finished))  # at most one FINISHED run per config
     assert (sweep.returncode == 0) == (sorted(finished) == ["adam", "rmsprop"]), stderr[-3000:]
     print(f"lost node: exit {sweep.returncode}, FINISHED {sorted(finished)}, runs {[j.info.status for j in jobs]}")
@@ -312,19 +315,19 @@ def test_a_slurm_sweep_with_a_cancelled_job_fails_within_a_minute_and_a_relaunch
     assert process.returncode == 1, stderr[-3000:]
     assert time.monotonic() - cancelled < 60
     client, runs = recorded_runs(database)
-    (parent,) = [run for run in runs if "sweep" in run.data.tags]
-    (cut,) = [run for run in runs if run.data.tags.get("optimizer") == "rmsprop"]
+    (parent,) = [run for run in runs if record.SWEEP in run.data.tags]
+    (cut,) = [run for run in runs if run.data.tags.get(record.OPTIMIZER) == "rmsprop"]
     assert parent.info.status == "FAILED"
-    assert cut.info.status in ("KILLED", "FAILED") and cut.data.tags["failure_reason"]
+    assert cut.info.status in ("KILLED", "FAILED") and cut.data.tags[record.FAILURE_REASON]
 
     wait_for_no_slurm_jobs()  # the other job finishes on its own
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client, runs = recorded_runs(database)
-    (continued,) = [run for run in runs if run.data.tags.get("optimizer") == "rmsprop"]
+    (continued,) = [run for run in runs if run.data.tags.get(record.OPTIMIZER) == "rmsprop"]
     assert continued.info.run_id == cut.info.run_id and continued.info.status == "FINISHED"
     assert steps(client, continued.info.run_id, "loss") == list(range(1, LONG + 1))  # each epoch once
-    relaunched = [run for run in runs if "sweep" in run.data.tags][-1]
+    relaunched = [run for run in runs if record.SWEEP in run.data.tags][-1]
     assert relaunched.info.status == "FINISHED"
 
 
@@ -335,7 +338,7 @@ def test_a_slurm_job_preempted_with_usr2_is_killed_with_its_reason_then_continue
     args = [*SLURM_SWEEP, "optimizer=adam", f"data.archive={archive}", f"trainer.epochs={LONG}"]
     process, database = slurm_sweep_training(args, tmp_path, isolated_home)
     (job,) = slurm_jobs()
-    _, (run,) = recorded_runs(database, "tags.sweep_job = '0'")
+    _, (run,) = recorded_runs(database, f"tags.{record.JOB} = '0'")
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     states = set()
     while process.poll() is None:  # until the requeued job has finished the run
@@ -345,7 +348,7 @@ def test_a_slurm_job_preempted_with_usr2_is_killed_with_its_reason_then_continue
     assert process.returncode == 0, stderr[-3000:]
     killed = [reason for status, reason in states if status == "KILLED"]
     assert killed and "SIGUSR2" in killed[0], states  # while it waited to be requeued
-    client, runs = recorded_runs(database, "tags.sweep_job = '0'")
+    client, runs = recorded_runs(database, f"tags.{record.JOB} = '0'")
     assert [r.info.run_id for r in runs] == [run.info.run_id] and runs[0].info.status == "FINISHED"
     assert steps(client, run.info.run_id, "loss") == list(range(1, LONG + 1))
     assert epochs_logged(database) == LONG

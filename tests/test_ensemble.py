@@ -5,6 +5,7 @@ import pytest
 
 from imdb_exp.analysis import ensemble, predictions
 from imdb_exp.analysis.predictions import Predictions, PredictionsError, Scored
+from imdb_exp.tracking import record
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
 
@@ -68,7 +69,7 @@ def test_imdb_exp_ensemble_of_a_sweep_is_a_run_with_members_weights_metrics_and_
     result = run_cli("-m", "model=dense,ngram", f"data.archive={archive}", *DEBUG, "trainer.epochs=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client, runs = recorded_runs(isolated_home / "mlflow.db")
-    (parent,) = [r for r in runs if "sweep" in r.data.tags]
+    (parent,) = [r for r in runs if record.SWEEP in r.data.tags]
     members = {r.info.run_id for r in runs if r is not parent}
 
     made = run_cli(parent.info.run_id, cwd=tmp_path, program="imdb-exp-ensemble")
@@ -77,15 +78,13 @@ def test_imdb_exp_ensemble_of_a_sweep_is_a_run_with_members_weights_metrics_and_
     assert last.startswith("imdb-exp-ensemble: run ") and ", test accuracy " in last
     run_id = last.split()[2].rstrip(":")
     run = client.get_run(run_id)
-    assert set(run.data.tags[ensemble.MEMBERS_TAG].split(",")) == members
-    weights = {pair.split(":")[0]: float(pair.split(":")[1]) for pair in run.data.tags[ensemble.WEIGHTS_TAG].split(",")}
+    assert set(run.data.tags[record.MEMBERS].split(",")) == members
+    weights = {pair.split(":")[0]: float(pair.split(":")[1]) for pair in run.data.tags[record.WEIGHTS].split(",")}
     assert set(weights) <= members and sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
     kept = predictions.of_run(client, run_id)
     assert run.data.metrics["test_accuracy"] == pytest.approx(np.mean(kept.test.correct()))
     assert run.data.metrics["final_val_accuracy"] == pytest.approx(np.mean(kept.val.correct()))
-    assert {"evaluation/roc_curve.png", predictions.ARTIFACT} <= {
-        a.path for a in client.list_artifacts(run_id, "evaluation")
-    }
+    assert {record.ROC_FIGURE, record.PREDICTIONS} <= {a.path for a in client.list_artifacts(run_id, "evaluation")}
     served = run_cli("--run-id", run_id, "a wonderful film", cwd=tmp_path, program="imdb-exp-predict")
     assert served.returncode == 0, served.stderr[-3000:]
     label, probability, _ = served.stdout.strip().split("\t")

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from imdb_exp.config.schema import TrackingConfig, TrainerConfig
 from imdb_exp.run.train import train
 from imdb_exp.sweeps import search
+from imdb_exp.tracking import record
 from imdb_exp.tracking.active_run import tracked_run
 from imdb_exp.training import epoch_end, fitting
 from imdb_exp.training.checkpoints import Progress
@@ -89,9 +90,9 @@ def test_a_callback_added_from_the_command_line_records_tensorboard_logs_into_th
                      "tracking.log_model=false", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     client, (run,) = recorded_runs(isolated_home / "mlflow.db")
-    config = OmegaConf.load(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path)))
+    config = OmegaConf.load(client.download_artifacts(run.info.run_id, record.CONFIG, str(tmp_path)))
     assert list(config.callbacks) == ["stop_on_non_finite_loss", "tensorboard"]  # by name, no module path
-    local = client.download_artifacts(run.info.run_id, "tensorboard", str(tmp_path))
+    local = client.download_artifacts(run.info.run_id, record.TENSORBOARD, str(tmp_path))
     event_files = list(Path(local).rglob("events.out.tfevents.*"))
     assert {path.parent.name for path in event_files} >= {"train", "validation"}
     assert steps(client, run.info.run_id, "loss") == [1, 2]  # the fit itself as without it

@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_module
 from imdb_exp.models.layers import HashedBigrams
 from imdb_exp.run.train import train
 from imdb_exp.serving.classifier import uses_keras_hub
+from imdb_exp.tracking import record
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
 NEW_FAMILIES = ["transformer", "bigru", "cnn", "fasttext"]
@@ -35,7 +36,7 @@ def test_each_new_family_fits_evaluates_and_serves_raw_text(family, archive, iso
         train(compose("config", [f"model={family}", f"data.archive={archive}", *DEBUG]), {"model": family})
     _, (run,) = recorded_runs(isolated_home / "mlflow.db")
     assert run.info.status == "FINISHED" and 0 <= run.data.metrics["test_accuracy"] <= 1
-    assert run.data.params["model.family"] == family and run.data.tags["model"] == family
+    assert run.data.params["model.family"] == family and run.data.tags[record.MODEL] == family
     import mlflow
     import pandas as pd
 

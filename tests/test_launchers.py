@@ -6,6 +6,7 @@ from hydra import compose, initialize_config_module
 
 from imdb_exp.errors import ConfigError
 from imdb_exp.sweeps import study_storage
+from imdb_exp.tracking import record
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
 
@@ -89,8 +90,8 @@ def test_a_sweep_through_the_ray_launcher_accounts_for_every_job_under_its_paren
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Ray Launcher is launching 2 jobs" in result.stdout + result.stderr
     _, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
-    _, jobs = recorded_runs(isolated_home / "mlflow.db", f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert sorted(j.data.tags["overrides"].split()[0] for j in jobs) == [
+    _, jobs = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.PARENT} = '{parent.info.run_id}'")
+    assert sorted(j.data.tags[record.OVERRIDES].split()[0] for j in jobs) == [
         "optimizer.learning_rate=-1",
         "optimizer.learning_rate=0.001",
     ]

@@ -22,6 +22,7 @@ from imdb_exp.errors import ConfigError
 from imdb_exp.run import resume
 from imdb_exp.run.train import train
 from imdb_exp.runtime.interrupts import Interrupts
+from imdb_exp.tracking import record
 from imdb_exp.training import checkpoints, epoch_end, fitting
 from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, steps, wait_for_epochs
 
@@ -144,7 +145,7 @@ def test_a_config_recorded_with_callbacks_module_paths_resumes_with_their_names(
     client = MlflowClient(f"sqlite:///{Path(checkpoints.directory()).parent / 'mlflow.db'}")
     legacy = OmegaConf.to_container(compose_cfg("trainer.epochs=6", "callbacks=[default,tensorboard]"))
     legacy["callbacks"] = {name: {"_target_": target} for name, target in identity.LEGACY_CALLBACK_TARGETS.items()}
-    client.log_text(run_id, OmegaConf.to_yaml(legacy), "config.yaml")
+    client.log_text(run_id, OmegaConf.to_yaml(legacy), record.CONFIG)
     cfg = resume.recorded_config(compose_cfg(f"resume={run_id}"), [f"resume={run_id}"])
     assert OmegaConf.to_container(cfg.callbacks) == {"stop_on_non_finite_loss": {}, "tensorboard": {}}
     assert identity.config_hash(cfg) == identity.config_hash(
@@ -161,7 +162,7 @@ def recorded_run(compose_cfg, isolated_home):
 
     def _record(status: str, epochs_logged: int = 0) -> str:
         run = client.create_run(experiment)
-        client.log_text(run.info.run_id, OmegaConf.to_yaml(compose_cfg("trainer.epochs=6")), "config.yaml")
+        client.log_text(run.info.run_id, OmegaConf.to_yaml(compose_cfg("trainer.epochs=6")), record.CONFIG)
         for step in range(1, epochs_logged + 1):
             client.log_metric(run.info.run_id, "loss", 0.5, step=step)
         if status != "RUNNING":
@@ -234,11 +235,15 @@ def test_a_run_killed_with_sigkill_resumes_as_the_same_run_and_ends_as_an_uninte
 
 def sweep_runs(home: Path) -> tuple[MlflowClient, list, list]:
     client, runs = recorded_runs(home / "mlflow.db")
-    return client, [r for r in runs if "sweep" in r.data.tags], [r for r in runs if "sweep" not in r.data.tags]
+    return (
+        client,
+        [r for r in runs if record.SWEEP in r.data.tags],
+        [r for r in runs if record.SWEEP not in r.data.tags],
+    )
 
 
 def results_table(client, parent, tmp_path) -> list[list[str]]:
-    path = client.download_artifacts(parent.info.run_id, "sweep/results.csv", str(tmp_path / parent.info.run_id))
+    path = client.download_artifacts(parent.info.run_id, record.SWEEP_RESULTS_CSV, str(tmp_path / parent.info.run_id))
     return list(csv.reader(Path(path).read_text().splitlines()))
 
 
@@ -250,9 +255,9 @@ def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, arch
     assert "imdb-exp: error: 1 of 2 sweep jobs failed: model.dropout=1.0 (FAILED)" in result.stderr
     client, (parent,), jobs = sweep_runs(isolated_home)
     assert parent.info.status == "FAILED"
-    assert [j.data.tags["mlflow.parentRunId"] for j in jobs] == [parent.info.run_id] * 2
+    assert [j.data.tags[record.PARENT] for j in jobs] == [parent.info.run_id] * 2
     assert [j.info.status for j in jobs] == ["FINISHED", "FAILED"]
-    assert jobs[1].data.tags["failure_reason"] == "ConfigError: model.dropout=1.0 must be in [0, 1)"
+    assert jobs[1].data.tags[record.FAILURE_REASON] == "ConfigError: model.dropout=1.0 must be in [0, 1)"
     header, *rows = results_table(client, parent, tmp_path)
     assert [(row[2], row[3]) for row in rows] == [("model.dropout=0.2", "FINISHED"), ("model.dropout=1.0", "FAILED")]
     assert rows[1][header.index("note")] == "ConfigError: model.dropout=1.0 must be in [0, 1)"
@@ -264,7 +269,7 @@ def test_a_sweep_stopped_by_hydras_error_for_a_jobs_config_ends_failed_with_its_
     assert result.returncode == 1 and "could not be converted to Integer" in result.stderr
     client, (parent,), jobs = sweep_runs(isolated_home)
     assert parent.info.status == "FAILED" and jobs == []
-    assert parent.data.tags["failure_reason"] == (
+    assert parent.data.tags[record.FAILURE_REASON] == (
         "ConfigCompositionException: Error merging override trainer.seed=abc: "
         "Value 'abc' of type 'str' could not be converted to Integer"
     )
@@ -298,7 +303,7 @@ def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_with
     client, (_, second), jobs = sweep_runs(isolated_home)
     assert [j.info.run_id for j in jobs] == [rmsprop.info.run_id, adam.info.run_id]  # no new job runs
     continued = client.get_run(adam.info.run_id)
-    assert continued.info.status == "FINISHED" and continued.data.tags["mlflow.parentRunId"] == second.info.run_id
+    assert continued.info.status == "FINISHED" and continued.data.tags[record.PARENT] == second.info.run_id
     assert steps(client, adam.info.run_id, "val_loss") == list(range(1, 61))
     header, *rows = results_table(client, second, tmp_path)
     assert [(row[1], row[3]) for row in rows] == [("dense-rmsprop", "FINISHED"), ("dense-adam", "FINISHED")]
@@ -314,7 +319,7 @@ def test_a_sweep_job_counts_an_earlier_finished_run_of_its_config_unless_told_to
     earlier = train(compose_cfg(*args), {})
     client, (done,) = recorded_runs(isolated_home / "mlflow.db")
     parent = client.create_run(done.info.experiment_id).info.run_id
-    job = {"sweep_job": "0"}
+    job = {record.JOB: "0"}
     as_job = compose_cfg(*args, f"tracking.parent_run_id='{parent}'")
     assert run_job(as_job, job, Interrupts()) == earlier == done.data.metrics["final_val_accuracy"]
     assert f"already done: run {done.info.run_id} FINISHED" in capsys.readouterr().out
@@ -323,7 +328,7 @@ def test_a_sweep_job_counts_an_earlier_finished_run_of_its_config_unless_told_to
 
     run_job(compose_cfg(*args, f"tracking.parent_run_id='{parent}'", "retrain=true"), job, Interrupts())
     _, (_, _, retrained) = recorded_runs(isolated_home / "mlflow.db")
-    assert retrained.data.tags["mlflow.parentRunId"] == parent == retrained.data.params["tracking.parent_run_id"]
+    assert retrained.data.tags[record.PARENT] == parent == retrained.data.params["tracking.parent_run_id"]
     assert client.get_run(parent).data.tags["job.0"] == retrained.info.run_id
 
 
@@ -345,8 +350,8 @@ def test_a_run_whose_checkpoint_is_damaged_starts_over_as_a_new_run_and_no_step_
     assert "training the same config as a new run" in result.stdout + result.stderr
     client, (old, new) = recorded_runs(isolated_home / "mlflow.db")
     assert old.info.run_id == killed.info.run_id and old.info.status == "FAILED"
-    assert "its checkpoint is damaged" in old.data.tags["failure_reason"]
-    assert new.info.status == "FINISHED" and new.data.tags[resume.STARTED_OVER_TAG] == old.info.run_id
+    assert "its checkpoint is damaged" in old.data.tags[record.FAILURE_REASON]
+    assert new.info.status == "FINISHED" and new.data.tags[record.STARTED_OVER_FROM] == old.info.run_id
     kept = steps(client, old.info.run_id, "loss")
     assert kept == sorted(set(kept)) and steps(client, new.info.run_id, "loss") == list(range(1, 101))
     assert not checkpoints.path(old.info.run_id).exists()  # never tried again
@@ -373,5 +378,5 @@ def test_a_checkpoint_the_disk_cannot_take_fails_the_run_in_one_line_and_leaves_
     assert "imdb-exp: error: cannot write " in result.stderr and "File too large" in result.stderr
     assert "Traceback" not in result.stderr
     _, (run,) = recorded_runs(isolated_home / "mlflow.db")
-    assert run.info.status == "FAILED" and run.data.tags["failure_reason"].startswith("DiskError: cannot write")
+    assert run.info.status == "FAILED" and run.data.tags[record.FAILURE_REASON].startswith("DiskError: cannot write")
     assert not list(checkpoints.directory().glob("*.npz")) and not list(checkpoints.directory().glob("*.tmp"))

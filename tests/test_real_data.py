@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from imdb_exp.tracking import record
 from tests.conftest import recorded_runs, run_cli
 
 REAL_ARCHIVE = os.environ.get("IMDB_EXP_REAL_ARCHIVE")
@@ -34,4 +35,4 @@ def test_default_dense_experiment_reaches_the_notebook_accuracy_and_then_runs_fr
     assert {d.dataset.name for d in first.inputs.dataset_inputs} == {"imdb-training", "imdb-validation", "imdb-test"}
     assert any(key.startswith("system/cpu_utilization") for key in first.data.metrics)
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    assert {"imdb_exp.version", "keras.version", f"{backend}.version"} <= first.data.tags.keys()
+    assert {record.PACKAGE_VERSION, record.KERAS_VERSION, f"{backend}.version"} <= first.data.tags.keys()

@@ -8,16 +8,15 @@ import time
 
 import pytest
 
-from imdb_exp.config.schema import CONFIG_FILE, TrackingConfig
-from imdb_exp.run import after_fit
+from imdb_exp.config.schema import TrackingConfig
 from imdb_exp.runtime import process
-from imdb_exp.tracking import active_run
+from imdb_exp.tracking import active_run, record
 from imdb_exp.training.checkpoints import Progress
 from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, wait_for_epochs
 
 pytestmark = pytest.mark.slow
 
-EVERY_RUNS_FILES = {CONFIG_FILE, active_run.MODEL_SUMMARY_FILE, *after_fit.RECORDS}
+EVERY_RUNS_FILES = {record.CONFIG, record.MODEL_SUMMARY, *record.FINISHED_RUN_ARTIFACTS}
 
 
 def artifact_files(client, run_id: str, path: str | None = None) -> set[str]:
@@ -34,7 +33,7 @@ def records_and_log(client, run_id: str) -> tuple[set[str], list[str]]:
     return files - set(logs), logs
 
 
-def record(client, run) -> dict:
+def recorded(client, run) -> dict:
     """What a run recorded, less what differs between any two runs: times, the machine's load, the parent."""
     return {
         "status": run.info.status,
@@ -57,18 +56,18 @@ def test_sweep_jobs_record_exactly_what_runs_of_their_own_record(tmp_path, archi
     for optimizer in ("rmsprop", "adam"):  # each job's config as a run of its own, recorded before it ends
         assert run_cli(f"optimizer={optimizer}", *args, cwd=tmp_path).returncode == 0
     client, runs = recorded_runs(isolated_home / "mlflow.db")
-    jobs = {r.data.params["optimizer.name"]: r for r in runs if "sweep_job" in r.data.tags}
+    jobs = {r.data.params["optimizer.name"]: r for r in runs if record.JOB in r.data.tags}
     alone = {
         r.data.params["optimizer.name"]: r
         for r in runs
-        if "sweep_job" not in r.data.tags and "sweep" not in r.data.tags
+        if record.JOB not in r.data.tags and record.SWEEP not in r.data.tags
     }
     assert sorted(jobs) == sorted(alone) == ["adam", "rmsprop"]
     for optimizer, job in jobs.items():
-        recorded = record(client, job)
-        assert recorded == record(client, alone[optimizer])
-        assert recorded["status"] == "FINISHED" and recorded["artifacts"] == EVERY_RUNS_FILES
-        assert recorded["logged_models"] == 1 and "test_accuracy" in recorded["metrics"]
+        of_job = recorded(client, job)
+        assert of_job == recorded(client, alone[optimizer])
+        assert of_job["status"] == "FINISHED" and of_job["artifacts"] == EVERY_RUNS_FILES
+        assert of_job["logged_models"] == 1 and "test_accuracy" in of_job["metrics"]
         assert len(records_and_log(client, job.info.run_id)[1]) == 1  # what the job logged, besides
 
 
@@ -82,9 +81,9 @@ def test_a_sweep_stopped_while_records_are_written_leaves_every_finished_job_com
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130, process.stderr.read()[-3000:]
     client, runs = recorded_runs(isolated_home / "mlflow.db")
-    statuses = {r.data.tags.get("sweep_job", "parent"): r.info.status for r in runs}
+    statuses = {r.data.tags.get(record.JOB, "parent"): r.info.status for r in runs}
     assert statuses == {"parent": "KILLED", "0": "FINISHED", "1": "KILLED"}
-    (first,) = [r for r in runs if r.data.tags.get("sweep_job") == "0"]
+    (first,) = [r for r in runs if r.data.tags.get(record.JOB) == "0"]
     assert records_and_log(client, first.info.run_id)[0] == EVERY_RUNS_FILES
     assert len(first.outputs.model_outputs) == 1 and "test_accuracy" in first.data.metrics
 
@@ -99,7 +98,7 @@ def test_a_run_ends_without_waiting_for_the_thread_that_writes_its_epochs(isolat
     ends = []
     for _ in range(3):
         with active_run.tracked_run(cfg, "epochs", {}) as open_run:
-            active_run.log_epoch(progress)
+            active_run.log_epoch(progress.history)
             time.sleep(0.3)  # the thread idles, as between two epochs; the end writes what it holds
             ending = time.perf_counter()
         ends.append(time.perf_counter() - ending)

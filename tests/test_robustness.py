@@ -20,6 +20,7 @@ from imdb_exp.runtime import process
 from imdb_exp.runtime.interrupts import Interrupted, Interrupts, held_off
 from imdb_exp.runtime.interrupts import reason as interrupt_reason
 from imdb_exp.sweeps import multirun
+from imdb_exp.tracking import record
 from imdb_exp.training.guards import InterruptAtBatchEnd, NonFiniteLoss, StopOnNonFiniteLoss
 from scripts.local_cluster import LocalCluster
 from tests.conftest import DEBUG, free_port, recorded_runs, run_cli, start_cli, wait_for_epochs, write_archive
@@ -137,7 +138,7 @@ def test_a_diverging_run_is_failed_with_the_reason_as_a_tag(compose_cfg, archive
         train(cfg, {})
     _, (run,) = recorded_runs(isolated_home / "mlflow.db")
     assert run.info.status == "FAILED"
-    assert run.data.tags["failure_reason"].startswith("NonFiniteLoss: training loss became")
+    assert run.data.tags[record.FAILURE_REASON].startswith("NonFiniteLoss: training loss became")
 
 
 def test_a_tracking_server_that_does_not_answer_fails_fast_before_data(tmp_path):
@@ -197,8 +198,8 @@ def test_a_signal_while_a_sweep_ends_waits_for_its_table_and_its_run_then_stops_
     experiment = client.create_experiment("imdb-exp", artifact_location=(tmp_path / "artifacts").as_uri())
     ending = multirun.SweepParentRun()
     ending.client, ending.run_id = client, client.create_run(experiment).info.run_id
-    job = client.create_run(experiment, tags={"mlflow.parentRunId": ending.run_id}).info.run_id
-    multirun.count_job(client, ending.run_id, "0", job)
+    job = client.create_run(experiment, tags={record.PARENT: ending.run_id}).info.run_id
+    record.count_job(client, ending.run_id, "0", job)
 
     def last_records() -> None:  # the last job's, still being written when the signal comes
         os.kill(os.getpid(), signal.SIGTERM)
@@ -210,10 +211,10 @@ def test_a_signal_while_a_sweep_ends_waits_for_its_table_and_its_run_then_stops_
         ending.end()
     assert client.get_run(job).info.status == "FINISHED"  # waited for, not taken for a lost job
     assert client.get_run(ending.run_id).info.status == "FINISHED"
-    assert [a.path for a in client.list_artifacts(ending.run_id, "sweep")] == [
-        "sweep/comparison.png",
-        "sweep/results.csv",
-        "sweep/results.md",
+    assert [a.path for a in client.list_artifacts(ending.run_id, record.SWEEP)] == [
+        record.SWEEP_COMPARISON,
+        record.SWEEP_RESULTS_CSV,
+        record.SWEEP_RESULTS_MD,
     ]
 
 

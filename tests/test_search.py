@@ -19,6 +19,7 @@ from hydra_plugins.imdb_exp_optuna.optuna_sweeper import _draw_the_search, _tell
 from imdb_exp.analysis import summary
 from imdb_exp.run.train import train
 from imdb_exp.sweeps import search, study_storage
+from imdb_exp.tracking import record
 from imdb_exp.training import checkpoints
 from tests.conftest import DEBUG, recorded_runs, run_cli, start_cli, wait_for_epochs
 
@@ -90,17 +91,16 @@ def test_a_searchs_parent_run_gets_its_history_and_its_parameter_importances(tmp
         trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
                            "units": optuna.distributions.CategoricalDistribution([16, 64])})  # fmt: skip
         study.tell(trial, 0.8 + (lr * 10) + (units / 1000))
-    fixed = ["model=dense", f"tracking.parent_run_id='{parent}'"]
-    _draw_the_search(study, "maximize", fixed, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    _draw_the_search(study, "maximize", parent, f"sqlite:///{tmp_path / 'mlflow.db'}")
     drawn = {a.path for a in client.list_artifacts(parent, "search")}
-    assert drawn == {"search/history.png", "search/importances.png"}
+    assert drawn == {record.SEARCH_HISTORY, record.SEARCH_IMPORTANCES}
 
     alone = client.create_run(experiment).info.run_id  # a search whose every trial failed
     (tmp_path / "failed").mkdir()
     failed = study_in(tmp_path / "failed")
     failed.tell(failed.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)}), state=TrialState.FAIL)
-    _draw_the_search(failed, "maximize", [f"tracking.parent_run_id='{alone}'"], f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert {a.path for a in client.list_artifacts(alone, "search")} == {"search/history.png"}
+    _draw_the_search(failed, "maximize", alone, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert {a.path for a in client.list_artifacts(alone, "search")} == {record.SEARCH_HISTORY}
     assert "no parameter importances" in caplog.text
 
 
@@ -117,15 +117,15 @@ def test_a_hopeless_trial_is_pruned_finished_and_tagged_not_failed(tmp_path, com
     cfg = compose_cfg(f"data.archive={archive}", *DEBUG, "trainer.epochs=5", "optimizer.learning_rate=1e-7", *plumbing)
     assert train(cfg, {}) == search.Pruned(epoch=1)
     _, (run,) = recorded_runs(isolated_home / "mlflow.db")
-    assert run.info.status == "FINISHED" and run.data.tags[search.PRUNED_TAG] == "1"
-    assert (run.data.tags["optuna.study"], run.data.tags["optuna.trial"]) == ("s", "1")
+    assert run.info.status == "FINISHED" and run.data.tags[record.PRUNED_AT_EPOCH] == "1"
+    assert (run.data.tags[record.STUDY], run.data.tags[record.TRIAL]) == ("s", "1")
     assert "test_accuracy" not in run.data.metrics and not checkpoints.path(run.info.run_id).exists()
     assert study.trials[1].intermediate_values == {1: pytest.approx(run.data.metrics["val_accuracy"])}
     assert hopeless.number == 1
 
 
 def trials_of(runs) -> list[tuple[str, int]]:
-    return sorted((r.data.tags["optuna.study"], int(r.data.tags["optuna.trial"])) for r in runs)
+    return sorted((r.data.tags[record.STUDY], int(r.data.tags[record.TRIAL])) for r in runs)
 
 
 @pytest.mark.slow
@@ -142,7 +142,10 @@ def test_a_search_continues_its_study_and_two_workers_at_once_share_it(tmp_path,
     assert again.returncode == 0, again.stderr[-3000:]
 
     client, runs = recorded_runs(isolated_home / "mlflow.db")
-    parents, trials = [r for r in runs if "sweep" in r.data.tags], [r for r in runs if "sweep" not in r.data.tags]
+    parents, trials = (
+        [r for r in runs if record.SWEEP in r.data.tags],
+        [r for r in runs if record.SWEEP not in r.data.tags],
+    )
     (study,) = {name for name, _ in trials_of(trials)}
     assert study.startswith("dense-")
     assert [number for _, number in trials_of(trials)] == list(range(6))  # each trial once, each an MLflow run
@@ -152,14 +155,12 @@ def test_a_search_continues_its_study_and_two_workers_at_once_share_it(tmp_path,
     # Each launch's parent names its best trial by the validation accuracy of the model it kept (a
     # launch whose trials were all pruned kept none).
     for parent in parents:
-        mine = [t for t in trials if t.data.tags["mlflow.parentRunId"] == parent.info.run_id]
-        kept = {
-            t.info.run_id: t.data.metrics["final_val_accuracy"] for t in mine if search.PRUNED_TAG not in t.data.tags
-        }
-        assert parent.data.tags.get("best_run_id") == (max(kept, key=kept.get) if kept else None)
+        mine = [t for t in trials if t.data.tags[record.PARENT] == parent.info.run_id]
+        kept = {t.info.run_id: t.data.metrics["final_val_accuracy"] for t in mine if record.pruned_at(t) is None}
+        assert parent.data.tags.get(record.BEST_RUN_ID) == (max(kept, key=kept.get) if kept else None)
     assert len(parents) == 3 and {p.info.status for p in parents} == {"FINISHED"}
     for parent in parents:  # the study so far, drawn on each launch's parent
-        assert "search/history.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "search")}
+        assert record.SEARCH_HISTORY in {a.path for a in client.list_artifacts(parent.info.run_id, "search")}
     (results,) = tmp_path.glob("multirun/*/*/optimization_results.yaml")
     assert f"name: {study}" in results.read_text()
 
@@ -170,10 +171,10 @@ def test_a_search_whose_every_trial_fails_ends_failed_with_its_table(tmp_path, a
     assert result.returncode == 1
     assert "2 of 2 sweep jobs failed" in result.stderr
     client, runs = recorded_runs(isolated_home / "mlflow.db")
-    (parent,) = [r for r in runs if "sweep" in r.data.tags]
-    assert parent.info.status == "FAILED" and "best_run_id" not in parent.data.tags
+    (parent,) = [r for r in runs if record.SWEEP in r.data.tags]
+    assert parent.info.status == "FAILED" and record.BEST_RUN_ID not in parent.data.tags
     assert [r.info.status for r in runs if r is not parent] == ["FAILED", "FAILED"]
-    assert "sweep/results.csv" in {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
+    assert record.SWEEP_RESULTS_CSV in {a.path for a in client.list_artifacts(parent.info.run_id, record.SWEEP)}
 
 
 def test_a_seed_summary_gives_95_percent_intervals_and_welchs_test_against_the_best():

@@ -9,14 +9,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_exp.analysis import plots
 from imdb_exp.config import schema
 from imdb_exp.data import splits
 from imdb_exp.models import builders
-from imdb_exp.run import after_fit
 from imdb_exp.run.train import train
 from imdb_exp.serving.classifier import read_vocabulary_tsv
-from imdb_exp.tracking import store
+from imdb_exp.tracking import record, store
 from tests.conftest import DEBUG, recorded_runs, run_cli
 
 REVIEWS = ["A great, wonderful and superb film!", "An awful, boring and terrible waste.", "The plot of the movie."]
@@ -113,8 +111,8 @@ def test_registered_model_and_run_artifacts(trained_run, tmp_path):
     assert {"test_auc", "test_precision", "test_recall", "test_f1"} <= set(metrics)
     assert 0.5 < metrics["test_auc"] <= 1.0
     listed = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {*plots.EVALUATION_FIGURES, after_fit.MISCLASSIFIED} <= listed
-    vocabulary = read_vocabulary_tsv(client.download_artifacts(run.info.run_id, after_fit.VOCABULARY, str(tmp_path)))
+    assert {*record.EVALUATION_FIGURES, record.MISCLASSIFIED} <= listed
+    vocabulary = read_vocabulary_tsv(client.download_artifacts(run.info.run_id, record.VOCABULARY, str(tmp_path)))
     assert set(vocabulary) >= {"great", "awful", "movie", "the"}
 
 

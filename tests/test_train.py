@@ -19,11 +19,10 @@ from imdb_exp.config import schema
 from imdb_exp.config.schema import DataConfig, LstmConfig, NgramConfig, OptimizerConfig
 from imdb_exp.models import builders
 from imdb_exp.models.layers import MaskedSum
-from imdb_exp.run import after_fit
 from imdb_exp.run.train import train
 from imdb_exp.runtime import process
 from imdb_exp.runtime.redaction import redact
-from imdb_exp.tracking import active_run, lineage, store
+from imdb_exp.tracking import active_run, lineage, record, store
 from tests.conftest import DEBUG, recorded_runs
 
 
@@ -40,7 +39,7 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
     best_val = train(cfg, {"data": "x", "model": model, "optimizer": "y"})
     client, (run,) = runs(isolated_home)
     assert run.info.status == "FINISHED"
-    assert run.data.tags["model"] == model and run.data.params["trainer.epochs"] == "3"
+    assert run.data.tags[record.MODEL] == model and run.data.params["trainer.epochs"] == "3"
     for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1, 2, 3]
     # No early stopping: the model kept, tested and ranked is the last epoch's.
@@ -56,7 +55,7 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
         a.path for a in client.list_artifacts(run.info.run_id, "curves")
     }
-    assert {schema.CONFIG_FILE, active_run.MODEL_SUMMARY_FILE, *after_fit.CURVES} <= artifacts
+    assert {record.CONFIG, record.MODEL_SUMMARY, record.LOSS_CURVE, record.ACCURACY_CURVE} <= artifacts
     assert any(name.startswith("system/") for name in metrics)
     inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
     assert set(inputs) == {"imdb-training", "imdb-validation", "imdb-test"}
@@ -64,7 +63,7 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
     assert len({i.dataset.digest for i in inputs.values()}) == 3
     # Which code made it: the package, Keras and backend versions, and the commit of this checkout.
     tags = run.data.tags
-    assert tags["imdb_exp.version"] == version("imdb-exp") and tags["keras.version"] == keras.__version__
+    assert tags[record.PACKAGE_VERSION] == version("imdb-exp") and tags[record.KERAS_VERSION] == keras.__version__
     backend = run.data.params["trainer.backend"]
     assert tags[f"{backend}.version"] == version(backend)
     # Artifacts sit beside the default store, not in the working directory's ./mlruns.
@@ -153,11 +152,11 @@ def test_the_commit_of_a_checkout_is_tagged_and_a_folder_outside_git_gets_no_com
     for command in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "a commit"]):
         subprocess.run(git + command, check=True)
     head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-    assert lineage.provenance("tensorflow", checkout)["mlflow.source.git.commit"] == head
+    assert lineage.provenance("tensorflow", checkout)[record.GIT_COMMIT] == head
     outside = tmp_path / "outside"
     outside.mkdir()
     tags = lineage.provenance("tensorflow", outside)
-    assert "mlflow.source.git.commit" not in tags and tags["keras.version"] == keras.__version__
+    assert record.GIT_COMMIT not in tags and tags[record.KERAS_VERSION] == keras.__version__
 
 
 def test_clipnorm_bounds_each_weights_step():
@@ -255,7 +254,7 @@ def test_a_password_in_the_tracking_uri_reaches_neither_params_nor_the_recorded_
         active_run.log_config(cfg, run)
     client, (recorded,) = runs(isolated_home)
     assert recorded.data.params["tracking.uri"] == "http://***@mlflow.example:5000"
-    config_yaml = Path(client.download_artifacts(recorded.info.run_id, "config.yaml", str(isolated_home))).read_text()
+    config_yaml = Path(client.download_artifacts(recorded.info.run_id, record.CONFIG, str(isolated_home))).read_text()
     assert "***@mlflow.example" in config_yaml and "secret" not in config_yaml
     assert "secret" not in store.where_to_see(cfg.tracking.uri, "1", recorded.info.run_id)
 

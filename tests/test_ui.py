@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from imdb_exp.tracking import store
+from imdb_exp.tracking import record, store
 from tests.conftest import DEBUG, mlflow_server, recorded_runs, run_cli
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -68,7 +68,7 @@ def test_ui_shows_the_experiment_runs_metrics_and_learning_curve(ui_server, brow
     experiment = client.get_experiment_by_name("imdb-exp")
     _, runs = recorded_runs(client.tracking_uri)
     single = runs[0]
-    parent = next(r for r in runs if "sweep" in r.data.tags)
+    parent = next(r for r in runs if record.SWEEP in r.data.tags)
 
     browser.get(f"{url}/#/experiments/{experiment.experiment_id}/runs")  # the "Training runs" tab
     wait_for_text(browser, "imdb-exp", single.info.run_name, parent.info.run_name[:20])
@@ -89,7 +89,7 @@ def test_ui_shows_the_experiment_runs_metrics_and_learning_curve(ui_server, brow
         f"{url}/#/experiments/{experiment.experiment_id}/runs/{single.info.run_id}/artifactPath/curves/loss.png"
     )
 
-    wait_for_text(browser, "curves/loss.png")
+    wait_for_text(browser, record.LOSS_CURVE)
 
     def curve_image_shown(driver) -> bool:
         # The UI fetches the PNG and shows it from a blob: URL; our curves are 600 px wide (6 in at 100 dpi).

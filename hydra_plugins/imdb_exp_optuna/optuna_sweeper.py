@@ -79,7 +79,7 @@ class OptunaSweeper(Sweeper):
     def _sweep(self, arguments: list[str]) -> list:
         import optuna
 
-        from imdb_exp.sweeps import search, study_storage
+        from imdb_exp.sweeps import multirun, search, study_storage
 
         fixed, space = self._fixed_and_space(arguments)
         what_it_is = [o for o in fixed if not identity.is_launch_only(o)]
@@ -112,7 +112,8 @@ class OptunaSweeper(Sweeper):
             returns.append(results)
             launched += len(trials)
         self._write_best(study)
-        _draw_the_search(study, self.direction, fixed, self.config.tracking.uri)
+        if parent_run_id := multirun.open_parent_run_id():  # the sweep's run, which this process opened
+            _draw_the_search(study, self.direction, parent_run_id, self.config.tracking.uri)
         return returns
 
     def _fixed_and_space(self, arguments: list[str]) -> tuple[list[str], dict]:
@@ -176,23 +177,20 @@ def _tell(study, trial, result) -> None:
         study.tell(trial, state=state.FAIL)
 
 
-def _draw_the_search(study, direction: str, fixed: list[str], tracking_uri: str | None) -> None:
-    """The optimisation history and the parameter importances, as figures of the sweep's parent run
-    (its id is among the overrides the sweep callback added); a figure that cannot be made is said."""
+def _draw_the_search(study, direction: str, parent_run_id: str, tracking_uri: str | None) -> None:
+    """The optimisation history and the parameter importances, as figures of the sweep's parent run;
+    a figure that cannot be made is said."""
     import optuna
 
     from imdb_exp.analysis import plots
-    from imdb_exp.tracking import store
+    from imdb_exp.tracking import record, store
 
-    parent = [o.split("=", 1)[1].strip("'") for o in fixed if identity.override_key(o) == "tracking.parent_run_id"]
-    if not parent:
-        return
     client = store.client(tracking_uri)
     values = [trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None for trial in study.trials]
-    client.log_figure(parent[0], plots.search_history(values, direction), "search/history.png")
+    client.log_figure(parent_run_id, plots.search_history(values, direction), record.SEARCH_HISTORY)
     finished = sum(value is not None for value in values)
     if finished < 2:  # importances need trials that differ
         log.warning("no parameter importances for study %s: %d finished trial(s)", study.study_name, finished)
         return
     importances = optuna.importance.get_param_importances(study)
-    client.log_figure(parent[0], plots.param_importances(importances), "search/importances.png")
+    client.log_figure(parent_run_id, plots.param_importances(importances), record.SEARCH_IMPORTANCES)

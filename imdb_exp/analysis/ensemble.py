@@ -28,10 +28,9 @@ from imdb_exp.analysis.predictions import Predictions, PredictionsError, Scored
 from imdb_exp.data.labels import called_positive
 from imdb_exp.runtime import process
 from imdb_exp.serving import logged_model
-from imdb_exp.tracking import active_run
+from imdb_exp.tracking import active_run, record
 
 ROUNDS = 25
-MEMBERS_TAG, WEIGHTS_TAG = "ensemble.members", "ensemble.weights"
 
 
 def members_of(client: MlflowClient, ids: list[str]) -> list[Run]:
@@ -39,8 +38,8 @@ def members_of(client: MlflowClient, ids: list[str]) -> list[Run]:
     members: dict[str, Run] = {}
     for run_id in ids:
         run = client.get_run(run_id)
-        if "sweep" in run.data.tags:
-            jobs = [client.get_run(value) for key, value in run.data.tags.items() if key.startswith("job.")]
+        if record.is_sweep(run):
+            jobs = [client.get_run(job_run_id) for job_run_id in record.counted_jobs(run).values()]
             members |= {job.info.run_id: job for job in jobs if job.info.status == "FINISHED"}
         else:
             members[run_id] = run
@@ -123,9 +122,9 @@ def log_ensemble(
     with mlflow.start_run(experiment_id=runs[0].info.experiment_id, run_name="ensemble") as run:
         mlflow.set_tags(
             {
-                MEMBERS_TAG: ",".join(r.info.run_id for r in runs),
-                WEIGHTS_TAG: ",".join(f"{r.info.run_id}:{w:.4g}" for r, w in chosen),
-                "model": "ensemble",
+                record.MEMBERS: ",".join(r.info.run_id for r in runs),
+                record.WEIGHTS: ",".join(f"{r.info.run_id}:{w:.4g}" for r, w in chosen),
+                record.MODEL: "ensemble",
             }
         )
         mlflow.log_params(
@@ -157,7 +156,7 @@ def log_servable(client: MlflowClient, chosen: list[tuple[Run, float]]) -> None:
     backend = chosen[0][0].data.params["trainer.backend"]
     with tempfile.TemporaryDirectory() as folder:
         artifacts = {
-            f"member_{i}": client.download_artifacts(run.info.run_id, logged_model.LOGGED_MODEL, f"{folder}/{i}")
+            f"member_{i}": client.download_artifacts(run.info.run_id, record.LOGGED_MODEL, f"{folder}/{i}")
             for i, (run, _) in enumerate(chosen)
         }
         logged_model.log_pyfunc("served_ensemble.py", artifacts, {"weights": [float(w) for _, w in chosen]}, backend)
@@ -185,6 +184,6 @@ def candidates(client: MlflowClient, ids: list[str]) -> Candidates:
         raise PredictionsError(f"the members ran on {' and '.join(sorted(backends))}: one process serves one backend")
     process.use_backend(backends.pop())  # Keras loads the members' models once, its notices dropped
     for run, name in zip(runs, names, strict=True):
-        if not client.list_artifacts(run.info.run_id, logged_model.LOGGED_MODEL):
+        if not client.list_artifacts(run.info.run_id, record.LOGGED_MODEL):
             raise PredictionsError(f"{name} logged no model (tracking.log_model=false): it cannot be served")
     return Candidates(runs, kept, names)

@@ -11,6 +11,7 @@ from matplotlib.ticker import MaxNLocator
 from imdb_exp.analysis import evaluation
 from imdb_exp.analysis.evaluation import RocCurve
 from imdb_exp.data.labels import THRESHOLD
+from imdb_exp.tracking import record
 
 
 def _run_figure(width: float, height: float) -> Figure:
@@ -73,9 +74,9 @@ def roc_curve(curve: RocCurve) -> Figure:
 
 # A run's evaluation figures: artifact path -> how it is drawn from the test labels and probabilities.
 EVALUATION_FIGURES = {
-    "evaluation/probabilities.png": probability_distribution,
-    "evaluation/confusion_matrix.png": lambda y, p: confusion_matrix(evaluation.confusion_matrix(y, p)),
-    "evaluation/roc_curve.png": lambda y, p: roc_curve(evaluation.roc_curve(y, p)),
+    record.PROBABILITIES_FIGURE: probability_distribution,
+    record.CONFUSION_FIGURE: lambda y, p: confusion_matrix(evaluation.confusion_matrix(y, p)),
+    record.ROC_FIGURE: lambda y, p: roc_curve(evaluation.roc_curve(y, p)),
 }
 
 

@@ -16,8 +16,7 @@ from mlflow.tracking import MlflowClient
 from imdb_exp.data.labels import called_positive
 from imdb_exp.errors import UserError
 from imdb_exp.runtime.checked_npz import array_text, text_array
-
-ARTIFACT = "evaluation/predictions.npz"
+from imdb_exp.tracking import record
 
 
 class PredictionsError(UserError):
@@ -44,7 +43,7 @@ class Predictions:
 
 
 def log(predictions: Predictions) -> None:
-    """Into the active run, as ARTIFACT."""
+    """Into the active run, as record.PREDICTIONS."""
     arrays = {"source": text_array(predictions.source)}
     for name, scored in (("test", predictions.test), ("val", predictions.val)):
         if scored is not None:
@@ -52,19 +51,19 @@ def log(predictions: Predictions) -> None:
             arrays[f"{name}_labels"] = scored.labels.astype(np.uint8)
             arrays[f"{name}_probabilities"] = scored.probabilities.astype(np.float32)
     with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, os.path.basename(ARTIFACT))
+        path = os.path.join(folder, os.path.basename(record.PREDICTIONS))
         np.savez_compressed(path, **arrays)
-        mlflow.log_artifact(path, os.path.dirname(ARTIFACT))
+        mlflow.log_artifact(path, os.path.dirname(record.PREDICTIONS))
 
 
 def of_run(client: MlflowClient, run_id: str) -> Predictions:
     """The predictions run ``run_id`` kept; PredictionsError, naming the run, when it kept none."""
     with tempfile.TemporaryDirectory() as folder:
         try:
-            path = client.download_artifacts(run_id, ARTIFACT, folder)
+            path = client.download_artifacts(run_id, record.PREDICTIONS, folder)
         except Exception as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise PredictionsError(f"run {run_id} kept no predictions ({ARTIFACT}: {reason})") from None
+            raise PredictionsError(f"run {run_id} kept no predictions ({record.PREDICTIONS}: {reason})") from None
         with np.load(path, allow_pickle=False) as arrays:
             split = {
                 name: Scored(*(arrays[f"{name}_{part}"] for part in ("rows", "labels", "probabilities")))

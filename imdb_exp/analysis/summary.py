@@ -14,7 +14,6 @@ from imdb_exp.config.identity import override_key
 
 # Keys whose values repeat one configuration: the weights' seed, and the fold held out.
 REPLICATES = ("trainer.seed", "data.fold")
-GROUP_TAG = "config_group"  # a run's overrides less its replicate keys
 MEASURES = ("test_accuracy", "test_auc", "final_val_accuracy", "fit_seconds")
 COMPARED = ("test_accuracy", "final_val_accuracy")  # with a 95% interval and a test against the best
 COMPARISON = ("ci_low", "ci_high", "diff_vs_best", "p_vs_best")

@@ -22,6 +22,7 @@ from imdb_exp.runtime import process
 from imdb_exp.runtime.interrupts import Interrupted, Interrupts, signal_of
 from imdb_exp.runtime.redaction import redact
 from imdb_exp.sweeps import launchers
+from imdb_exp.tracking import record
 
 HELP = """imdb-exp: train and compare IMDB sentiment classifiers (Keras 3), tracked in MLflow.
 Usage: imdb-exp [GROUP=OPTION ...] [KEY=VALUE ...]      one run
@@ -74,15 +75,14 @@ def print_help(overrides: list[str]) -> None:
 def run_tags() -> dict[str, str]:
     """The group choices and overrides of this Hydra job, its configuration less the seed, and its
     number when it is a sweep job."""
-    from imdb_exp.sweeps import multirun
 
     job = HydraConfig.get()
-    tags = {group: job.runtime.choices.get(group, "") for group in ("data", "model", "optimizer")}
-    tags["overrides"] = redact(" ".join(o for o in job.overrides.task if not identity.is_launch_only(o)))
+    tags = {group: job.runtime.choices.get(group, "") for group in record.CHOSEN_GROUPS}
+    tags[record.OVERRIDES] = redact(" ".join(o for o in job.overrides.task if not identity.is_launch_only(o)))
     # Equal across the seeds of one configuration: what MLflow's group-by gathers them by.
-    tags[summary.GROUP_TAG] = summary.configuration(tags["overrides"]) or "defaults"
+    tags[record.CONFIG_GROUP] = summary.configuration(tags[record.OVERRIDES]) or "defaults"
     if job.mode == RunMode.MULTIRUN:
-        tags[multirun.JOB_TAG] = str(job.job.num)
+        tags[record.JOB] = str(job.job.num)
     return tags
 
 
@@ -109,7 +109,7 @@ def run_job(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts) -> fl
         return train(cfg, tags, interrupts, run_id=run_id)
     except resume.StartOver as cut:  # its history stays as it was, in the run that ended FAILED
         log.warning("run %s cannot continue (%s); training the same config as a new run", run_id, cut)
-        return train(cfg, tags | {resume.STARTED_OVER_TAG: run_id}, interrupts)
+        return train(cfg, tags | {record.STARTED_OVER_FROM: run_id}, interrupts)
 
 
 @hydra.main(config_path="pkg://imdb_exp.conf", config_name="config", version_base="1.3")
@@ -118,7 +118,7 @@ def job(cfg: DictConfig) -> float | None:
 
     process.configure()  # also here: a launcher's worker process runs this function, not main()
     tags = run_tags()
-    sweeping = multirun.JOB_TAG in tags
+    sweeping = record.JOB in tags
     interrupts = Interrupts()
     try:
         with interrupts.handled():

@@ -9,7 +9,7 @@ import pandas as pd
 from imdb_exp.cli import preamble
 from imdb_exp.errors import UserError, first_line
 from imdb_exp.serving.classifier import COLUMN
-from imdb_exp.serving.logged_model import LOGGED_MODEL
+from imdb_exp.tracking import record
 
 PROG = "imdb-exp-predict"
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     if not texts:
         parser.error("no reviews: give them as arguments, with --file, or one per line on stdin")
     preamble.open_store(args)
-    model_uri = args.model or f"runs:/{args.run_id}/{LOGGED_MODEL}"
+    model_uri = args.model or f"runs:/{args.run_id}/{record.LOGGED_MODEL}"
     with preamble.errors_in_one_line(PROG):
         try:
             model = mlflow.pyfunc.load_model(model_uri)

@@ -349,9 +349,6 @@ class Config:
         )
 
 
-CONFIG_FILE = "config.yaml"  # the artifact that holds a run's whole config
-
-
 def run_name(tags: dict[str, str], cfg: DictConfig) -> str:
     """A run's name, its model and optimizer ("dense-rmsprop"): the job's group choices, else the config's
     (which may be one that failed to compose fully)."""

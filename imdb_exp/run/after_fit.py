@@ -13,21 +13,13 @@ from imdb_exp.data.corpus import Corpus
 from imdb_exp.data.splits import Dataset, Split
 from imdb_exp.runtime.interrupts import Interrupts
 from imdb_exp.serving import logged_model
-from imdb_exp.tracking import active_run
+from imdb_exp.tracking import active_run, record
 from imdb_exp.training import fitting
 from imdb_exp.training.checkpoints import Progress
 from imdb_exp.training.guards import InterruptAtBatchEnd
 from imdb_exp.training.shared_checkpoints import RunCheckpoint
 
-CURVES = {"curves/loss.png": "loss", "curves/accuracy.png": "accuracy"}  # figure -> metric per epoch
-MISCLASSIFIED, VOCABULARY = "evaluation/misclassified.md", "vocabulary.tsv"  # the aclimdb source's runs
-RECORDS = (
-    *CURVES,
-    *plots.EVALUATION_FIGURES,
-    predictions.ARTIFACT,
-    MISCLASSIFIED,
-    VOCABULARY,
-)  # every finished run of the aclimdb source
+CURVES = {record.LOSS_CURVE: "loss", record.ACCURACY_CURVE: "accuracy"}  # figure -> metric per epoch
 
 
 @dataclass(frozen=True)
@@ -97,9 +89,9 @@ def write_records(result: FitResult, checkpoint: RunCheckpoint) -> None:
     if corpus:
         count = result.settings.tracking.misclassified_reviews
         active_run.log_text(
-            evaluation.misclassified_report(corpus.test, corpus.decode, probabilities, count), MISCLASSIFIED
+            evaluation.misclassified_report(corpus.test, corpus.decode, probabilities, count), record.MISCLASSIFIED
         )
-        active_run.log_text(corpus.vocabulary_tsv, VOCABULARY)
+        active_run.log_text(corpus.vocabulary_tsv, record.VOCABULARY)
     if result.served_model:
         logged_model.log_classifier(result.served_model, result.settings)
     checkpoint.discard()

@@ -14,11 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from imdb_exp.config import identity, schema
 from imdb_exp.config.identity import override_key
-from imdb_exp.config.schema import CONFIG_FILE
 from imdb_exp.errors import ConfigError
 from imdb_exp.runtime.redaction import redact
-from imdb_exp.sweeps import search
-from imdb_exp.tracking import store
+from imdb_exp.tracking import record, store
 from imdb_exp.training import checkpoints, shared_checkpoints
 
 # Keys that may differ on the command line of `resume=RUN_ID`: the run is found in the store the
@@ -62,7 +60,7 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     if reason := why_not_continuable(client, run):
         raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
     with tempfile.TemporaryDirectory() as tmp:
-        recorded = identity.callbacks_by_name(OmegaConf.load(client.download_artifacts(run_id, CONFIG_FILE, tmp)))
+        recorded = identity.callbacks_by_name(OmegaConf.load(client.download_artifacts(run_id, record.CONFIG, tmp)))
     family = schema.MODEL_FAMILIES.get(recorded.model.get("family"))
     if family is None:
         raise ConfigError(f"resume={run_id}: the run's model family {recorded.model.get('family')!r} is not known here")
@@ -79,9 +77,6 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return resumed
 
 
-STARTED_OVER_TAG = "imdb_exp.started_over_from"  # a run that had to start over names the run it replaces
-
-
 class StartOver(Exception):
     """The run logged epochs but its checkpoint is damaged: continued, it would log those steps twice
     (MLflow cannot delete logged values), so it ends FAILED and its config trains as a new run."""
@@ -89,7 +84,7 @@ class StartOver(Exception):
     def __init__(self, run_id: str):
         super().__init__(
             f"its checkpoint is damaged, and it has logged epochs that a new start would log twice; the same "
-            f"config trains again as a new run, tagged {STARTED_OVER_TAG}={run_id}"
+            f"config trains again as a new run, tagged {record.STARTED_OVER_FROM}={run_id}"
         )
 
 
@@ -109,10 +104,12 @@ def earlier_run(cfg: DictConfig) -> Earlier | None:
         run
         for config_hash in identity.accepted_hashes(cfg)  # tags take no IN in MLflow's search
         for run in client.search_runs(
-            [experiment.experiment_id], f"tags.config_hash = '{config_hash}'", order_by=["attributes.start_time DESC"]
+            [experiment.experiment_id],
+            f"tags.{record.CONFIG_HASH} = '{config_hash}'",
+            order_by=["attributes.start_time DESC"],
         )
     ]
-    finished = (run for run in runs if run.info.status == "FINISHED" and search.PRUNED_TAG not in run.data.tags)
+    finished = (run for run in runs if run.info.status == "FINISHED" and record.pruned_at(run) is None)
     if done := next(finished, None):
         return Earlier(done, finished=True)
     for run in runs:

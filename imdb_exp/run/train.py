@@ -19,7 +19,7 @@ from imdb_exp.run import after_fit, resume
 from imdb_exp.runtime import process
 from imdb_exp.runtime.interrupts import Interrupts
 from imdb_exp.sweeps import multirun, search
-from imdb_exp.tracking import active_run, lineage, store
+from imdb_exp.tracking import active_run, lineage, record, store
 from imdb_exp.training import callbacks, checkpoints, epoch_end, fitting, shared_checkpoints
 from imdb_exp.training.guards import InterruptAtBatchEnd
 
@@ -33,7 +33,6 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     without a validation split (the test set is never a return value), or search.Pruned when an
     Optuna trial's pruner stopped it.
     """
-    process.configure()
     interrupts = interrupts or Interrupts()  # signals not handled: nothing to defer
     settings = schema.validate(cfg)
     process.use_backend(settings.trainer.backend)  # the one this module's Keras was imported with, or refused
@@ -48,27 +47,15 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         with checkpoints.held(run_id):
             announce(run_name, tags, settings)
             active_run.log_config(cfg, open_run.run)
-            started = time.perf_counter()
-            dataset = splits.load_dataset(settings.data)
-            timings = {"data_prep_seconds": time.perf_counter() - started}
-            lineage.log_datasets(dataset, settings.data)
-
-            started = time.perf_counter()
-            model, trained, dataset = build(settings, dataset)
-            timings["prepare_seconds"] = time.perf_counter() - started
-            active_run.log_model_summary(model)
-
+            model, trained, dataset, timings = load_and_build(settings)
             checkpoint = shared_checkpoints.RunCheckpoint(run_id, settings.tracking.uri)
             progress = continued(checkpoint, trained, run_id) if continuing else checkpoints.Progress()
             ends = epoch_end.chosen(settings.trainer, trained, checkpoint, trial)
             try:
                 fit(trained, dataset, settings, progress, ends, keras_callbacks, interrupts)
             except search.TrialPruned as pruned:  # not a failure: the search learned what it needed
-                active_run.log_pruned(pruned.epoch)
-                active_run.log_metrics({"epochs_trained": progress.epochs_done, "fit_seconds": progress.fit_seconds})
-                checkpoint.discard()
-                return search.Pruned(pruned.epoch)
-            active_run.log_missing_epochs(run_id, progress)  # epochs a server that did not answer dropped
+                return pruned_trial(pruned.epoch, progress, checkpoint)
+            active_run.log_missing_epochs(run_id, progress.history)  # epochs a server that did not answer dropped
 
             result = after_fit.evaluate(trained, model, dataset, settings, progress, interrupts)
             final = after_fit.metrics(result)
@@ -83,11 +70,33 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     return final.get(multirun.OBJECTIVE)
 
 
+def load_and_build(settings: schema.Config):
+    """The dataset (its datasets logged), the model built and prepared on it (its summary logged), and
+    how long each took."""
+    started = time.perf_counter()
+    dataset = splits.load_dataset(settings.data)
+    timings = {"data_prep_seconds": time.perf_counter() - started}
+    lineage.log_datasets(dataset, settings.data)
+    started = time.perf_counter()
+    model, trained, dataset = build(settings, dataset)
+    timings["prepare_seconds"] = time.perf_counter() - started
+    active_run.log_model_summary(model)
+    return model, trained, dataset, timings
+
+
+def pruned_trial(epoch: int, progress, checkpoint) -> search.Pruned:
+    """What a trial its pruner stopped records: no final model, nothing to continue."""
+    active_run.log_pruned(epoch)
+    active_run.log_metrics({"epochs_trained": progress.epochs_done, "fit_seconds": progress.fit_seconds})
+    checkpoint.discard()
+    return search.Pruned(epoch)
+
+
 def identity_tags(cfg: DictConfig, settings: schema.Config) -> dict[str, str]:
     """What identifies the run beyond its overrides: its config's hash, the code that made it, its trial."""
-    tags = {"config_hash": identity.config_hash(cfg)} | lineage.provenance(settings.trainer.backend)
+    tags = {record.CONFIG_HASH: identity.config_hash(cfg)} | lineage.provenance(settings.trainer.backend)
     if settings.trial.study:
-        tags |= {"optuna.study": settings.trial.study, "optuna.trial": str(settings.trial.number)}
+        tags |= {record.STUDY: settings.trial.study, record.TRIAL: str(settings.trial.number)}
     return tags
 
 
@@ -108,7 +117,7 @@ def announce(run_name: str, tags: dict[str, str], settings: schema.Config) -> No
     log.info(
         "run %s: %s, %s backend, %d epochs of batch %d, seed %d",
         run_name,
-        tags.get("overrides") or "the defaults",
+        tags.get(record.OVERRIDES) or "the defaults",
         trainer.backend,
         trainer.epochs,
         trainer.batch_size,
@@ -139,7 +148,7 @@ def continued(checkpoint, trained, run_id: str):
     if progress is None:
         return checkpoints.Progress()
     log.info("continuing run %s after epoch %d", run_id, progress.epochs_done)
-    active_run.log_missing_epochs(run_id, progress)
+    active_run.log_missing_epochs(run_id, progress.history)
     return progress
 
 

@@ -17,6 +17,7 @@ import imdb_exp
 from imdb_exp.config.schema import Config
 from imdb_exp.runtime.process import kept
 from imdb_exp.serving.classifier import COLUMN
+from imdb_exp.tracking import record
 
 if TYPE_CHECKING:  # Keras is imported by whoever chose its backend; its notices then are dropped
     import keras
@@ -27,9 +28,8 @@ SIGNATURE = ModelSignature(
 )
 
 
-SERVED_FILES = {"keras_model": "model.keras", "vocabulary": "vocabulary.tsv"}  # artifact name -> file
+SERVED_FILES = {"keras_model": "model.keras", "vocabulary": record.VOCABULARY}  # artifact name -> file
 INPUT_EXAMPLE = "A moving film with a wonderful cast; I would watch it again."
-LOGGED_MODEL = "model"
 PACKAGE_ROOT = Path(imdb_exp.__file__).parent
 
 
@@ -77,7 +77,7 @@ def log_pyfunc(code: str, artifacts: dict[str, str], model_config: dict, backend
     # and the next job may be building its model on the training thread (RecordsWriter.model_seeding).
     with kept.records.model_seeding:
         return mlflow.pyfunc.log_model(
-            name=LOGGED_MODEL,
+            name=record.LOGGED_MODEL,
             python_model=str(Path(__file__).with_name(code)),
             artifacts=artifacts,
             model_config=model_config,

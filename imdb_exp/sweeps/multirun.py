@@ -18,21 +18,19 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from mlflow.entities import RunStatus
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp.analysis import plots, summary
-from imdb_exp.config.schema import CONFIG_FILE, run_name
+from imdb_exp.config.schema import run_name
 from imdb_exp.errors import ConfigError
 from imdb_exp.runtime.interrupts import held_off
 from imdb_exp.runtime.process import kept
 from imdb_exp.runtime.redaction import as_tag, redact
-from imdb_exp.sweeps import search, study_storage
-from imdb_exp.tracking import store
+from imdb_exp.sweeps import study_storage
+from imdb_exp.tracking import record, store
 
 log = logging.getLogger(__name__)
 
-JOB_TAG = "sweep_job"  # a job run's number in its sweep (Hydra's job.num)
 OBJECTIVE = "final_val_accuracy"  # what sweeps rank by: the validation accuracy of the model each job keeps
 COLUMNS = [
     "job",
@@ -52,10 +50,6 @@ LOST = (
     "still RUNNING when its sweep ended: the process training it was lost (its node lost, a SIGKILL, or a retry "
     "that started the job over); launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
 )
-
-
-def count_job(client: MlflowClient, parent_run_id: str, job: str | None, run_id: str) -> None:
-    client.set_tag(parent_run_id, f"job.{job or run_id}", run_id)
 
 
 def is_search(config: DictConfig) -> bool:
@@ -81,7 +75,7 @@ class SweepParentRun(Callback):
         self.client = store.client(config.tracking.uri)
         experiment = store.experiment_id(self.client, config.tracking.experiment)
         sweep = redact(" ".join(config.hydra.overrides.task))
-        run = self.client.create_run(experiment, run_name=f"sweep {sweep}"[:250], tags={"sweep": sweep})
+        run = self.client.create_run(experiment, run_name=f"sweep {sweep}"[:250], tags={record.SWEEP: sweep})
         self.run_id = run.info.run_id
         with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
             config.hydra.overrides.task.append(f"tracking.parent_run_id='{self.run_id}'")
@@ -112,7 +106,7 @@ class SweepParentRun(Callback):
             self._end_lost_jobs()
             rows = self._write_results()
             if stopped_by is not None:
-                self.client.set_tag(self.run_id, "failure_reason", as_tag(describe(stopped_by)))
+                self.client.set_tag(self.run_id, record.FAILURE_REASON, as_tag(describe(stopped_by)))
                 status = RunStatus.KILLED if was_interrupted(stopped_by) else RunStatus.FAILED
             elif all(row["status"] == "FINISHED" for row in rows):
                 status = RunStatus.FINISHED
@@ -125,21 +119,21 @@ class SweepParentRun(Callback):
         a SIGKILL; or a launcher's retry started the job over as a new run): FAILED with that reason,
         never left RUNNING under an ended parent. Its checkpoint, if any, still continues it."""
         experiment = self.client.get_run(self.run_id).info.experiment_id
-        running = f"tags.mlflow.parentRunId = '{self.run_id}' and attributes.status = 'RUNNING'"
+        running = f"tags.{record.PARENT} = '{self.run_id}' and attributes.status = 'RUNNING'"
         for run in self.client.search_runs([experiment], running):
-            self.client.set_tag(run.info.run_id, "failure_reason", LOST)
+            self.client.set_tag(run.info.run_id, record.FAILURE_REASON, LOST)
             self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
 
     def _write_results(self) -> list[dict]:
         jobs = self._jobs()
-        varying = varying_overrides([run.data.tags.get("overrides", "") for run in jobs.values()])
+        varying = varying_overrides([run.data.tags.get(record.OVERRIDES, "") for run in jobs.values()])
         rows = [
             row(job, run, overrides, self.run_id) for (job, run), overrides in zip(jobs.items(), varying, strict=True)
         ]
         curves = [self._history(row["run_id"], "val_accuracy") for row in rows]
         by_name = {row["overrides"] or row["run"]: curve for row, curve in zip(rows, curves, strict=True)}
-        self.client.log_figure(self.run_id, plots.sweep_comparison(by_name, rows), "sweep/comparison.png")
-        self._log_table(rows, COLUMNS, "sweep/results")
+        self.client.log_figure(self.run_id, plots.sweep_comparison(by_name, rows), record.SWEEP_COMPARISON)
+        self._log_table(rows, COLUMNS, record.SWEEP_RESULTS_CSV, record.SWEEP_RESULTS_MD)
         if summary.replicates_vary(varying):
             self._summarise_replicates(rows, curves)
         self._name_the_best(rows)
@@ -149,9 +143,9 @@ class SweepParentRun(Callback):
         """Over the seeds or folds of each configuration: a table, its verdict in words, and the
         validation curves as bands."""
         configurations = summary.by_configuration(rows)
-        self.client.log_text(self.run_id, to_csv(configurations, summary.COLUMNS), "sweep/summary.csv")
+        self.client.log_text(self.run_id, to_csv(configurations, summary.COLUMNS), record.SWEEP_SUMMARY_CSV)
         table, verdict = to_markdown(configurations, summary.COLUMNS), summary.in_words(configurations)
-        self.client.log_text(self.run_id, f"{table}\n{verdict}", "sweep/summary.md")
+        self.client.log_text(self.run_id, f"{table}\n{verdict}", record.SWEEP_SUMMARY_MD)
         runs_of: dict[str, list[list[float]]] = {}
         for row, curve in zip(rows, curves, strict=True):
             if summary.finished(row) and curve:
@@ -160,18 +154,16 @@ class SweepParentRun(Callback):
             f"{name or summary.ONLY_REPLICATES} (n={len(runs)})": summary.curve_bands(runs)
             for name, runs in runs_of.items()
         }
-        self.client.log_figure(self.run_id, plots.seed_bands(bands), "sweep/summary.png")
+        self.client.log_figure(self.run_id, plots.seed_bands(bands), record.SWEEP_SUMMARY_FIGURE)
 
-    def _log_table(self, rows: list[dict], columns: list[str], path: str) -> None:
-        self.client.log_text(self.run_id, to_csv(rows, columns), f"{path}.csv")
-        self.client.log_text(self.run_id, to_markdown(rows, columns), f"{path}.md")
+    def _log_table(self, rows: list[dict], columns: list[str], csv_path: str, markdown_path: str) -> None:
+        self.client.log_text(self.run_id, to_csv(rows, columns), csv_path)
+        self.client.log_text(self.run_id, to_markdown(rows, columns), markdown_path)
 
     def _jobs(self) -> dict[str, object]:
         """The run each job counted itself with, in job order."""
-        tags = self.client.get_run(self.run_id).data.tags
-        counted = {key.removeprefix("job."): run_id for key, run_id in tags.items() if key.startswith("job.")}
-        order = sorted(counted, key=lambda job: (not job.isdigit(), int(job) if job.isdigit() else job))
-        return {job: self.client.get_run(counted[job]) for job in order}
+        counted = record.counted_jobs(self.client.get_run(self.run_id))
+        return {job: self.client.get_run(run_id) for job, run_id in counted.items()}
 
     def _name_the_best(self, rows: list[dict]) -> None:
         """Tag the parent with the finished job of the highest validation accuracy, and say it."""
@@ -179,8 +171,8 @@ class SweepParentRun(Callback):
         if not scored:
             return
         best = max(scored, key=lambda row: row[OBJECTIVE])
-        self.client.set_tag(self.run_id, "best_run_id", best["run_id"])
-        self.client.set_tag(self.run_id, "best_overrides", best["overrides"])
+        self.client.set_tag(self.run_id, record.BEST_RUN_ID, best["run_id"])
+        self.client.set_tag(self.run_id, record.BEST_OVERRIDES, best["overrides"])
         self.client.log_metric(self.run_id, "best_val_accuracy", best[OBJECTIVE])
         print(
             f"imdb-exp: best of {len(rows)} jobs: {best['overrides'] or best['run']} (run {best['run_id']}), "
@@ -203,6 +195,11 @@ def _refuse_unsound_search(config: DictConfig) -> None:
     except ConfigError as err:
         print(f"imdb-exp: error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def open_parent_run_id() -> str | None:
+    """The parent run of the sweep this process launched and has not ended, if any."""
+    return kept.sweep.run_id if kept.sweep is not None else None
 
 
 def launched_here() -> bool:
@@ -238,13 +235,13 @@ def varying_overrides(jobs: list[str]) -> list[str]:
 
 
 def row(job: str, run, overrides: str, parent_run_id: str) -> dict:
-    metrics, tags = run.data.metrics, run.data.tags
-    if tags.get("mlflow.parentRunId") != parent_run_id:
+    metrics = run.data.metrics
+    if record.parent_of(run) != parent_run_id:
         note = "already done (an earlier run of this config)"
-    elif search.PRUNED_TAG in tags:
-        note = f"pruned after epoch {tags[search.PRUNED_TAG]}"
+    elif (epoch := record.pruned_at(run)) is not None:
+        note = f"pruned after epoch {epoch}"
     else:
-        note = tags.get("failure_reason", "").splitlines()[0] if "failure_reason" in tags else ""
+        note = record.failure(run)
     return {
         "job": job,
         "run": run.info.run_name,
@@ -279,7 +276,7 @@ def to_markdown(rows: list[dict], columns: list[str]) -> str:
 def count_done_job(cfg: DictConfig, tags: dict[str, str], run) -> float | None:
     """Counts an earlier FINISHED run of exactly this job's config as the job, instead of training it again."""
     client = store.client(cfg.tracking.uri)
-    count_job(client, cfg.tracking.parent_run_id, tags.get(JOB_TAG), run.info.run_id)
+    record.count_job(client, cfg.tracking.parent_run_id, tags.get(record.JOB), run.info.run_id)
     print(
         f"imdb-exp: already done: run {run.info.run_id} FINISHED with this exact config; not trained again "
         "(retrain=true trains it anyway)"
@@ -292,16 +289,16 @@ def record_unstarted_job(cfg: DictConfig, tags: dict[str, str], err: BaseExcepti
     parent_run_id = cfg.tracking.parent_run_id
     client = store.client(cfg.tracking.uri)
     parent = client.get_run(parent_run_id)
-    if f"job.{tags.get(JOB_TAG)}" in parent.data.tags:
+    if record.job_tag(tags.get(record.JOB)) in parent.data.tags:
         return  # its run opened, and holds the failure
     run = client.create_run(
         parent.info.experiment_id,
         run_name=run_name(tags, cfg),
-        tags=tags | {"mlflow.parentRunId": parent_run_id, "failure_reason": as_tag(describe(err))},
+        tags=tags | {record.PARENT: parent_run_id, record.FAILURE_REASON: as_tag(describe(err))},
     )
-    client.log_text(run.info.run_id, redact(OmegaConf.to_yaml(cfg)), CONFIG_FILE)
+    client.log_text(run.info.run_id, redact(OmegaConf.to_yaml(cfg)), record.CONFIG)
     client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
-    count_job(client, parent_run_id, tags.get(JOB_TAG), run.info.run_id)
+    record.count_job(client, parent_run_id, tags.get(record.JOB), run.info.run_id)
 
 
 def attach_job_log(cfg: DictConfig, tags: dict[str, str]) -> None:
@@ -310,15 +307,17 @@ def attach_job_log(cfg: DictConfig, tags: dict[str, str]) -> None:
     files = [handler for handler in logging.getLogger().handlers if isinstance(handler, logging.FileHandler)]
     try:
         client = store.client(cfg.tracking.uri)
-        run_id = client.get_run(cfg.tracking.parent_run_id).data.tags.get(f"job.{tags.get(JOB_TAG)}")
+        run_id = client.get_run(cfg.tracking.parent_run_id).data.tags.get(record.job_tag(tags.get(record.JOB)))
         if not files or run_id is None:
             return
-        if client.get_run(run_id).data.tags.get("mlflow.parentRunId") != cfg.tracking.parent_run_id:
+        if record.parent_of(client.get_run(run_id)) != cfg.tracking.parent_run_id:
             return  # an earlier sweep's run, counted as done: its own log stays
         attached = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         for handler in files:
             handler.flush()
             path = Path(handler.baseFilename)
-            client.log_text(run_id, redact(path.read_text(errors="replace")), f"logs/{attached}-{path.name}")
+            client.log_text(
+                run_id, redact(path.read_text(errors="replace")), f"{record.JOB_LOGS}/{attached}-{path.name}"
+            )
     except Exception as err:  # the job's result stands without its log
         log.warning("the job's log could not be attached to its run: %s", describe(err))

@@ -16,7 +16,6 @@ from imdb_exp.config.schema import TrialConfig
 from imdb_exp.errors import ConfigError
 from imdb_exp.sweeps.study_storage import open_storage, patiently
 
-PRUNED_TAG = "optuna.pruned_at_epoch"  # a trial its search stopped: FINISHED, not failed, with no final model
 PRUNER_ATTR = "imdb_exp.pruner"  # the study's pruner config: jobs in other processes rebuild it from there
 REPORTED = "val_accuracy"  # what a trial reports after every epoch; what a search maximizes is its final value
 

@@ -13,22 +13,18 @@ import mlflow
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp.config.schema import CONFIG_FILE, TrackingConfig
+from imdb_exp.config.schema import TrackingConfig
 from imdb_exp.runtime import interrupts
 from imdb_exp.runtime.paths import home
 from imdb_exp.runtime.process import kept
 from imdb_exp.runtime.redaction import as_tag, redact
-from imdb_exp.sweeps import multirun, search
-from imdb_exp.tracking import store
+from imdb_exp.tracking import record, store
 from imdb_exp.tracking.store import TrackingError
-from imdb_exp.training.checkpoints import Progress
 
 if TYPE_CHECKING:  # Keras is imported by whoever chose its backend; its notices then are dropped
     import keras
 
 log = logging.getLogger(__name__)
-
-MODEL_SUMMARY_FILE = "model_summary.txt"
 
 
 @dataclass
@@ -52,7 +48,7 @@ def tracked_run(
     store.bound_server_waits(cfg.server_timeout)
     store.check_server_answers(uri)
     if cfg.parent_run_id:
-        tags = tags | {"mlflow.parentRunId": cfg.parent_run_id}
+        tags = tags | {record.PARENT: cfg.parent_run_id}
     try:
         if uri == store.default_uri():
             home().mkdir(parents=True, exist_ok=True)
@@ -60,8 +56,8 @@ def tracked_run(
         client = store.client(uri)
         if run_id:  # reopened: RUNNING again, these tags added to its own
             run = mlflow.start_run(run_id=run_id, tags=tags, log_system_metrics=cfg.system_metrics)
-            if "failure_reason" in run.data.tags:  # from the try that was cut off
-                client.delete_tag(run_id, "failure_reason")
+            if record.FAILURE_REASON in run.data.tags:  # from the try that was cut off
+                client.delete_tag(run_id, record.FAILURE_REASON)
         else:
             run = mlflow.start_run(
                 experiment_id=store.experiment_id(client, cfg.experiment),
@@ -70,7 +66,7 @@ def tracked_run(
                 log_system_metrics=cfg.system_metrics,
             )
         if cfg.parent_run_id:
-            multirun.count_job(client, cfg.parent_run_id, tags.get(multirun.JOB_TAG), run.info.run_id)
+            record.count_job(client, cfg.parent_run_id, tags.get(record.JOB), run.info.run_id)
     except Exception as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         message = f"the MLflow store {redact(uri)} cannot be used ({detail}); set tracking.uri"
@@ -91,11 +87,11 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
         status = "RUNNING" if open_run and open_run.records else "FINISHED"
     except KeyboardInterrupt as err:
         status = "KILLED"
-        _tell_the_store(mlflow.set_tag, "failure_reason", interrupts.reason(err))
+        _tell_the_store(mlflow.set_tag, record.FAILURE_REASON, interrupts.reason(err))
         raise
     except Exception as err:
         if not store.stopped_answering(err):
-            _tell_the_store(mlflow.set_tag, "failure_reason", as_tag(f"{type(err).__name__}: {err}"))
+            _tell_the_store(mlflow.set_tag, record.FAILURE_REASON, as_tag(f"{type(err).__name__}: {err}"))
             raise
         run_id = mlflow.active_run().info.run_id
         raise TrackingError(
@@ -157,13 +153,13 @@ def log_config(cfg: DictConfig, run: mlflow.ActiveRun) -> None:
         mlflow.set_tags({key: value for key, value in flat.items() if recorded.get(key, value) != value})
     else:
         mlflow.log_params(flat)
-    mlflow.log_text(redact(OmegaConf.to_yaml(values)), CONFIG_FILE)
+    mlflow.log_text(redact(OmegaConf.to_yaml(values)), record.CONFIG)
 
 
 def log_model_summary(model: "keras.Model") -> None:
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
-    mlflow.log_text("\n".join(lines), MODEL_SUMMARY_FILE)
+    mlflow.log_text("\n".join(lines), record.MODEL_SUMMARY)
 
 
 def log_text(text: str, path: str) -> None:
@@ -179,27 +175,28 @@ def log_figure(figure: Figure, path: str) -> None:
     mlflow.log_figure(figure, path, save_kwargs={"pil_kwargs": {"compress_level": 1}})
 
 
-def log_epoch(progress: Progress) -> None:
-    """The metrics of the epoch just done, at its step (the epoch number, from 1); written while the next
-    epoch trains (the run's end waits for them; after a kill, the checkpoint has them: log_missing_epochs)."""
-    metrics = {name: values[-1] for name, values in progress.history.items()}
-    mlflow.log_metrics(metrics, step=progress.epochs_done, synchronous=False)
+def log_epoch(history: dict[str, list[float]]) -> None:
+    """The metrics of the epoch just done (the last value of each ``history``), at its step (the epoch
+    number, from 1); written while the next epoch trains (the run's end waits for them; after a kill,
+    the checkpoint has them: log_missing_epochs)."""
+    metrics = {name: values[-1] for name, values in history.items()}
+    mlflow.log_metrics(metrics, step=len(history["loss"]), synchronous=False)
 
 
 def log_pruned(epoch: int) -> None:
-    mlflow.set_tag(search.PRUNED_TAG, str(epoch))
+    mlflow.set_tag(record.PRUNED_AT_EPOCH, str(epoch))
 
 
 def epochs_logged(run_id: str) -> int:
     return len(mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss"))
 
 
-def log_missing_epochs(run_id: str, progress: Progress) -> None:
-    """Steps of a checkpoint's history that the run lacks: a kill can fall between the checkpoint and
+def log_missing_epochs(run_id: str, history: dict[str, list[float]]) -> None:
+    """Steps of a checkpoint's ``history`` that the run lacks: a kill can fall between the checkpoint and
     the metrics it writes, and a server that stopped answering drops a batch of epochs written in the
     background. Steps after the checkpoint cannot have been logged (it is written first)."""
     mlflow.flush_async_logging()  # what is still on its way arrives, or fails, first
     logged = {metric.step for metric in mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss")}
-    for step in range(1, progress.epochs_done + 1):
+    for step in range(1, len(history.get("loss", [])) + 1):
         if step not in logged:
-            mlflow.log_metrics({name: values[step - 1] for name, values in progress.history.items()}, step=step)
+            mlflow.log_metrics({name: values[step - 1] for name, values in history.items()}, step=step)

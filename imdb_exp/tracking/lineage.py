@@ -12,13 +12,14 @@ from mlflow.exceptions import MlflowException
 
 from imdb_exp.config.schema import DataConfig
 from imdb_exp.data.splits import Dataset
+from imdb_exp.tracking import record
 
 
 def provenance(backend: str, source: Path = Path(__file__).parent) -> dict[str, str]:
     """Tags that say what code made a run: the package, Keras and backend versions, and the git
     commit when the package's ``source`` folder is a checkout (MLflow's own tag, which its UI shows)."""
-    tags = {"imdb_exp.version": version("imdb-exp"), "keras.version": keras.__version__}
-    tags[f"{backend}.version"] = version(backend)
+    tags = {record.PACKAGE_VERSION: version("imdb-exp"), record.KERAS_VERSION: keras.__version__}
+    tags[record.backend_version(backend)] = version(backend)
     try:
         checkout = subprocess.run(
             ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
@@ -26,7 +27,7 @@ def provenance(backend: str, source: Path = Path(__file__).parent) -> dict[str, 
     except OSError:  # no git on this machine
         return tags
     if checkout.returncode == 0:
-        tags["mlflow.source.git.commit"] = checkout.stdout.strip()
+        tags[record.GIT_COMMIT] = checkout.stdout.strip()
     return tags
 
 

@@ -58,7 +58,7 @@ class LogEpochMetrics(EpochEnd):
     """The epoch's metrics into the active MLflow run, at the epoch's step."""
 
     def after_epoch(self, progress: Progress) -> None:
-        active_run.log_epoch(progress)
+        active_run.log_epoch(progress.history)
 
 
 class ReportToTrial(EpochEnd):

@@ -22,14 +22,12 @@ from pathlib import Path
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
-from imdb_exp.tracking import store
+from imdb_exp.tracking import record, store
 from imdb_exp.training import checkpoints
 from imdb_exp.training.checkpoints import Progress
 
 log = logging.getLogger(__name__)
 
-TAG = "imdb_exp.checkpoint"  # "SLOT EPOCH": the slot of the last whole checkpoint, and its epoch
-FOLDER = "checkpoint"
 SLOTS = ("a", "b")
 
 
@@ -44,20 +42,20 @@ def publish(client: MlflowClient, run_id: str, epoch: int) -> None:
     with tempfile.TemporaryDirectory(dir=checkpoints.directory()) as folder:
         upload = Path(folder) / f"{slot}.npz"
         os.link(checkpoints.path(run_id), upload)  # the artifact takes the file's name
-        client.log_artifact(run_id, str(upload), FOLDER)
-    client.set_tag(run_id, TAG, f"{slot} {epoch}")
+        client.log_artifact(run_id, str(upload), record.CHECKPOINT_FOLDER)
+    client.set_tag(run_id, record.CHECKPOINT, record.checkpoint_tag(slot, epoch))
 
 
 def fetch(client: MlflowClient, run_id: str) -> bool:
     """Puts the server's checkpoint of the run in place of the local one (it is the newest: every
     machine that trained the run published there). False if the server has none."""
-    named = client.get_run(run_id).data.tags.get(TAG, "").split()
-    if not named:
+    named = record.checkpoint_slot(client.get_run(run_id))
+    if named is None:
         return False
     target = checkpoints.path(run_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as folder:
-        downloaded = client.download_artifacts(run_id, f"{FOLDER}/{named[0]}.npz", folder)
+        downloaded = client.download_artifacts(run_id, record.checkpoint_artifact(named[0]), folder)
         os.replace(downloaded, target)  # whole, or the local file as it was
     return True
 
@@ -65,18 +63,18 @@ def fetch(client: MlflowClient, run_id: str) -> bool:
 def discard(client: MlflowClient, run_id: str) -> None:
     """Once the run FINISHED: its slots and tag go (a failure to delete them is only logged)."""
     run = client.get_run(run_id)
-    if TAG not in run.data.tags:
+    if record.checkpoint_slot(run) is None:
         return
     try:
-        get_artifact_repository(run.info.artifact_uri).delete_artifacts(FOLDER)
-        client.delete_tag(run_id, TAG)
+        get_artifact_repository(run.info.artifact_uri).delete_artifacts(record.CHECKPOINT_FOLDER)
+        client.delete_tag(run_id, record.CHECKPOINT)
     except Exception as err:
         log.warning("the checkpoint of finished run %s stays on the server (%s)", run_id, err)
 
 
 def exists(run) -> bool:
     """Whether the run has a checkpoint this machine can continue from: on its disk, or on the server."""
-    return checkpoints.path(run.info.run_id).is_file() or TAG in run.data.tags
+    return checkpoints.path(run.info.run_id).is_file() or record.checkpoint_slot(run) is not None
 
 
 class RunCheckpoint:

@@ -10,8 +10,7 @@ import keras
 import mlflow
 
 from imdb_exp.errors import ConfigError
-
-ARTIFACT_PATH = "tensorboard"
+from imdb_exp.tracking import record
 
 
 class TensorBoardLogs(keras.callbacks.TensorBoard):
@@ -27,4 +26,4 @@ class TensorBoardLogs(keras.callbacks.TensorBoard):
 
     def on_train_end(self, logs=None) -> None:
         super().on_train_end(logs)  # closes the epoch's event files
-        mlflow.log_artifacts(self.log_dir, ARTIFACT_PATH)  # fitting.fit runs one fit per epoch
+        mlflow.log_artifacts(self.log_dir, record.TENSORBOARD)  # fitting.fit runs one fit per epoch
