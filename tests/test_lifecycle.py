@@ -130,6 +130,21 @@ HASHES_RECORDED_BEFORE = [
     ([], "8bbf0ae874f026ac24f8"),
     (["model=lstm", "optimizer=adam", "trainer.seed=3"], "6589f476966acd068b6c"),
     (["callbacks=[default,tensorboard]", "model=nbsvm"], "4a8e96c20438c48e3e11"),
+    *(
+        ([f"model={model}"], recorded)
+        for model, recorded in {
+            "bigru": "53dbe31861c401d4f7bb",
+            "cnn": "19f155ed822131c604d5",
+            "cnn_lstm": "00b8cd2877ee652a7899",
+            "fasttext": "89817cbeaa87dde81c9a",
+            "lstm": "08fde0f0b00fc216ec05",
+            "lstm_dropout": "57b7e03a7c0a5c7f44ed",
+            "nbsvm": "63686de08e128073dea1",
+            "ngram": "de98b760b37d21199821",
+            "pretrained": "b1fa1f6e97c6d6c5cdd7",
+            "transformer": "91f223fc3f0a1e0575df",
+        }.items()
+    ),
 ]
 
 

@@ -206,7 +206,7 @@ def test_a_signal_while_a_sweep_ends_waits_for_its_table_and_its_run_then_stops_
         time.sleep(0.5)
         client.set_terminated(job, "FINISHED")
 
-    process.kept.records.hand_over(last_records)
+    process.between_jobs.writer.hand_over(last_records)
     with Interrupts().handled(), pytest.raises(Interrupted):
         ending.end()
     assert client.get_run(job).info.status == "FINISHED"  # waited for, not taken for a lost job

@@ -46,10 +46,10 @@ def members_of(client: MlflowClient, ids: list[str]) -> list[Run]:
     return list(members.values())
 
 
-def check_alike(kept: list[Predictions], names: list[str]) -> None:
+def check_alike(predicted: list[Predictions], names: list[str]) -> None:
     """PredictionsError naming the first member whose validation or test reviews differ from the first's."""
-    first = kept[0]
-    for member, name in zip(kept[1:], names[1:], strict=True):
+    first = predicted[0]
+    for member, name in zip(predicted[1:], names[1:], strict=True):
         if member.source != first.source:
             raise PredictionsError(f"{name} was tested on other data than {names[0]}")
         if member.val is None or first.val is None:
@@ -113,11 +113,16 @@ def combined(split: list[Scored], weights: np.ndarray) -> Scored:
 
 
 def log_ensemble(
-    client: MlflowClient, runs: list[Run], kept: list[Predictions], weights: np.ndarray, metric: str, p_value: float
+    client: MlflowClient,
+    runs: list[Run],
+    predicted: list[Predictions],
+    weights: np.ndarray,
+    metric: str,
+    p_value: float,
 ) -> Run:
     """The ensemble's MLflow run, in the first member's experiment; its id."""
-    val = combined([k.val for k in kept], weights)
-    test = combined([k.test for k in kept], weights)
+    val = combined([k.val for k in predicted], weights)
+    test = combined([k.test for k in predicted], weights)
     chosen = [(run, w) for run, w in zip(runs, weights, strict=True) if w > 0]
     with mlflow.start_run(experiment_id=runs[0].info.experiment_id, run_name="ensemble") as run:
         mlflow.set_tags(
@@ -146,7 +151,7 @@ def log_ensemble(
         )
         for path, draw in plots.EVALUATION_FIGURES.items():
             active_run.log_figure(draw(test.labels, test.probabilities), path)
-        predictions.log(Predictions(kept[0].source, test, val))
+        predictions.log(Predictions(predicted[0].source, test, val))
         log_servable(client, chosen)
     return client.get_run(run.info.run_id)
 
@@ -165,7 +170,7 @@ def log_servable(client: MlflowClient, chosen: list[tuple[Run, float]]) -> None:
 @dataclass(frozen=True)
 class Candidates:
     runs: list[Run]
-    kept: list[Predictions]  # each run's predictions
+    predicted: list[Predictions]  # each run's predictions
     names: list[str]  # "run ID (NAME)", as the output names them
 
 
@@ -176,9 +181,9 @@ def candidates(client: MlflowClient, ids: list[str]) -> Candidates:
     runs = members_of(client, ids)
     if len(runs) < 2:
         raise PredictionsError(f"{len(runs)} finished run(s) among {' '.join(ids)}: an ensemble needs two")
-    kept = [predictions.of_run(client, run.info.run_id) for run in runs]
+    predicted = [predictions.of_run(client, run.info.run_id) for run in runs]
     names = [f"run {run.info.run_id} ({run.info.run_name})" for run in runs]
-    check_alike(kept, names)
+    check_alike(predicted, names)
     backends = {run.data.params["trainer.backend"] for run in runs}
     if len(backends) > 1:
         raise PredictionsError(f"the members ran on {' and '.join(sorted(backends))}: one process serves one backend")
@@ -186,4 +191,4 @@ def candidates(client: MlflowClient, ids: list[str]) -> Candidates:
     for run, name in zip(runs, names, strict=True):
         if not client.list_artifacts(run.info.run_id, record.LOGGED_MODEL):
             raise PredictionsError(f"{name} logged no model (tracking.log_model=false): it cannot be served")
-    return Candidates(runs, kept, names)
+    return Candidates(runs, predicted, names)

@@ -14,7 +14,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from imdb_exp.data.labels import called_positive
-from imdb_exp.errors import UserError
+from imdb_exp.errors import UserError, first_line
 from imdb_exp.runtime.checked_npz import array_text, text_array
 from imdb_exp.tracking import record
 
@@ -62,8 +62,9 @@ def of_run(client: MlflowClient, run_id: str) -> Predictions:
         try:
             path = client.download_artifacts(run_id, record.PREDICTIONS, folder)
         except Exception as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise PredictionsError(f"run {run_id} kept no predictions ({record.PREDICTIONS}: {reason})") from None
+            raise PredictionsError(
+                f"run {run_id} kept no predictions ({record.PREDICTIONS}: {first_line(err)})"
+            ) from None
         with np.load(path, allow_pickle=False) as arrays:
             split = {
                 name: Scored(*(arrays[f"{name}_{part}"] for part in ("rows", "labels", "probabilities")))

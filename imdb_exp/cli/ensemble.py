@@ -19,11 +19,11 @@ def main(argv: list[str] | None = None) -> None:
     client = preamble.open_store(args)
     with preamble.errors_in_one_line(PROG):
         found = ensemble.candidates(client, args.ids)
-    val = [kept.val for kept in found.kept]
+    val = [predicted.val for predicted in found.predicted]
     counts, p_value = ensemble.beyond_chance(val, ensemble.select(val, metric=args.metric))
     weights = counts / counts.sum()
-    run = ensemble.log_ensemble(client, found.runs, found.kept, weights, args.metric, p_value)
-    for name, weight, member in zip(found.names, weights, found.kept, strict=True):
+    run = ensemble.log_ensemble(client, found.runs, found.predicted, weights, args.metric, p_value)
+    for name, weight, member in zip(found.names, weights, found.predicted, strict=True):
         print(f"{weight:.2f}  {name}: validation accuracy {np.mean(member.val.correct()):.4f}")
     metrics = run.data.metrics
     kept_what = "its selection" if np.count_nonzero(weights) > 1 else "the best member alone"

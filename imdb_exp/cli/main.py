@@ -170,4 +170,4 @@ def main() -> None:
                 sys.exit(128 + err.signal)
             raise
         finally:
-            process.kept.records.wait()  # a run's records are never cut off by the command's exit
+            process.between_jobs.writer.wait()  # a run's records are never cut off by the command's exit

@@ -25,7 +25,7 @@ from imdb_exp.data.corpus import (
     with_texts,
 )
 from imdb_exp.errors import ConfigError
-from imdb_exp.runtime.process import kept
+from imdb_exp.runtime.process import between_jobs
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +34,29 @@ def cut_vocabulary(ids: np.ndarray, num_words: int) -> np.ndarray:
     return np.where(ids < num_words, ids, OOV).astype(np.int32)
 
 
-def encode_multihot(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
+def encode_multihot(reviews: Reviews, data: DataConfig) -> np.ndarray:
     """uint8 rows of ceil(num_words / 8) bytes; bit i (most significant first) says whether id i occurs."""
-    ids = cut_vocabulary(reviews.ids, cfg.num_words)
+    ids = cut_vocabulary(reviews.ids, data.num_words)
     rows = np.repeat(np.arange(len(reviews)), np.diff(reviews.offsets))
-    hot = np.zeros((len(reviews), cfg.num_words), bool)
+    hot = np.zeros((len(reviews), data.num_words), bool)
     hot[rows, ids] = True
     return np.packbits(hot, axis=1)
 
 
-def encode_padded(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
+def encode_padded(reviews: Reviews, data: DataConfig) -> np.ndarray:
     """Each review's last ``maxlen`` ids, right-aligned after zeros (keras pad_sequences' default)."""
-    ids = cut_vocabulary(reviews.ids, cfg.num_words)
+    ids = cut_vocabulary(reviews.ids, data.num_words)
     lengths = np.diff(reviews.offsets)
-    kept = np.minimum(lengths, cfg.maxlen)
-    rows = np.repeat(np.arange(len(reviews)), kept)
-    within = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)  # 0..kept-1 per review
-    source = np.repeat(reviews.offsets[1:] - kept, kept) + within
-    padded = np.zeros((len(reviews), cfg.maxlen), np.int32)
-    padded[rows, np.repeat(cfg.maxlen - kept, kept) + within] = ids[source]
+    taken = np.minimum(lengths, data.maxlen)
+    rows = np.repeat(np.arange(len(reviews)), taken)
+    within = np.arange(taken.sum()) - np.repeat(np.cumsum(taken) - taken, taken)  # 0..taken-1 per review
+    source = np.repeat(reviews.offsets[1:] - taken, taken) + within
+    padded = np.zeros((len(reviews), data.maxlen), np.int32)
+    padded[rows, np.repeat(data.maxlen - taken, taken) + within] = ids[source]
     return padded
 
 
-def encode_raw_text(reviews: Reviews, cfg: DataConfig) -> np.ndarray:
+def encode_raw_text(reviews: Reviews, data: DataConfig) -> np.ndarray:
     """The raw text (an object array of str): the model's own tokenizer reads it (the pretrained family)."""
     return reviews.texts
 
@@ -103,7 +103,7 @@ def validation_count(val_size: float, n_train: int) -> int:
 REVIEWS_PER_BLOCK = 50
 
 
-def holdout_order(cfg: DataConfig, n_train: int) -> np.ndarray:
+def holdout_order(data: DataConfig, n_train: int) -> np.ndarray:
     """The training rows in the order they are held out for validation (the first val_size of them).
 
     Drawn with data.split_seed, apart from trainer.seed: runs that differ only in trainer.seed train
@@ -112,51 +112,51 @@ def holdout_order(cfg: DataConfig, n_train: int) -> np.ndarray:
     training never saw (a random sample shares movies with training, and flatters models that
     remember names).
     """
-    rng = np.random.default_rng(cfg.split_seed)
-    if cfg.val_holdout == "reviews":
+    rng = np.random.default_rng(data.split_seed)
+    if data.val_holdout == "reviews":
         return rng.permutation(n_train)
     blocks = np.arange(n_train) // REVIEWS_PER_BLOCK
     block_rank = rng.permutation(blocks[-1] + 1)
     return np.lexsort((np.arange(n_train), block_rank[blocks]))
 
 
-def _decided_by(cfg: DataConfig) -> tuple:
+def _decided_by(data: DataConfig) -> tuple:
     """Everything a dataset's arrays depend on: the data config, and the archive file as it is now."""
-    archive = Path(cfg.archive).expanduser() if cfg.archive else None
+    archive = Path(data.archive).expanduser() if data.archive else None
     stat = archive.stat() if archive and archive.is_file() else None
     file = (str(archive.resolve()), stat.st_size, stat.st_mtime_ns) if stat else None
-    return dataclasses.astuple(cfg), file, str(default_cache_dir())
+    return dataclasses.astuple(data), file, str(default_cache_dir())
 
 
-def load_dataset(cfg: DataConfig) -> Dataset:
+def load_dataset(data: DataConfig) -> Dataset:
     """The splits of ``cfg``; the same arrays as the last call when nothing that decides them changed
-    (process.kept: sweep jobs in one process mostly read the same data, and would otherwise hash the
+    (process.between_jobs: sweep jobs in one process mostly read the same data, and would otherwise hash the
     archive and encode 50,000 reviews again). Callers never write to them: models.prepare maps the
     inputs into new arrays. One dataset kept bounds the memory."""
-    key = _decided_by(cfg)
-    if kept.dataset is None or kept.dataset[0] != key:
-        kept.dataset = None  # the old arrays go before the new ones are built
-        kept.dataset = key, _load_dataset(cfg)
-    dataset = kept.dataset[1]
+    key = _decided_by(data)
+    if between_jobs.dataset is None or between_jobs.dataset[0] != key:
+        between_jobs.dataset = None  # the old arrays go before the new ones are built
+        between_jobs.dataset = key, _load_dataset(data)
+    dataset = between_jobs.dataset[1]
     n_val = len(dataset.val) if dataset.val else 0
     log.info("data: %d training, %d validation, %d test reviews", len(dataset.train), n_val, len(dataset.test))
     return dataset
 
 
-def _load_dataset(cfg: DataConfig) -> Dataset:
-    corpus = load_corpus(cfg.archive, default_cache_dir()) if cfg.source == "aclimdb" else None
-    if cfg.encoding == "text":
+def _load_dataset(data: DataConfig) -> Dataset:
+    corpus = load_corpus(data.archive, default_cache_dir()) if data.source == "aclimdb" else None
+    if data.encoding == "text":
         corpus = with_texts(corpus, default_cache_dir())
-    train, test = (corpus.train, corpus.test) if corpus else load_keras_imdb(cfg.num_words)
-    encode = ENCODERS[cfg.encoding]
-    x_train, x_test = encode(train, cfg), encode(test, cfg)
+    train, test = (corpus.train, corpus.test) if corpus else load_keras_imdb(data.num_words)
+    encode = ENCODERS[data.encoding]
+    x_train, x_test = encode(train, data), encode(test, data)
     y_train, y_test = train.labels.astype(np.float32), test.labels.astype(np.float32)
-    order = holdout_order(cfg, len(train))
-    if cfg.folds:  # fold I of K consecutive parts of the held-out order: with movies, whole blocks
-        held_out = np.array_split(order, cfg.folds)[cfg.fold]
+    order = holdout_order(data, len(train))
+    if data.folds:  # fold I of K consecutive parts of the held-out order: with movies, whole blocks
+        held_out = np.array_split(order, data.folds)[data.fold]
         fit_rows, val_rows = np.setdiff1d(order, held_out), np.sort(held_out)
     else:
-        n_val = validation_count(cfg.val_size, len(train))
+        n_val = validation_count(data.val_size, len(train))
         fit_rows, val_rows = np.sort(order[n_val:]), np.sort(order[:n_val])
 
     def subset(rows: np.ndarray) -> Split:

@@ -12,7 +12,6 @@ from imdb_exp.config.schema import (
     BigruConfig,
     CnnConfig,
     CnnLstmConfig,
-    ConfigError,
     DataConfig,
     DenseConfig,
     FasttextConfig,
@@ -25,6 +24,7 @@ from imdb_exp.config.schema import (
     TransformerConfig,
 )
 from imdb_exp.data.splits import Dataset
+from imdb_exp.errors import ConfigError, first_line
 from imdb_exp.models.layers import HashedBigrams, MaskedSum, NbVote, NgramBag, NgramSlots, UnpackBits
 
 BUILDERS: dict[str, Callable[[ModelConfig, DataConfig], keras.Model]] = {}
@@ -40,10 +40,10 @@ def builds(family: str):
     return register
 
 
-def build(cfg: ModelConfig, data: DataConfig) -> keras.Model:
-    if cfg.family not in BUILDERS:
-        raise ConfigError(f"model family {cfg.family!r} has no builder; choose one of: {', '.join(BUILDERS)}")
-    return BUILDERS[cfg.family](cfg, data)
+def build(spec: ModelConfig, data: DataConfig) -> keras.Model:
+    if spec.family not in BUILDERS:
+        raise ConfigError(f"model family {spec.family!r} has no builder; choose one of: {', '.join(BUILDERS)}")
+    return BUILDERS[spec.family](spec, data)
 
 
 def _probability() -> layers.Layer:
@@ -52,11 +52,11 @@ def _probability() -> layers.Layer:
 
 
 @builds("dense")
-def dense(cfg: DenseConfig, data: DataConfig) -> keras.Model:
+def dense(spec: DenseConfig, data: DataConfig) -> keras.Model:
     hidden = []
-    for units in cfg.hidden_units:
-        hidden.append(layers.Dense(units, activation=cfg.activation))
-        hidden += [layers.Dropout(cfg.dropout)] if cfg.dropout else []
+    for units in spec.hidden_units:
+        hidden.append(layers.Dense(units, activation=spec.activation))
+        hidden += [layers.Dropout(spec.dropout)] if spec.dropout else []
     return keras.Sequential(
         [
             keras.Input(shape=(math.ceil(data.num_words / 8),), dtype="uint8"),
@@ -68,15 +68,15 @@ def dense(cfg: DenseConfig, data: DataConfig) -> keras.Model:
     )
 
 
-def _recurrent(cfg: LstmConfig, data: DataConfig, front: list[layers.Layer], name: str) -> keras.Model:
-    around = [layers.Dropout(cfg.dropout)] if cfg.dropout else []
+def _recurrent(spec: LstmConfig, data: DataConfig, front: list[layers.Layer], name: str) -> keras.Model:
+    around = [layers.Dropout(spec.dropout)] if spec.dropout else []
     return keras.Sequential(
         [
             keras.Input(shape=(data.maxlen,), dtype="int32"),
-            layers.Embedding(data.num_words, cfg.embedding_dim),
+            layers.Embedding(data.num_words, spec.embedding_dim),
             *front,
             *around,
-            layers.LSTM(cfg.lstm_units, dropout=cfg.lstm_dropout, recurrent_dropout=cfg.recurrent_dropout),
+            layers.LSTM(spec.lstm_units, dropout=spec.lstm_dropout, recurrent_dropout=spec.recurrent_dropout),
             *around,
             _probability(),
         ],
@@ -85,27 +85,27 @@ def _recurrent(cfg: LstmConfig, data: DataConfig, front: list[layers.Layer], nam
 
 
 @builds("lstm")
-def lstm(cfg: LstmConfig, data: DataConfig) -> keras.Model:
-    return _recurrent(cfg, data, [], "lstm")
+def lstm(spec: LstmConfig, data: DataConfig) -> keras.Model:
+    return _recurrent(spec, data, [], "lstm")
 
 
 @builds("cnn_lstm")
-def cnn_lstm(cfg: CnnLstmConfig, data: DataConfig) -> keras.Model:
+def cnn_lstm(spec: CnnLstmConfig, data: DataConfig) -> keras.Model:
     front = [
-        layers.Conv1D(cfg.conv_filters, cfg.conv_kernel_size, padding="same", activation="relu"),
-        layers.MaxPooling1D(cfg.pool_size),
+        layers.Conv1D(spec.conv_filters, spec.conv_kernel_size, padding="same", activation="relu"),
+        layers.MaxPooling1D(spec.pool_size),
     ]
-    return _recurrent(cfg, data, front, "cnn_lstm")
+    return _recurrent(spec, data, front, "cnn_lstm")
 
 
 @builds("nbsvm")
-def nbsvm(cfg: NbsvmConfig, data: DataConfig) -> keras.Model:
+def nbsvm(spec: NbsvmConfig, data: DataConfig) -> keras.Model:
     """A linear model on NB-weighted word n-grams (layers.NgramSlots, layers.NbVote), trained from scratch."""
     return keras.Sequential(
         [
             keras.Input(shape=(data.maxlen,), dtype="int32"),
-            NgramSlots(cfg.features, cfg.max_n),
-            NbVote(cfg.features, cfg.interpolation, cfg.l2),
+            NgramSlots(spec.features, spec.max_n),
+            NbVote(spec.features, spec.interpolation, spec.l2),
             layers.Activation("sigmoid", dtype="float32"),
         ],
         name="nbsvm",
@@ -113,13 +113,13 @@ def nbsvm(cfg: NbsvmConfig, data: DataConfig) -> keras.Model:
 
 
 @builds("ngram")
-def ngram(cfg: NgramConfig, data: DataConfig) -> keras.Model:
+def ngram(spec: NgramConfig, data: DataConfig) -> keras.Model:
     """A bag of words and word pairs; with embedding_dim=1 a logistic regression on n-gram presence."""
     return keras.Sequential(
         [
             keras.Input(shape=(data.maxlen,), dtype="int32"),
-            NgramBag(data.num_words, cfg.bigrams),
-            layers.Embedding(data.num_words + cfg.bigrams, cfg.embedding_dim, mask_zero=True),
+            NgramBag(data.num_words, spec.bigrams),
+            layers.Embedding(data.num_words + spec.bigrams, spec.embedding_dim, mask_zero=True),
             MaskedSum(),
             _probability(),
         ],
@@ -128,7 +128,7 @@ def ngram(cfg: NgramConfig, data: DataConfig) -> keras.Model:
 
 
 @builds("transformer")
-def transformer(cfg: TransformerConfig, data: DataConfig) -> keras.Model:
+def transformer(spec: TransformerConfig, data: DataConfig) -> keras.Model:
     """Encoder blocks over word and position embeddings (keras-hub's layers), then the mean over the words.
 
     Padding is masked explicitly, in attention and in the mean (an embedding's mask_zero would reach
@@ -137,27 +137,27 @@ def transformer(cfg: TransformerConfig, data: DataConfig) -> keras.Model:
 
     ids = keras.Input(shape=(data.maxlen,), dtype="int32")
     words = keras.ops.not_equal(ids, 0)
-    x = keras_hub.layers.TokenAndPositionEmbedding(data.num_words, data.maxlen, cfg.embedding_dim)(ids)
-    for _ in range(cfg.blocks):
-        x = keras_hub.layers.TransformerEncoder(cfg.intermediate_dim, cfg.num_heads, dropout=cfg.dropout)(
+    x = keras_hub.layers.TokenAndPositionEmbedding(data.num_words, data.maxlen, spec.embedding_dim)(ids)
+    for _ in range(spec.blocks):
+        x = keras_hub.layers.TransformerEncoder(spec.intermediate_dim, spec.num_heads, dropout=spec.dropout)(
             x, padding_mask=words
         )
-    x = layers.Dropout(cfg.dropout)(layers.GlobalAveragePooling1D()(x, mask=words))
-    x = layers.Dropout(cfg.dropout)(layers.Dense(cfg.hidden_units, activation="relu")(x))
+    x = layers.Dropout(spec.dropout)(layers.GlobalAveragePooling1D()(x, mask=words))
+    x = layers.Dropout(spec.dropout)(layers.Dense(spec.hidden_units, activation="relu")(x))
     return keras.Model(ids, _probability()(x), name="transformer")
 
 
 @builds("bigru")
-def bigru(cfg: BigruConfig, data: DataConfig) -> keras.Model:
+def bigru(spec: BigruConfig, data: DataConfig) -> keras.Model:
     # Padding is masked: the backward direction would otherwise end its reading on hundreds of zeros.
-    cell = {"gru": layers.GRU, "lstm": layers.LSTM}[cfg.cell]
-    around = [layers.Dropout(cfg.dropout)] if cfg.dropout else []
+    cell = {"gru": layers.GRU, "lstm": layers.LSTM}[spec.cell]
+    around = [layers.Dropout(spec.dropout)] if spec.dropout else []
     return keras.Sequential(
         [
             keras.Input(shape=(data.maxlen,), dtype="int32"),
-            layers.Embedding(data.num_words, cfg.embedding_dim, mask_zero=True),
+            layers.Embedding(data.num_words, spec.embedding_dim, mask_zero=True),
             *around,
-            *(layers.Bidirectional(cell(cfg.units, return_sequences=i < cfg.layers - 1)) for i in range(cfg.layers)),
+            *(layers.Bidirectional(cell(spec.units, return_sequences=i < spec.layers - 1)) for i in range(spec.layers)),
             *around,
             _probability(),
         ],
@@ -166,24 +166,24 @@ def bigru(cfg: BigruConfig, data: DataConfig) -> keras.Model:
 
 
 @builds("cnn")
-def cnn(cfg: CnnConfig, data: DataConfig) -> keras.Model:
+def cnn(spec: CnnConfig, data: DataConfig) -> keras.Model:
     """Kim (2014): convolutions of several widths over the word vectors, each max-pooled over the review."""
     ids = keras.Input(shape=(data.maxlen,), dtype="int32")
-    words = layers.Embedding(data.num_words, cfg.embedding_dim)(ids)
-    convolved = [layers.Conv1D(cfg.filters, width, activation="relu")(words) for width in cfg.kernel_sizes]
+    words = layers.Embedding(data.num_words, spec.embedding_dim)(ids)
+    convolved = [layers.Conv1D(spec.filters, width, activation="relu")(words) for width in spec.kernel_sizes]
     pooled = [layers.GlobalMaxPooling1D()(features) for features in convolved]
     features = layers.Concatenate()(pooled) if len(pooled) > 1 else pooled[0]
-    return keras.Model(ids, _probability()(layers.Dropout(cfg.dropout)(features)), name="cnn")
+    return keras.Model(ids, _probability()(layers.Dropout(spec.dropout)(features)), name="cnn")
 
 
 @builds("fasttext")
-def fasttext(cfg: FasttextConfig, data: DataConfig) -> keras.Model:
+def fasttext(spec: FasttextConfig, data: DataConfig) -> keras.Model:
     """Joulin et al. (2016): the mean of the word and word-pair vectors, then a linear classifier."""
     return keras.Sequential(
         [
             keras.Input(shape=(data.maxlen,), dtype="int32"),
-            HashedBigrams(data.num_words, cfg.buckets),
-            layers.Embedding(data.num_words + cfg.buckets, cfg.embedding_dim, mask_zero=True),
+            HashedBigrams(data.num_words, spec.buckets),
+            layers.Embedding(data.num_words + spec.buckets, spec.embedding_dim, mask_zero=True),
             layers.GlobalAveragePooling1D(),
             _probability(),
         ],
@@ -192,19 +192,19 @@ def fasttext(cfg: FasttextConfig, data: DataConfig) -> keras.Model:
 
 
 @builds("pretrained")
-def pretrained(cfg: PretrainedConfig, data: DataConfig) -> keras.Model:
+def pretrained(spec: PretrainedConfig, data: DataConfig) -> keras.Model:
     """The preset's classifier (its backbone's weights, a new sigmoid head) with the preset's tokenizer
     inside: it takes raw text, cut to data.maxlen of its tokens, in fit, predict and the saved model."""
     import keras_hub
 
     try:
-        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(cfg.preset, sequence_length=data.maxlen)
+        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(spec.preset, sequence_length=data.maxlen)
         return keras_hub.models.TextClassifier.from_preset(
-            cfg.preset, num_classes=1, activation="sigmoid", preprocessor=preprocessor, compile=False
+            spec.preset, num_classes=1, activation="sigmoid", preprocessor=preprocessor, compile=False
         )
     except (ValueError, OSError, FileNotFoundError) as err:
         raise ConfigError(
-            f"model.preset={cfg.preset!r} could not be loaded ({str(err).splitlines()[0]}); give a keras-hub "
+            f"model.preset={spec.preset!r} could not be loaded ({first_line(err)}); give a keras-hub "
             "preset name (downloaded once, which needs network) or the folder of a saved preset"
         ) from None
 
@@ -241,9 +241,9 @@ def _reading(x, stack: list[layers.Layer], name: str | None = None) -> keras.Mod
     return keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), *stack], name=name)
 
 
-def warn_if_slow(cfg: ModelConfig, backend: str) -> None:
+def warn_if_slow(spec: ModelConfig, backend: str) -> None:
     """Python shows a warning once per process, so a sweep warns once."""
-    if backend == "torch" and getattr(cfg, "recurrent_dropout", 0):
+    if backend == "torch" and getattr(spec, "recurrent_dropout", 0):
         warnings.warn(
             "model.recurrent_dropout on trainer.backend=torch has no cuDNN kernel and runs each time step "
             "on its own, over 10x slower; prefer trainer.backend=jax",
@@ -251,7 +251,7 @@ def warn_if_slow(cfg: ModelConfig, backend: str) -> None:
         )
 
 
-def compile_model(model: keras.Model, cfg: ModelConfig, optimizer: OptimizerConfig) -> keras.Model:
+def compile_model(model: keras.Model, spec: ModelConfig, optimizer: OptimizerConfig) -> keras.Model:
     model.compile(
         optimizer=keras.optimizers.get(
             {
@@ -259,7 +259,7 @@ def compile_model(model: keras.Model, cfg: ModelConfig, optimizer: OptimizerConf
                 "config": {"learning_rate": optimizer.learning_rate, "clipnorm": optimizer.clipnorm},
             }
         ),
-        loss=cfg.loss,
+        loss=spec.loss,
         # Named explicitly: with loss=mse the string "accuracy" would not mean binary accuracy.
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
     )

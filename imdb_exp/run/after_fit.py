@@ -1,5 +1,5 @@
 """After the fit: the test set's verdict on the training thread, then the run's records (figures,
-reports, the servable model) from one FitResult, written on the records thread (recorder.py)."""
+reports, the servable model) from one FitResult, written on the records writer thread (runtime/records_writer.py)."""
 
 import tempfile
 from dataclasses import dataclass

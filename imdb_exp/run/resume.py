@@ -32,7 +32,7 @@ def why_not_continuable(client: MlflowClient, run: Run) -> str | None:
     if checkpoints.is_live(run_id):
         return "another live process is training it"
     if not shared_checkpoints.exists(run) and client.get_metric_history(run_id, "loss"):
-        if shared_checkpoints.on_server(client.tracking_uri):
+        if store.is_server(client.tracking_uri):
             return "it trained some epochs but its checkpoint is neither on the tracking server nor on this machine"
         return (
             f"it trained some epochs but its checkpoint is not in {checkpoints.directory()}; "

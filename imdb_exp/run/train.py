@@ -62,9 +62,9 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
             active_run.log_metrics(final | timings)
             log_verdict(final, timings)
             # Written on the records thread: a sweep launched from this process goes on to its next job.
-            open_run.records = functools.partial(after_fit.write_records, result, checkpoint)
+            open_run.remaining = functools.partial(after_fit.write_records, result, checkpoint)
     if not multirun.launched_here():  # a run of its own, or a launcher's worker's job, waits for them
-        process.kept.records.wait()
+        process.between_jobs.writer.wait()
         open_run.written.result()  # and fails if they could not be written
     log.info(store.where_to_see(store.resolve_uri(settings.tracking.uri), open_run.run.info.experiment_id, run_id))
     return final.get(multirun.OBJECTIVE)
@@ -128,7 +128,7 @@ def announce(run_name: str, tags: dict[str, str], settings: schema.Config) -> No
 def build(settings: schema.Config, dataset: splits.Dataset):
     """The whole model (what is logged and served), the part that is fitted, and the inputs it fits on;
     seeded, built and compiled with the records thread kept from drawing seeds meanwhile."""
-    with process.kept.records.model_seeding:
+    with process.between_jobs.writer.model_seeding:
         process.start_job(keras)
         keras.utils.set_random_seed(settings.trainer.seed)
         keras.config.set_dtype_policy("mixed_bfloat16" if settings.trainer.mixed_precision else "float32")
@@ -156,5 +156,5 @@ def fit(trained, dataset, settings: schema.Config, progress, ends, keras_callbac
     """The fit, its signals deferred to a batch's end, the previous job's records written meanwhile."""
     keras_callbacks = [*keras_callbacks, InterruptAtBatchEnd(interrupts)]
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on terminals, a line per epoch in logs
-    with interrupts.deferred(), process.kept.records.while_training():
+    with interrupts.deferred(), process.between_jobs.writer.while_training():
         fitting.fit(trained, dataset, settings.trainer, progress, keras_callbacks, ends, verbose)

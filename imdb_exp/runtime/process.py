@@ -6,15 +6,15 @@ nothing here happens on import):
   - the log levels of MLflow's, Alembic's and JAX's bookkeeping, and the redaction of every record.
 
 Kept between the jobs of one process (Hydra's basic and joblib launchers run a sweep's jobs in the
-process that launched it), in ``kept``:
-  - ``dataset``: the last dataset loaded and what decided it (data.load_dataset), replaced when a job's
-    data config or archive differs;
-  - ``sweep``: the sweep run this process opened and has not ended (sweep.py); while it is open, a job
-    hands its records to the records thread and goes on instead of waiting for them;
-  - ``records``: the records thread (recorder.py), waited for at each sweep's end, after a run of its
-    own and before the command exits;
+process that launched it), in ``between_jobs``:
+  - ``dataset``: the last dataset loaded and what decided it (data/splits.load_dataset), replaced when a
+    job's data config or archive differs;
+  - ``sweep``: the sweep run this process opened and has not ended (sweeps/multirun.py); while it is
+    open, a job hands what it still has to record to the writer and goes on instead of waiting;
+  - ``writer``: the records writer thread (records_writer.py), waited for at each sweep's end, after a
+    run of its own and before the command exits;
   - ``search_owner``: the lock file by which a search process owns its trials in a journal file
-    (study_storage.py), held, and then removed, when the process exits.
+    (sweeps/study_storage.py), held, and then removed, when the process exits.
 Reset at each job's start (``start_job``): Keras's graphs and names, and the heap's collection.
 Chosen once, by the first job: the Keras backend (``use_backend``), which Keras reads at its first import.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from imdb_exp.errors import ConfigError
 from imdb_exp.runtime import quiet
-from imdb_exp.runtime.records_writer import Records
+from imdb_exp.runtime.records_writer import RecordsWriter
 from imdb_exp.runtime.redaction import redact_log_records
 
 ENVIRONMENT = {
@@ -65,14 +65,14 @@ def configure() -> None:
 
 
 @dataclass
-class Kept:
-    dataset: tuple[tuple, Any] | None = None  # (what decided it, data.Dataset)
-    sweep: Any = None  # sweep.SweepParentRun
-    records: Records = field(default_factory=Records)
+class BetweenJobs:
+    dataset: tuple[tuple, Any] | None = None  # (what decided it, splits.Dataset)
+    sweep: Any = None  # multirun.SweepParentRun
+    writer: RecordsWriter = field(default_factory=RecordsWriter)
     search_owner: tuple[str, int | None] | None = None  # (lock file, its descriptor)
 
 
-kept = Kept()
+between_jobs = BetweenJobs()
 
 
 def start_job(keras) -> None:

@@ -10,7 +10,7 @@ The thread writes only while a job trains (``while_training``) or while the reco
 drawing figures and logging the model is Python work that holds the interpreter's lock, and would
 take turns with the next job's set-up (Hydra's config, the run's start, the model's building), which
 is Python too. During a fit the main thread mostly waits on the backend, which runs without that lock.
-The process keeps one Records (process.kept.records).
+The process keeps one RecordsWriter (process.between_jobs.writer).
 """
 
 import threading
@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 
-class Records:
+class RecordsWriter:
     def __init__(self) -> None:
         self.worker: ThreadPoolExecutor | None = None
         self.pending: list[Future] = []
@@ -36,11 +36,11 @@ class Records:
         if self.worker is None:
             self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imdb-exp-records")
 
-        def when_let() -> None:
+        def when_allowed() -> None:
             self.may_write.wait()
             records()
 
-        future = self.worker.submit(when_let)
+        future = self.worker.submit(when_allowed)
         self.pending.append(future)
         return future
 

@@ -36,9 +36,9 @@ def uses_keras_hub(keras_file: str) -> bool:
 
 class ReviewClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        settings = context.model_config
+        served = context.model_config
         # Keras picks its backend at first import; a server process has not imported it yet.
-        keras = process.use_backend(settings["backend"])
+        keras = process.use_backend(served["backend"])
         from imdb_exp.models import layers  # noqa: F401  registers the project's layers, which the models use
 
         if uses_keras_hub(context.artifacts["keras_model"]):
@@ -46,9 +46,7 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
                 import keras_hub  # noqa: F401  (registers its layers and tasks)
         self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
         self.index = word_index(read_vocabulary_tsv(context.artifacts["vocabulary"]))
-        self.data = DataConfig(
-            encoding=settings["encoding"], num_words=settings["num_words"], maxlen=settings["maxlen"]
-        )
+        self.data = DataConfig(encoding=served["encoding"], num_words=served["num_words"], maxlen=served["maxlen"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         texts = model_input[COLUMN].astype(str).tolist() if isinstance(model_input, pd.DataFrame) else model_input

@@ -15,7 +15,7 @@ from mlflow.types import ColSpec, Schema
 
 import imdb_exp
 from imdb_exp.config.schema import Config
-from imdb_exp.runtime.process import kept
+from imdb_exp.runtime.process import between_jobs
 from imdb_exp.serving.classifier import COLUMN
 from imdb_exp.tracking import record
 
@@ -75,7 +75,7 @@ def log_pyfunc(code: str, artifacts: dict[str, str], model_config: dict, backend
     folder, MLflow's models from code) running on this package, which it carries (code_paths)."""
     # MLflow loads the model to check it answers its input example: layers built meanwhile draw seeds,
     # and the next job may be building its model on the training thread (RecordsWriter.model_seeding).
-    with kept.records.model_seeding:
+    with between_jobs.writer.model_seeding:
         return mlflow.pyfunc.log_model(
             name=record.LOGGED_MODEL,
             python_model=str(Path(__file__).with_name(code)),

@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp.analysis import plots, summary
 from imdb_exp.config.schema import run_name
-from imdb_exp.errors import ConfigError
+from imdb_exp.errors import ConfigError, first_line
 from imdb_exp.runtime.interrupts import held_off
-from imdb_exp.runtime.process import kept
+from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
 from imdb_exp.sweeps import study_storage
 from imdb_exp.tracking import record, store
@@ -79,7 +79,7 @@ class SweepParentRun(Callback):
         self.run_id = run.info.run_id
         with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
             config.hydra.overrides.task.append(f"tracking.parent_run_id='{self.run_id}'")
-        kept.sweep = self
+        between_jobs.sweep = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         try:
@@ -95,14 +95,14 @@ class SweepParentRun(Callback):
         """Writes the results table and figure, names the best job, and ends the parent run:
         KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not finish
         (and FAILED if the table itself cannot be written)."""
-        kept.sweep = None  # ended once; a failure in here is reported, not tried again
+        between_jobs.sweep = None  # ended once; a failure in here is reported, not tried again
         with held_off():  # a signal meanwhile stops the command once the table is written and the run ended
             return self._end(stopped_by)
 
     def _end(self, stopped_by: BaseException | None) -> list[dict]:
         status = RunStatus.FAILED
         try:
-            kept.records.wait()  # the jobs of this process end their runs once their records are written
+            between_jobs.writer.wait()  # the jobs of this process end their runs once their records are written
             self._end_lost_jobs()
             rows = self._write_results()
             if stopped_by is not None:
@@ -199,19 +199,19 @@ def _refuse_unsound_search(config: DictConfig) -> None:
 
 def open_parent_run_id() -> str | None:
     """The parent run of the sweep this process launched and has not ended, if any."""
-    return kept.sweep.run_id if kept.sweep is not None else None
+    return between_jobs.sweep.run_id if between_jobs.sweep is not None else None
 
 
 def launched_here() -> bool:
     """Whether the current job was launched by this process (Hydra's basic launcher), which ends the
     sweep's run after waiting for the jobs' records; a launcher's worker process did not."""
-    return kept.sweep is not None
+    return between_jobs.sweep is not None
 
 
 def end_unfinished(stopped_by: BaseException) -> None:
     """Ends the parent run of a sweep that ``stopped_by`` cut short (a signal, a job's or Hydra's error)."""
-    if kept.sweep is not None:
-        kept.sweep.end(stopped_by)
+    if between_jobs.sweep is not None:
+        between_jobs.sweep.end(stopped_by)
 
 
 def was_interrupted(err: BaseException) -> bool:
@@ -223,7 +223,7 @@ def describe(err: BaseException) -> str:
     # Hydra reports an error and exits 1: the error itself is the context of that SystemExit.
     error = err.__context__ if isinstance(err, SystemExit) and err.__context__ is not None else err
     # Hydra's composition errors say what failed; their cause says why (the first line of it).
-    why = f": {str(error.__cause__).splitlines()[0]}" if error.__cause__ and str(error.__cause__) else ""
+    why = f": {first_line(error.__cause__)}" if error.__cause__ and str(error.__cause__) else ""
     return f"{type(error).__name__}: {error}{why}"
 
 

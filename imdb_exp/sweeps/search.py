@@ -66,16 +66,16 @@ def distribution(key: str, override):
 class TrialReporter:
     """The job's side of its trial: the validation accuracy after every epoch, and the pruner's verdict."""
 
-    def __init__(self, cfg: TrialConfig):
+    def __init__(self, trial: TrialConfig):
         import optuna
         from hydra.utils import instantiate
 
-        storage = open_storage(cfg.storage)
-        study_id = storage.get_study_id_from_name(cfg.study)
+        storage = open_storage(trial.storage)
+        study_id = storage.get_study_id_from_name(trial.study)
         pruner = storage.get_study_user_attrs(study_id).get(PRUNER_ATTR)
         pruner = instantiate(pruner) if pruner else optuna.pruners.NopPruner()
-        study = optuna.load_study(study_name=cfg.study, storage=storage, pruner=pruner)
-        self.trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, cfg.number))
+        study = optuna.load_study(study_name=trial.study, storage=storage, pruner=pruner)
+        self.trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
 
     def report(self, epoch: int, history: dict[str, list[float]]) -> None:
         if REPORTED not in history:

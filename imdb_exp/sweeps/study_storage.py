@@ -31,10 +31,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from imdb_exp.errors import ConfigError
+from imdb_exp.errors import ConfigError, first_line
 from imdb_exp.runtime import file_locks
 from imdb_exp.runtime.paths import home
-from imdb_exp.runtime.process import kept
+from imdb_exp.runtime.process import between_jobs
 from imdb_exp.sweeps import launchers
 from imdb_exp.tracking import store
 
@@ -51,7 +51,8 @@ UNOWNED_GRACE_SECONDS = 60  # a trial asked for an instant ago may not name its 
 def default_storage(tracking_uri: str | None) -> str:
     """A journal file beside the MLflow store: next to its SQLite file, else in IMDB_EXP_HOME."""
     uri = store.resolve_uri(tracking_uri)
-    folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else home()
+    database = store.sqlite_file(uri)
+    folder = database.parent if database is not None else home()
     return str(folder / "optuna-journal.log")
 
 
@@ -124,7 +125,7 @@ def patiently(call: Callable[[], T]) -> T:
             dropped = isinstance(err, OperationalError) or isinstance(err.__cause__, OperationalError)
             if not dropped or time.monotonic() > deadline:
                 raise
-            log.warning("the study's database dropped a call (%s); trying again", str(err).splitlines()[0])
+            log.warning("the study's database dropped a call (%s); trying again", first_line(err))
             time.sleep(1)
 
 
@@ -195,11 +196,11 @@ def vouching_for(study, trials: list, spec: str) -> Iterator[None]:
 
 
 def _owner_lock(journal: str) -> str:
-    """This process's lock file beside the journal (process.kept.search_owner), held until it exits."""
-    if kept.search_owner is None:
+    """This process's lock file beside the journal (process.between_jobs.search_owner), held until it exits."""
+    if between_jobs.search_owner is None:
         folder = Path(journal).with_name(Path(journal).name + ".owners")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
-        kept.search_owner = (str(path), file_locks.hold(path))
+        between_jobs.search_owner = (str(path), file_locks.hold(path))
         atexit.register(path.unlink, missing_ok=True)  # gone, as its trials' owner is
-    return kept.search_owner[0]
+    return between_jobs.search_owner[0]

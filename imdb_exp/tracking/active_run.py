@@ -1,6 +1,6 @@
-"""A run in MLflow: its lifecycle (started or reopened, ended however its block ends, its last records
-handed to the records thread) and what it logs as it trains. Which store: store.py; what a run was
-made from: lineage.py; its servable model: packaging.py; what it records after the fit: after_fit.py."""
+"""A run in MLflow: its lifecycle (started or reopened, ended however its block ends, what it still has
+to record handed to the records writer) and what it logs as it trains. Which store: store.py; what a
+run was made from: lineage.py; the names of what it records: record.py."""
 
 import logging
 from collections.abc import Callable, Iterator
@@ -14,9 +14,10 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from imdb_exp.config.schema import TrackingConfig
+from imdb_exp.errors import first_line
 from imdb_exp.runtime import interrupts
 from imdb_exp.runtime.paths import home
-from imdb_exp.runtime.process import kept
+from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
 from imdb_exp.tracking import record, store
 from imdb_exp.tracking.store import TrackingError
@@ -29,47 +30,46 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class OpenRun:
-    """The run a job trains. ``records``, when the body sets it, is what the run still has to write
+    """The run a job trains. ``remaining``, when the body sets it, is what the run still has to write
     after the body (figures, reports, the model): it is written on the background thread, which then
     ends the run; ``written`` is that work's future."""
 
     run: mlflow.ActiveRun
-    records: Callable[[], None] | None = None
+    remaining: Callable[[], None] | None = None
     written: Future | None = None
 
 
 @contextmanager
 def tracked_run(
-    cfg: TrackingConfig, run_name: str, tags: dict[str, str], run_id: str | None = None
+    tracking: TrackingConfig, run_name: str, tags: dict[str, str], run_id: str | None = None
 ) -> Iterator[OpenRun]:
     """A new MLflow run, or run ``run_id`` reopened, that ends FINISHED, FAILED if the body raised,
     or KILLED on interrupt. In a sweep it is nested under the sweep's run and counted as its job."""
-    uri = store.resolve_uri(cfg.uri)
-    store.bound_server_waits(cfg.server_timeout)
+    uri = store.resolve_uri(tracking.uri)
+    store.bound_server_waits(tracking.server_timeout)
     store.check_server_answers(uri)
-    if cfg.parent_run_id:
-        tags = tags | {record.PARENT: cfg.parent_run_id}
+    if tracking.parent_run_id:
+        tags = tags | {record.PARENT: tracking.parent_run_id}
     try:
         if uri == store.default_uri():
             home().mkdir(parents=True, exist_ok=True)
         store.activate(uri)
         client = store.client(uri)
         if run_id:  # reopened: RUNNING again, these tags added to its own
-            run = mlflow.start_run(run_id=run_id, tags=tags, log_system_metrics=cfg.system_metrics)
+            run = mlflow.start_run(run_id=run_id, tags=tags, log_system_metrics=tracking.system_metrics)
             if record.FAILURE_REASON in run.data.tags:  # from the try that was cut off
                 client.delete_tag(run_id, record.FAILURE_REASON)
         else:
             run = mlflow.start_run(
-                experiment_id=store.experiment_id(client, cfg.experiment),
+                experiment_id=store.experiment_id(client, tracking.experiment),
                 run_name=run_name,
                 tags=tags,
-                log_system_metrics=cfg.system_metrics,
+                log_system_metrics=tracking.system_metrics,
             )
-        if cfg.parent_run_id:
-            record.count_job(client, cfg.parent_run_id, tags.get(record.JOB), run.info.run_id)
+        if tracking.parent_run_id:
+            record.count_job(client, tracking.parent_run_id, tags.get(record.JOB), run.info.run_id)
     except Exception as err:
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        message = f"the MLflow store {redact(uri)} cannot be used ({detail}); set tracking.uri"
+        message = f"the MLflow store {redact(uri)} cannot be used ({first_line(err)}); set tracking.uri"
         raise TrackingError(message) from None
     open_run = OpenRun(run)
     with _ended_as_the_block_ends(open_run):
@@ -79,12 +79,12 @@ def tracked_run(
 @contextmanager
 def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
     """This thread's active run ends when the block does: FINISHED, FAILED with the reason if it raised,
-    KILLED on interrupt; or, when the block left ``open_run.records``, RUNNING until the background
+    KILLED on interrupt; or, when the block left ``open_run.remaining``, RUNNING until the background
     thread has written them and ends it."""
     status = "FAILED"
     try:
         yield
-        status = "RUNNING" if open_run and open_run.records else "FINISHED"
+        status = "RUNNING" if open_run and open_run.remaining else "FINISHED"
     except KeyboardInterrupt as err:
         status = "KILLED"
         _tell_the_store(mlflow.set_tag, record.FAILURE_REASON, interrupts.reason(err))
@@ -102,8 +102,8 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
         with interrupts.held_off():  # cut in between, the run would stay RUNNING with nothing to end it
             _tell_the_store(mlflow.end_run, status)
             if status == "RUNNING":
-                records, run_id = open_run.records, open_run.run.info.run_id
-                open_run.written = kept.records.hand_over(lambda: _write_and_end(run_id, records))
+                remaining, run_id = open_run.remaining, open_run.run.info.run_id
+                open_run.written = between_jobs.writer.hand_over(lambda: _write_and_end(run_id, remaining))
 
 
 def _tell_the_store(call, *args) -> None:
@@ -117,13 +117,13 @@ def _tell_the_store(call, *args) -> None:
         log.warning("the MLflow store did not answer; the run stays RUNNING there")
 
 
-def _write_and_end(run_id: str, records: Callable[[], None]) -> None:
-    """On the background thread: run ``run_id`` active here while ``records`` writes, then ended
+def _write_and_end(run_id: str, remaining: Callable[[], None]) -> None:
+    """On the background thread: run ``run_id`` active here while ``remaining`` writes, then ended
     (FAILED with the reason if they could not be written; RUNNING if the store cannot be reached)."""
     try:
         mlflow.start_run(run_id=run_id, log_system_metrics=False)
         with _ended_as_the_block_ends():
-            records()
+            remaining()
     except OSError as err:  # a full disk, a folder not writable: said in a line, the run FAILED with it
         log.error("the records of run %s could not be written: %s", run_id, err)
         raise

@@ -24,6 +24,16 @@ class TrackingError(UserError):
     pass
 
 
+def is_server(uri: str) -> bool:
+    """A tracking server (MLflow's REST API), as opposed to a database or folder this machine opens."""
+    return uri.startswith(("http://", "https://"))
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a SQLite store's URI; None for any other kind of store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def default_uri() -> str:
     return f"sqlite:///{home() / 'mlflow.db'}"
 
@@ -40,7 +50,7 @@ def run_page(experiment_id: str, run_id: str) -> str:
 def where_to_see(uri: str, experiment_id: str, run_id: str) -> str:
     """How to open a run in MLflow's UI: the server's page, or for a local store the command first."""
     page = run_page(experiment_id, run_id)
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         return f"see the run at {redact(uri).rstrip('/')}/{page}"
     return f"see the run: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
 
@@ -72,7 +82,7 @@ def stopped_answering(err: BaseException) -> bool:
 
 def check_server_answers(uri: str, timeout: float = 5) -> None:
     """Fail in seconds, not after MLflow's minutes of retries, when a tracking server is unreachable."""
-    if not uri.startswith(("http://", "https://")):
+    if not is_server(uri):
         return
     try:
         urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout)
@@ -108,10 +118,11 @@ def client(configured: str | None) -> MlflowClient:
 def taking_turns(uri: str) -> Iterator[None]:
     """Processes opening one SQLite store take turns: two that open a new one at once would both
     create its tables, and one of them fail ("table experiments already exists")."""
-    if not uri.startswith("sqlite:///"):
+    database = sqlite_file(uri)
+    if database is None:
         yield
         return
-    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock = database.with_name(database.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
@@ -125,9 +136,9 @@ def experiment_id(client: MlflowClient, name: str) -> str:
         return experiment.experiment_id
     # A SQLite store keeps its artifacts in a folder beside its database (the default store's:
     # IMDB_EXP_HOME/artifacts), not in ./mlruns of whatever directory the job happens to run in.
-    location = None
-    if client.tracking_uri.startswith("sqlite:///"):
-        folder = Path(client.tracking_uri.removeprefix("sqlite:///")).resolve().parent
+    location, database = None, sqlite_file(client.tracking_uri)
+    if database is not None:
+        folder = database.resolve().parent
         folder.mkdir(parents=True, exist_ok=True)
         location = (folder / "artifacts").as_uri()
     try:

@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 SLOTS = ("a", "b")
 
 
-def on_server(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
-
-
 def publish(client: MlflowClient, run_id: str, epoch: int) -> None:
     """Uploads the run's local checkpoint of ``epoch`` into that epoch's slot (odd and even epochs take
     turns, so the slot being written is never the one the tag names), then names it."""
@@ -83,7 +79,7 @@ class RunCheckpoint:
     def __init__(self, run_id: str, tracking_uri: str | None):
         self.run_id = run_id
         uri = store.resolve_uri(tracking_uri)
-        self.client = store.client(uri) if on_server(uri) else None
+        self.client = store.client(uri) if store.is_server(uri) else None
 
     def save(self, model, progress: Progress) -> None:
         checkpoints.save(self.run_id, model, progress)
