@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from scripts.benchmark import publish  # noqa: E402
-from scripts.local_cluster import LocalCluster  # noqa: E402
+from tests.support.cluster import LocalCluster  # noqa: E402
 
 
 def fitted_model(model_option: str):

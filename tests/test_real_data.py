@@ -5,12 +5,14 @@ import os
 import pytest
 
 from imdb_exp.tracking import record
-from tests.conftest import recorded_runs, run_cli
+from tests.support.commands import run_cli
+from tests.support.store import recorded_runs
 
 REAL_ARCHIVE = os.environ.get("IMDB_EXP_REAL_ARCHIVE")
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.e2e,
     pytest.mark.real_data,
     # GitHub's CI downloads the archive and sets IMDB_EXP_REQUIRE_REAL_DATA: there a skip would hide a lost archive.
     pytest.mark.skipif(

@@ -1,0 +1,38 @@
+"""The imdb-exp-compare command in a subprocess, on two runs of the imdb-exp command."""
+
+import pytest
+
+from imdb_exp.analysis import predictions
+from tests.support.archives import write_archive
+from tests.support.commands import run_cli
+from tests.support.presets import DEBUG
+from tests.support.store import recorded_runs
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_imdb_exp_compare_reads_two_runs_predictions_and_refuses_runs_of_another_archive(
+    tmp_path, archive, isolated_home
+):
+    for model in ("dense", "ngram"):
+        result = run_cli(f"model={model}", f"data.archive={archive}", *DEBUG, "tracking.log_model=false", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    other = write_archive(tmp_path / "other.tar.gz", {"train": 100, "test": 40})
+    result = run_cli(f"data.archive={other}", *DEBUG, "tracking.log_model=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, (dense, ngram, elsewhere) = recorded_runs(isolated_home / "mlflow.db")
+    kept = predictions.of_run(client, dense.info.run_id)
+    assert len(kept.test.rows) == 120 and len(kept.val.rows) == 50  # 25% of the 200 training reviews held out
+    assert kept.test.correct().mean() == pytest.approx(dense.data.metrics["test_accuracy"])
+
+    result = run_cli(dense.info.run_id, ngram.info.run_id, cwd=tmp_path, program="imdb-exp-compare")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"A {dense.info.run_id} (dense-rmsprop): test accuracy {dense.data.metrics['test_accuracy']:.4f}"
+    assert lines[1].startswith(f"B {ngram.info.run_id} (ngram-adam): test accuracy ")
+    assert "95% interval" in lines[2] and "10,000 resamples of the 120 test reviews" in lines[2]
+    assert lines[4].startswith("McNemar's exact test: p = ")
+
+    refused = run_cli(dense.info.run_id, elsewhere.info.run_id, cwd=tmp_path, program="imdb-exp-compare")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith("imdb-exp-compare: error: the runs were tested on different data")

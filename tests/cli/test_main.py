@@ -1,0 +1,143 @@
+"""The installed imdb-exp command end to end, in a subprocess, from an unrelated working directory."""
+
+import signal
+import time
+from importlib.metadata import version
+
+import pytest
+
+from tests.support.commands import run_cli, start_cli, wait_for_epochs
+from tests.support.presets import DEBUG
+from tests.support.store import recorded_runs
+
+
+@pytest.mark.e2e
+def test_help_lists_the_users_groups_and_the_config_as_written_at_once(tmp_path):
+    started = time.monotonic()
+    result = run_cli("--help", cwd=tmp_path)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0
+    models = "model: bigru, cnn, cnn_lstm, dense, fasttext, lstm, lstm_dropout, nbsvm, ngram, pretrained, transformer"
+    groups = ("data: multihot, padded, text", models, "optimizer: adam, rmsprop", "debug: overfit, tiny")
+    for line in groups:
+        assert line in result.stdout
+    assert "model_schema" not in result.stdout  # the schema's nodes are no choice for a user
+    for line in ("val_size: 10000\n", "server_timeout: 60\n", "backend: ${oc.env:KERAS_BACKEND,tensorflow}"):
+        assert line in result.stdout
+    assert seconds < 3, f"--help took {seconds:.1f} s"  # MLflow and the backends are not imported for it
+
+    with_overrides = run_cli("model=lstm", "--help", cwd=tmp_path)
+    assert "encoding: padded" in with_overrides.stdout and "lstm_units: 100" in with_overrides.stdout
+    unknown = run_cli("model=nope", "--help", cwd=tmp_path)
+    assert unknown.returncode == 1 and "imdb-exp: error: In 'config': Could not find 'model/nope'" in unknown.stderr
+
+
+@pytest.mark.e2e
+def test_impossible_pairing_stops_with_one_line_and_no_run(tmp_path, isolated_home):
+    result = run_cli("model=lstm", "data=multihot", "data.archive=/nonexistent.tar.gz", cwd=tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("imdb-exp: error:")]
+    assert errors == [
+        "imdb-exp: error: model family 'lstm' reads data=padded, but data=multihot was chosen; "
+        "drop the data override or pick data=padded"
+    ]
+    assert "Traceback" not in result.stderr
+    assert not (isolated_home / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_run_prints_its_own_lines_without_start_up_chatter_or_logging_warnings(tmp_path, archive, isolated_home):
+    result = run_cli(f"data.archive={archive}", *DEBUG, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "test_accuracy=" in output
+    noises = ("oneDNN", "cpu_feature_guard", "cuInit", "absl::InitializeLog", "UserWarning", "CloudPickle", "it/s]")
+    for noise in noises:
+        assert noise not in output, f"{noise!r} in the output:\n{output[-3000:]}"
+
+
+@pytest.mark.e2e
+def test_version(tmp_path):
+    result = run_cli("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"imdb-exp {version('imdb-exp')}"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model=lstmm", "Available options in 'model':"),
+        ("trainer.epoch=3", "Key 'epoch' not in 'TrainerConfig'"),
+        ("trainer.epochs=abc", "could not be converted to Integer"),
+    ],
+)
+def test_unknown_options_keys_and_types_get_hydras_message_without_a_traceback(tmp_path, override, expected):
+    result = run_cli(override, cwd=tmp_path)
+    assert result.returncode == 1
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.e2e
+def test_range_errors_come_before_any_data_is_read(tmp_path):
+    result = run_cli("trainer.epochs=0", "data.archive=/nonexistent.tar.gz", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "imdb-exp: error: trainer.epochs=0 must be > 0"
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_pretrained_preset_folder_is_fine_tuned_on_raw_text_and_its_model_answers_predict(
+    tmp_path, archive, tiny_preset, isolated_home
+):
+    result = run_cli(
+        "model=pretrained", f"model.preset={tiny_preset}", "debug=tiny", f"data.archive={archive}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, (run,) = recorded_runs(isolated_home / "mlflow.db")
+    assert run.info.status == "FINISHED" and run.data.params["data.encoding"] == "text"
+    assert run.data.params["model.preset"] == str(tiny_preset) and "test_accuracy" in run.data.metrics
+    answer = run_cli("--run-id", run.info.run_id, "A fine film.", cwd=tmp_path, program="imdb-exp-predict")
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    label, probability, text = answer.stdout.strip().split("\t")
+    assert label in ("positive", "negative") and 0 <= float(probability) <= 1 and text == "A fine film."
+
+
+@pytest.mark.e2e
+def test_a_preset_that_cannot_be_loaded_is_one_clear_line(tmp_path, archive):
+    preset = f"model.preset={tmp_path / 'nowhere'}"
+    result = run_cli("model=pretrained", preset, "debug=tiny", f"data.archive={archive}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "model.preset=" in result.stderr and "could not be loaded" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.e2e
+def test_pretrained_without_a_preset_and_text_from_keras_imdb_are_refused(tmp_path):
+    missing = run_cli("model=pretrained", "debug=tiny", cwd=tmp_path)
+    assert missing.returncode != 0 and "model.preset" in missing.stderr and "Traceback" not in missing.stderr
+    keras_text = run_cli("model=pretrained", "model.preset=x", "data.source=keras", cwd=tmp_path)
+    assert keras_text.returncode != 0 and "data.encoding=text needs data.source=aclimdb" in keras_text.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+# SIGINT here; SIGTERM to a sweep's job is tested in sweeps/test_multirun.py (exit 143, the job KILLED).
+@pytest.mark.parametrize("signum", [signal.SIGINT], ids=["SIGINT"])
+def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
+    tmp_path, archive, isolated_home, signum
+):
+    process = start_cli(
+        f"data.archive={archive}", *DEBUG, "trainer.epochs=1000", "tracking.log_model=false", cwd=tmp_path
+    )
+    database = isolated_home / "mlflow.db"
+    wait_for_epochs(process, database, 2)
+    sent = time.monotonic()
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 30
+    assert process.returncode == 128 + signum, stderr[-3000:]
+    assert f"imdb-exp: stopped by {signal.Signals(signum).name}; the MLflow run is marked KILLED" in stderr
+    client, (run,) = recorded_runs(database)
+    assert run.info.status == "KILLED"
+    assert len(client.get_metric_history(run.info.run_id, "loss")) >= 2

@@ -1,0 +1,73 @@
+"""Each model option builds a network that reads its data; what compiling and the dtype policy make of it."""
+
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from imdb_exp.config import schema
+from imdb_exp.config.schema import DataConfig, LstmConfig, NgramConfig, OptimizerConfig
+from imdb_exp.data import splits
+from imdb_exp.data.corpus import Reviews
+from imdb_exp.models import builders
+from imdb_exp.models.layers import MaskedSum
+
+CONF = Path(__file__).parents[2] / "conf"
+
+
+@pytest.mark.parametrize("model", sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
+def test_each_model_option_builds_a_model_that_reads_the_data_it_brings(compose_cfg, model, tiny_preset):
+    preset = [f"model.preset={tiny_preset}"] if model == "pretrained" else []
+    settings = schema.validate(compose_cfg(f"model={model}", "debug=tiny", *preset))
+    assert isinstance(settings.model, schema.MODEL_FAMILIES[settings.model.family])
+    network = builders.build(settings.model, settings.data)
+    reviews = Reviews.from_lists([[1, 5, 9], [1, 4]], [1, 0], texts=["A great film.", "Awful!"])
+    x = splits.ENCODERS[settings.data.encoding](reviews, settings.data)
+    assert network.predict(x, verbose=0).shape == (2, 1)
+
+
+def test_clipnorm_bounds_each_weights_step():
+    def largest_step(clipnorm):
+        keras.utils.set_random_seed(0)
+        data = DataConfig(encoding="padded", num_words=50, maxlen=20)
+        model = builders.compile_model(
+            builders.lstm(LstmConfig(embedding_dim=4, lstm_units=3), data),
+            LstmConfig(),
+            OptimizerConfig(name="sgd", learning_rate=1.0, clipnorm=clipnorm),
+        )
+        before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        model.train_on_batch(np.random.default_rng(0).integers(3, 50, (8, 20)), np.ones(8, np.float32))
+        after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        return max(np.linalg.norm(a - b) for a, b in zip(after, before, strict=True))
+
+    # sgd at learning rate 1 moves a weight by its gradient. The embedding's gradient is clipped per
+    # batch of looked-up rows, so a word seen twice can move it a little past the bound.
+    assert largest_step(None) > 0.1
+    assert largest_step(0.01) < 0.013
+
+
+def test_mixed_precision_computes_in_bfloat16_but_sums_and_answers_in_float32():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = builders.build(NgramConfig(bigrams=10), DataConfig(encoding="padded", num_words=50, maxlen=20))
+        embedding = next(layer for layer in model.layers if isinstance(layer, keras.layers.Embedding))
+        assert (embedding.compute_dtype, embedding.variable_dtype) == ("bfloat16", "float32")
+        assert keras.backend.standardize_dtype(model(np.ones((2, 20), "int32")).dtype) == "float32"
+        # A thousand terms: summed in bfloat16 (8 bits of mantissa) the total would be off by whole units.
+        term = float(keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.cast(1.0039, "bfloat16"), "float32")))
+        total = MaskedSum()(keras.ops.full((1, 1000, 1), term, dtype="bfloat16"))
+        assert keras.backend.standardize_dtype(total.dtype) == "float32"
+        assert keras.ops.convert_to_numpy(total)[0, 0] == pytest.approx(1000 * term)
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def test_recurrent_dropout_on_torch_warns_that_it_is_slow():
+    with pytest.warns(UserWarning, match="recurrent_dropout on trainer.backend=torch has no cuDNN kernel"):
+        builders.warn_if_slow(LstmConfig(recurrent_dropout=0.2), "torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        builders.warn_if_slow(LstmConfig(recurrent_dropout=0.2), "jax")
+        builders.warn_if_slow(LstmConfig(recurrent_dropout=0.0), "torch")

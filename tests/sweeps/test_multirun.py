@@ -1,0 +1,303 @@
+"""A sweep as one parent run that accounts for every job, ends on every exit path, and picks up where an
+earlier launch stopped."""
+
+import csv
+import os
+import signal
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from imdb_exp.cli.main import run_job
+from imdb_exp.run.train import train
+from imdb_exp.runtime import process
+from imdb_exp.runtime.interrupts import Interrupted, Interrupts
+from imdb_exp.sweeps import multirun
+from imdb_exp.tracking import record
+from tests.support.commands import run_cli, start_cli, wait_for_epochs
+from tests.support.presets import DEBUG
+from tests.support.servers import mlflow_server
+from tests.support.store import recorded_runs, steps
+
+
+def sweep_runs(home: Path) -> tuple[MlflowClient, list, list]:
+    client, runs = recorded_runs(home / "mlflow.db")
+    return (
+        client,
+        [r for r in runs if record.SWEEP in r.data.tags],
+        [r for r in runs if record.SWEEP not in r.data.tags],
+    )
+
+
+def results_table(client, parent, tmp_path) -> list[list[str]]:
+    path = client.download_artifacts(parent.info.run_id, record.SWEEP_RESULTS_CSV, str(tmp_path / parent.info.run_id))
+    return list(csv.reader(Path(path).read_text().splitlines()))
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, archive, isolated_home):
+    result = run_cli("-m", "model.dropout=0.2,1.0", "trainer.epochs=1", f"data.archive={archive}", *DEBUG, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "imdb-exp: error: model.dropout=1.0 must be in [0, 1)" in result.stderr  # the job's own line
+    assert "imdb-exp: error: 1 of 2 sweep jobs failed: model.dropout=1.0 (FAILED)" in result.stderr
+    client, (parent,), jobs = sweep_runs(isolated_home)
+    assert parent.info.status == "FAILED"
+    assert [j.data.tags[record.PARENT] for j in jobs] == [parent.info.run_id] * 2
+    assert [j.info.status for j in jobs] == ["FINISHED", "FAILED"]
+    assert jobs[1].data.tags[record.FAILURE_REASON] == "ConfigError: model.dropout=1.0 must be in [0, 1)"
+    header, *rows = results_table(client, parent, tmp_path)
+    assert [(row[2], row[3]) for row in rows] == [("model.dropout=0.2", "FINISHED"), ("model.dropout=1.0", "FAILED")]
+    assert rows[1][header.index("note")] == "ConfigError: model.dropout=1.0 must be in [0, 1)"
+
+
+@pytest.mark.e2e
+def test_a_sweep_stopped_by_hydras_error_for_a_jobs_config_ends_failed_with_its_table(tmp_path, isolated_home):
+    # Hydra composes every job of a batch before launching one, and stops the command at the first bad one.
+    result = run_cli("-m", "trainer.seed=0,abc", cwd=tmp_path)
+    assert result.returncode == 1 and "could not be converted to Integer" in result.stderr
+    client, (parent,), jobs = sweep_runs(isolated_home)
+    assert parent.info.status == "FAILED" and jobs == []
+    assert parent.data.tags[record.FAILURE_REASON] == (
+        "ConfigCompositionException: Error merging override trainer.seed=abc: "
+        "Value 'abc' of type 'str' could not be converted to Integer"
+    )
+    assert results_table(client, parent, tmp_path)[0][:2] == ["job", "run"]
+
+
+@pytest.mark.e2e
+def test_a_search_without_a_validation_split_is_refused(tmp_path, isolated_home):
+    result = run_cli("-m", "hparams_search=dense", "data.val_size=0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "imdb-exp: error: a search ranks trials by their validation accuracy, and data.val_size=0" in result.stderr
+    assert not (isolated_home / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_without_training_again(
+    tmp_path, archive, isolated_home
+):
+    args = ["-m", "optimizer=rmsprop,adam", f"data.archive={archive}", *DEBUG, "trainer.epochs=60"]
+    args += ["tracking.log_model=false"]
+    process = start_cli(*args, cwd=tmp_path)
+    wait_for_epochs(process, isolated_home / "mlflow.db", 2, run_tag=("optimizer", "adam"))  # in the second job
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    client, (parent,), (rmsprop, adam) = sweep_runs(isolated_home)
+    assert (parent.info.status, rmsprop.info.status, adam.info.status) == ("KILLED", "FINISHED", "KILLED")
+    assert [row[3] for row in results_table(client, parent, tmp_path)[1:]] == ["FINISHED", "KILLED"]
+
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"imdb-exp: already done: run {rmsprop.info.run_id} FINISHED" in again.stdout
+    client, (_, second), jobs = sweep_runs(isolated_home)
+    assert [j.info.run_id for j in jobs] == [rmsprop.info.run_id, adam.info.run_id]  # no new job runs
+    continued = client.get_run(adam.info.run_id)
+    assert continued.info.status == "FINISHED" and continued.data.tags[record.PARENT] == second.info.run_id
+    assert steps(client, adam.info.run_id, "val_loss") == list(range(1, 61))
+    header, *rows = results_table(client, second, tmp_path)
+    assert [(row[1], row[3]) for row in rows] == [("dense-rmsprop", "FINISHED"), ("dense-adam", "FINISHED")]
+    assert rows[0][header.index("note")].startswith("already done") and rows[1][header.index("note")] == ""
+    assert second.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_sweep_job_counts_an_earlier_finished_run_of_its_config_unless_told_to_retrain(
+    compose_cfg, archive, isolated_home, capsys
+):
+    args = [f"data.archive={archive}", *DEBUG, "tracking.log_model=false"]
+    earlier = train(compose_cfg(*args), {})
+    client, (done,) = recorded_runs(isolated_home / "mlflow.db")
+    parent = client.create_run(done.info.experiment_id).info.run_id
+    job = {record.JOB: "0"}
+    as_job = compose_cfg(*args, f"tracking.parent_run_id='{parent}'")
+    assert run_job(as_job, job, Interrupts()) == earlier == done.data.metrics["final_val_accuracy"]
+    assert f"already done: run {done.info.run_id} FINISHED" in capsys.readouterr().out
+    assert client.get_run(parent).data.tags["job.0"] == done.info.run_id
+    assert len(recorded_runs(isolated_home / "mlflow.db")[1]) == 2  # the earlier run and the parent, nothing new
+
+    run_job(compose_cfg(*args, f"tracking.parent_run_id='{parent}'", "retrain=true"), job, Interrupts())
+    _, (_, _, retrained) = recorded_runs(isolated_home / "mlflow.db")
+    assert retrained.data.tags[record.PARENT] == parent == retrained.data.params["tracking.parent_run_id"]
+    assert client.get_run(parent).data.tags["job.0"] == retrained.info.run_id
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_every_source_experiment_runs_from_one_glob(tmp_path, archive, isolated_home):
+    # The experiments' own sizes (10,000 validation reviews, 20 epochs) cut down to the synthetic archive.
+    # retrain: cut down alike, some experiments become the same config, which a sweep would train once.
+    small = ["data.val_size=0.25", "trainer.epochs=1", "tracking.log_model=false", "retrain=true"]
+    result = run_cli("-m", "+experiment=glob(*)", f"data.archive={archive}", *DEBUG, *small, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, runs = recorded_runs(isolated_home / "mlflow.db")
+    jobs = [r for r in runs if record.SWEEP not in r.data.tags]
+    experiments = sorted(p.stem for p in Path(__file__).parents[2].joinpath("conf", "experiment").glob("*.yaml"))
+    assert sorted(r.data.tags[record.OVERRIDES].split()[0] for r in jobs) == [f"+experiment={e}" for e in experiments]
+    assert {r.info.status for r in jobs} == {"FINISHED"}
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, archive, isolated_home):
+    result = run_cli(
+        "-m",
+        "model=dense",
+        "optimizer=rmsprop,adam",
+        "trainer.seed=1,2",
+        f"data.archive={archive}",
+        *DEBUG,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "INFO mlflow" not in result.stderr  # its bookkeeping as the sweep's run makes the store's tables
+    client, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
+    _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.PARENT} = '{parent.info.run_id}'")
+    assert len(children) == 4 and parent.info.status == "FINISHED"
+    assert sorted(c.data.tags[record.OPTIMIZER] for c in children) == ["adam", "adam", "rmsprop", "rmsprop"]
+    listed = {a.path for a in client.list_artifacts(parent.info.run_id, record.SWEEP)}
+    assert listed == {f"sweep/{name}" for name in ("comparison.png", "results.csv", "results.md")} | {
+        f"sweep/summary.{kind}"
+        for kind in ("csv", "md", "png")  # two seeds per optimizer: summarised below
+    }
+    table = client.download_artifacts(parent.info.run_id, record.SWEEP_RESULTS_CSV, str(tmp_path))
+    lines = Path(table).read_text().splitlines()
+    assert lines[0].startswith("job,run,overrides,status,test_accuracy") and len(lines) == 5
+    table = [line.split(",") for line in lines[1:]]
+    # Jobs are named by what sets them apart (model=dense and the data settings are shared).
+    assert {r[2] for r in table} == {f"optimizer={o} trainer.seed={s}" for o in ("rmsprop", "adam") for s in (1, 2)}
+    assert [r[0] for r in table] == ["0", "1", "2", "3"] and {r[3] for r in table} == {"FINISHED"}
+    assert sorted(r[4] for r in table) == sorted(f"{c.data.metrics['test_accuracy']:.4f}" for c in children)
+    assert not (tmp_path / "mlruns").exists()  # the runs went to the default store, wherever the command ran
+    summary_csv = client.download_artifacts(parent.info.run_id, record.SWEEP_SUMMARY_CSV, str(tmp_path))
+    header, *summary = csv.reader(Path(summary_csv).read_text().splitlines())
+    assert header[:4] == ["configuration", "n", "test_accuracy_mean", "test_accuracy_sd"]
+    assert [row[:2] for row in summary] == [["optimizer=rmsprop", "2"], ["optimizer=adam", "2"]]
+    for name in ("ci_low", "ci_high", "diff_vs_best", "p_vs_best"):
+        assert f"test_accuracy_{name}" in header
+    low, high = (header.index(f"test_accuracy_ci_{side}") for side in ("low", "high"))
+    assert all(float(row[low]) <= float(row[2]) <= float(row[high]) for row in summary)
+    # The seeds of one configuration share a group (MLflow's group-by); the configurations differ.
+    groups = {c.data.tags[record.OPTIMIZER]: set() for c in children}
+    for child in children:
+        groups[child.data.tags[record.OPTIMIZER]].add(child.data.tags[record.CONFIG_GROUP])
+    (rmsprop,), (adam,) = groups["rmsprop"], groups["adam"]
+    assert rmsprop != adam and "optimizer=rmsprop" in rmsprop.split() and "trainer.seed" not in rmsprop
+    for configuration, _, mean, sd, *_ in summary:
+        accuracies = [
+            c.data.metrics["test_accuracy"] for c in children if configuration.endswith(c.data.tags[record.OPTIMIZER])
+        ]
+        assert (float(mean), float(sd)) == pytest.approx(
+            (statistics.fmean(accuracies), statistics.stdev(accuracies)), abs=1e-4
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_eight_parallel_jobs_share_one_sqlite_store_and_one_failure_stays_contained(tmp_path, archive, isolated_home):
+    # Eight worker processes write to one SQLite file at once; the sixth job cannot start (a rate out
+    # of range, refused in its worker) and the seventh diverges.
+    rates = "0.01,0.02,0.03,0.04,0.05,-1,1e30,0.07"
+    result = run_cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=8",
+        "optimizer.name=sgd",
+        f"optimizer.learning_rate={rates}",
+        f"data.archive={archive}",
+        *DEBUG,
+        "tracking.log_model=false",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "2 of 8 sweep jobs failed: optimizer.learning_rate=-1 (FAILED); optimizer.learning_rate=1e+30 (FAILED)" in (
+        result.stderr
+    )
+    assert "database is locked" not in result.stderr
+    _, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
+    _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.PARENT} = '{parent.info.run_id}'")
+    assert sorted(c.info.status for c in children) == ["FAILED"] * 2 + ["FINISHED"] * 6
+    assert len({c.info.run_id for c in children}) == 8 and parent.info.status == "FAILED"
+    reasons = sorted(c.data.tags[record.FAILURE_REASON] for c in children if c.info.status == "FAILED")
+    assert reasons[0] == "ConfigError: optimizer.learning_rate=-1.0 must be > 0"
+    assert reasons[1].startswith("NonFiniteLoss: training loss became")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_sweep_against_a_tracking_server_records_all_its_runs_there(tmp_path, archive, isolated_home):
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path) as url:
+        result = run_cli(
+            "-m",
+            "optimizer=rmsprop,adam",
+            f"tracking.uri={url}",
+            f"data.archive={archive}",
+            *DEBUG,
+            "tracking.log_model=false",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        client, (parent,) = recorded_runs(url, "tags.sweep != ''")
+        _, children = recorded_runs(url, f"tags.{record.PARENT} = '{parent.info.run_id}'")
+        assert sorted(c.data.tags[record.OPTIMIZER] for c in children) == ["adam", "rmsprop"]
+        assert {c.info.status for c in children} == {"FINISHED"}
+        assert record.LOSS_CURVE in {a.path for a in client.list_artifacts(children[0].info.run_id, "curves")}
+    assert not (isolated_home / "mlflow.db").exists()  # nothing went to the default store
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_password_in_any_url_of_a_sweep_is_shown_nowhere_and_each_jobs_log_goes_with_its_run(
+    tmp_path, archive, isolated_home
+):
+    storage = "postgresql://bob:secret@127.0.0.1:1/optuna"  # a key the config takes; no search reads it here
+    result = run_cli(
+        "-m", "optimizer=rmsprop,adam", f"trial.storage={storage}", f"data.archive={archive}", *DEBUG, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Hydra lists each job's overrides, with their colons escaped
+    assert "postgresql\\://***@127.0.0.1\\:1/optuna" in result.stdout + result.stderr
+    assert "secret" not in result.stdout + result.stderr
+    client, runs = recorded_runs(isolated_home / "mlflow.db")
+    for run in runs:
+        recorded = [run.info.run_name, *run.data.params.values(), *run.data.tags.values()]
+        assert not [value for value in recorded if "secret" in value]
+        for artifact in (record.CONFIG, *(a.path for a in client.list_artifacts(run.info.run_id, record.JOB_LOGS))):
+            if record.SWEEP not in run.data.tags:
+                text = Path(client.download_artifacts(run.info.run_id, artifact, str(tmp_path / run.info.run_id)))
+                assert "secret" not in text.read_text()
+    jobs = [run for run in runs if record.SWEEP not in run.data.tags]
+    for job in jobs:  # what the job logged, wherever it ran, is read from its run
+        (log,) = client.list_artifacts(job.info.run_id, record.JOB_LOGS)
+        text = Path(client.download_artifacts(job.info.run_id, log.path, str(tmp_path / "logs"))).read_text()
+        assert f"run dense-{job.data.tags[record.OPTIMIZER]}" in text and "test_accuracy=" in text
+
+
+@pytest.mark.slow
+def test_a_signal_while_a_sweep_ends_waits_for_its_table_and_its_run_then_stops_the_command(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("imdb-exp", artifact_location=(tmp_path / "artifacts").as_uri())
+    ending = multirun.SweepParentRun()
+    ending.client, ending.run_id = client, client.create_run(experiment).info.run_id
+    job = client.create_run(experiment, tags={record.PARENT: ending.run_id}).info.run_id
+    record.count_job(client, ending.run_id, "0", job)
+
+    def last_records() -> None:  # the last job's, still being written when the signal comes
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+        client.set_terminated(job, "FINISHED")
+
+    process.between_jobs.writer.hand_over(last_records)
+    with Interrupts().handled(), pytest.raises(Interrupted):
+        ending.end()
+    assert client.get_run(job).info.status == "FINISHED"  # waited for, not taken for a lost job
+    assert client.get_run(ending.run_id).info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(ending.run_id, record.SWEEP)] == [
+        record.SWEEP_COMPARISON,
+        record.SWEEP_RESULTS_CSV,
+        record.SWEEP_RESULTS_MD,
+    ]

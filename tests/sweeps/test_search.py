@@ -1,0 +1,95 @@
+"""hparams_search on Optuna >= 4: the search space, and a persistent study that resumes, is shared by
+workers and prunes."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from imdb_exp.sweeps import search, study_storage
+from imdb_exp.tracking import record
+from tests.support.commands import run_cli, start_cli
+from tests.support.store import recorded_runs
+from tests.support.studies import SEARCH
+
+
+def distribution(text: str):
+    (override,) = OverridesParser.create().parse_overrides([text])
+    return search.distribution(override.key_or_group, override)
+
+
+def test_hydra_sweep_syntax_becomes_optuna_distributions():
+    d = optuna.distributions
+    assert distribution("a=choice(1, 2)") == d.CategoricalDistribution([1, 2])
+    assert distribution('a=choice("[16,16]", "[64]")') == d.CategoricalDistribution(["[16,16]", "[64]"])
+    assert distribution("a=range(2, 10, 2)") == d.IntDistribution(2, 8, step=2)  # 2, 4, 6, 8 as range() gives
+    assert distribution("a=interval(0.0, 0.5)") == d.FloatDistribution(0.0, 0.5)
+    assert distribution("a=tag(log, interval(1e-4, 1e-2))") == d.FloatDistribution(1e-4, 1e-2, log=True)
+    assert distribution("a=tag(int, interval(1, 8))") == d.IntDistribution(1, 8)
+
+
+@pytest.mark.parametrize("space", sorted(p.stem for p in (Path(__file__).parents[2] / "conf/hparams_search").iterdir()))
+def test_each_shipped_search_space_searches_keys_of_its_model_with_optuna_distributions(space):
+    with initialize_config_module("imdb_exp.conf", version_base="1.3"):
+        cfg = compose("config", [f"hparams_search={space.removesuffix('.yaml')}"], return_hydra_config=True)
+    for key, text in cfg.hydra.sweeper.params.items():
+        assert OmegaConf.select(cfg, key, default=None) is not None, f"{space}: {key} is not a key of its model"
+        assert isinstance(distribution(f"{key}={text}"), optuna.distributions.BaseDistribution)
+
+
+def trials_of(runs) -> list[tuple[str, int]]:
+    return sorted((r.data.tags[record.STUDY], int(r.data.tags[record.TRIAL])) for r in runs)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_search_continues_its_study_and_two_workers_at_once_share_it(tmp_path, archive, isolated_home):
+    # The same command twice at once on a new store, each in its own folder (its own multirun/), then once more.
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+    workers = [start_cli(*SEARCH, f"data.archive={archive}", cwd=folder) for folder in folders]
+    codes = [worker.wait(timeout=300) for worker in workers]
+    stderr = [worker.stderr.read() for worker in workers]
+    assert codes == [0, 0] and not any("UserWarning: Callback" in err for err in stderr), stderr
+    again = run_cli(*SEARCH, f"data.archive={archive}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+
+    client, runs = recorded_runs(isolated_home / "mlflow.db")
+    parents, trials = (
+        [r for r in runs if record.SWEEP in r.data.tags],
+        [r for r in runs if record.SWEEP not in r.data.tags],
+    )
+    (study,) = {name for name, _ in trials_of(trials)}
+    assert study.startswith("dense-")
+    assert [number for _, number in trials_of(trials)] == list(range(6))  # each trial once, each an MLflow run
+    storage = study_storage.open_storage(str(isolated_home / "optuna-journal.log"))  # beside the MLflow store
+    states = [t.state.name for t in optuna.load_study(study_name=study, storage=storage).trials]
+    assert len(states) == 6 and set(states) <= {"COMPLETE", "PRUNED"}
+    # Each launch's parent names its best trial by the validation accuracy of the model it kept (a
+    # launch whose trials were all pruned kept none).
+    for parent in parents:
+        mine = [t for t in trials if t.data.tags[record.PARENT] == parent.info.run_id]
+        kept = {t.info.run_id: t.data.metrics["final_val_accuracy"] for t in mine if record.pruned_at(t) is None}
+        assert parent.data.tags.get(record.BEST_RUN_ID) == (max(kept, key=kept.get) if kept else None)
+    assert len(parents) == 3 and {p.info.status for p in parents} == {"FINISHED"}
+    for parent in parents:  # the study so far, drawn on each launch's parent
+        assert record.SEARCH_HISTORY in {a.path for a in client.list_artifacts(parent.info.run_id, "search")}
+    (results,) = tmp_path.glob("multirun/*/*/optimization_results.yaml")
+    assert f"name: {study}" in results.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_search_whose_every_trial_fails_ends_failed_with_its_table(tmp_path, archive, isolated_home):
+    result = run_cli(*SEARCH, f"data.archive={archive}", "optimizer.learning_rate=interval(-2, -1)", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "2 of 2 sweep jobs failed" in result.stderr
+    client, runs = recorded_runs(isolated_home / "mlflow.db")
+    (parent,) = [r for r in runs if record.SWEEP in r.data.tags]
+    assert parent.info.status == "FAILED" and record.BEST_RUN_ID not in parent.data.tags
+    assert [r.info.status for r in runs if r is not parent] == ["FAILED", "FAILED"]
+    assert record.SWEEP_RESULTS_CSV in {a.path for a in client.list_artifacts(parent.info.run_id, record.SWEEP)}
