@@ -1,4 +1,5 @@
-"""The configuration schema: every key's type, default and allowed range, in one place.
+"""The configuration schema: every key's type, default and allowed range, each written once (the model
+families' own keys: families.py).
 
 The dataclasses are registered with Hydra's ConfigStore and named first in conf/config.yaml's
 defaults, so Hydra rejects unknown keys and wrong types while composing. Ranges are checked in
@@ -6,36 +7,21 @@ defaults, so Hydra rejects unknown keys and wrong types while composing. Ranges 
 before any data is read.
 """
 
-import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from imdb_exp.config.checks import choice, require
 from imdb_exp.errors import ConfigError
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value.startswith("${"):
-        return  # an interpolation (trainer.backend's default), checked once `validate` has resolved it
-    _require(value in allowed, f"{key}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
-
-
-def _dropout(key: str, value: float) -> None:
-    _require(0.0 <= value < 1.0, f"{key}={value} must be in [0, 1)")
 
 
 @dataclass
 class DataConfig:
-    encoding: str = "multihot"  # multihot | padded | text (see data.ENCODERS)
+    encoding: str = "multihot"  # multihot | padded | text (see data/splits.ENCODERS)
     source: str = "aclimdb"  # aclimdb: the raw archive; keras: keras.datasets.imdb
     archive: str | None = None  # local archive; null downloads the original once into the cache
     num_words: int = 10000  # keep word ids < num_words; the rest become 2 (out of vocabulary)
@@ -47,206 +33,29 @@ class DataConfig:
     fold: int = 0  # with folds: the fold held out for validation, 0 to K - 1
 
     def __post_init__(self) -> None:
-        _choice("data.encoding", self.encoding, ("multihot", "padded", "text"))
-        _require(
+        choice("data.encoding", self.encoding, ("multihot", "padded", "text"))
+        require(
             self.encoding != "text" or self.source == "aclimdb",
             "data.encoding=text needs data.source=aclimdb: keras.datasets.imdb holds word ids, not the reviews' text",
         )
-        _choice("data.source", self.source, ("aclimdb", "keras"))
-        _choice("data.val_holdout", self.val_holdout, ("reviews", "movies"))
-        _require(self.num_words > 3, f"data.num_words={self.num_words} must be > 3 (ids 0-2 are reserved)")
-        _require(self.maxlen > 0, f"data.maxlen={self.maxlen} must be > 0")
-        _require(
+        choice("data.source", self.source, ("aclimdb", "keras"))
+        choice("data.val_holdout", self.val_holdout, ("reviews", "movies"))
+        require(self.num_words > 3, f"data.num_words={self.num_words} must be > 3 (ids 0-2 are reserved)")
+        require(self.maxlen > 0, f"data.maxlen={self.maxlen} must be > 0")
+        require(
             isinstance(self.val_size, int | float) and not isinstance(self.val_size, bool),
             f"data.val_size={self.val_size!r} must be a number",
         )
-        _require(
+        require(
             self.val_size == 0 or 0 < self.val_size < 1 or float(self.val_size).is_integer(),
             f"data.val_size={self.val_size} must be 0, a fraction in (0, 1), or a whole count",
         )
-        _require(self.val_size >= 0, f"data.val_size={self.val_size} must be >= 0")
-        _require(self.folds is None or self.folds >= 2, f"data.folds={self.folds} must be >= 2 or null")
-        _require(
+        require(self.val_size >= 0, f"data.val_size={self.val_size} must be >= 0")
+        require(self.folds is None or self.folds >= 2, f"data.folds={self.folds} must be >= 2 or null")
+        require(
             0 <= self.fold < (self.folds or 1),
             f"data.fold={self.fold} must be in 0 .. data.folds - 1" if self.folds else "data.fold needs data.folds",
         )
-
-
-@dataclass
-class ModelConfig:
-    """What every model family has. A family's node adds its own keys (a run records only those) and
-    is registered with ``model_family``; its YAML file in conf/model/ selects it with
-    ``/model_schema@model: NAME`` in its defaults, and models.py has its builder."""
-
-    encoding: ClassVar[str]  # the data.encoding its input layer reads
-    max_num_words: ClassVar[int | None]  # the largest data.num_words it can take
-
-    family: str = MISSING  # the family's name, which picks its builder
-    loss: str = "binary_crossentropy"
-
-    def __post_init__(self) -> None:
-        _require(
-            MODEL_FAMILIES.get(self.family) is type(self),
-            f"model.family={self.family!r} does not name this model's family; choose a model= option",
-        )
-        _choice("model.loss", self.loss, ("binary_crossentropy", "mse"))
-        for key, value in vars(self).items():
-            if key.endswith("dropout"):
-                _dropout(f"model.{key}", value)
-            elif isinstance(value, int) and key != "family":
-                _require(value > 0, f"model.{key}={value} must be > 0")
-
-
-MODEL_FAMILIES: dict[str, type[ModelConfig]] = {}
-
-
-def model_family(name: str, encoding: str, max_num_words: int | None = None):
-    """Class decorator: the config node of model family ``name``, stored for Hydra as model_schema/NAME."""
-
-    def register(node: type[ModelConfig]) -> type[ModelConfig]:
-        node.encoding, node.max_num_words = encoding, max_num_words
-        MODEL_FAMILIES[name] = node
-        ConfigStore.instance().store(group="model_schema", name=name, node=node)
-        return node
-
-    return register
-
-
-@model_family("dense", encoding="multihot")
-@dataclass
-class DenseConfig(ModelConfig):
-    """The multi-hot MLP: one Dense layer per entry of hidden_units, each followed by Dropout if set."""
-
-    family: str = "dense"
-    hidden_units: list[int] = field(default_factory=lambda: [16, 16])
-    activation: str = "relu"
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(all(u > 0 for u in self.hidden_units), f"model.hidden_units={self.hidden_units} must be > 0")
-        _choice("model.activation", self.activation, ("relu", "tanh", "sigmoid", "gelu", "elu", "selu"))
-
-
-@model_family("lstm", encoding="padded")
-@dataclass
-class LstmConfig(ModelConfig):
-    """Embedding -> LSTM -> probability; dropout puts Dropout layers before and after the LSTM."""
-
-    family: str = "lstm"
-    embedding_dim: int = 32
-    lstm_units: int = 100
-    dropout: float = 0.0
-    lstm_dropout: float = 0.0  # the LSTM's own input dropout
-    recurrent_dropout: float = 0.0
-
-
-@model_family("cnn_lstm", encoding="padded")
-@dataclass
-class CnnLstmConfig(LstmConfig):
-    """The LSTM with a Conv1D + MaxPooling1D front end."""
-
-    family: str = "cnn_lstm"
-    conv_filters: int = 32
-    conv_kernel_size: int = 3
-    pool_size: int = 2
-
-
-# A word pair's key, first * num_words + second, must fit in int32 on every backend.
-@model_family("ngram", encoding="padded", max_num_words=math.isqrt(2**31 - 1))
-@dataclass
-class NgramConfig(ModelConfig):
-    """Distinct words and word pairs, one learned weight each (embedding_dim=1), summed."""
-
-    family: str = "ngram"
-    embedding_dim: int = 1
-    bigrams: int = 400000  # how many word pairs to keep: those in the most training reviews
-
-
-@model_family("nbsvm", encoding="padded")
-@dataclass
-class NbsvmConfig(ModelConfig):
-    """A linear model on Naive-Bayes-weighted word n-grams (layers.NgramSlots and layers.NbVote)."""
-
-    family: str = "nbsvm"
-    features: int = 1000000  # how many n-grams to keep: those in the most training reviews
-    max_n: int = 3  # uni-, bi- and trigrams
-    interpolation: float = 0.0  # a constant added to each learned weight: the pull towards the NB vote
-    l2: float = 0.0  # the L2 penalty on the learned weights
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(self.l2 >= 0, f"model.l2={self.l2} must be >= 0")
-
-
-@model_family("transformer", encoding="padded")
-@dataclass
-class TransformerConfig(ModelConfig):
-    """Token and position embeddings -> encoder blocks (keras-hub's layers) -> the mean over the words ->
-    a hidden Dense layer -> probability."""
-
-    family: str = "transformer"
-    embedding_dim: int = 32
-    num_heads: int = 2
-    intermediate_dim: int = 32  # the width of each block's feed-forward part
-    blocks: int = 1
-    hidden_units: int = 20
-    dropout: float = 0.1  # inside each block and before and after the hidden layer
-
-
-@model_family("bigru", encoding="padded")
-@dataclass
-class BigruConfig(ModelConfig):
-    """Embedding -> stacked bidirectional recurrent layers (GRU or LSTM cells) -> probability."""
-
-    family: str = "bigru"
-    cell: str = "gru"  # gru | lstm
-    embedding_dim: int = 64
-    units: int = 64  # per direction
-    layers: int = 1
-    dropout: float = 0.0  # on the embeddings and on the last layer's output
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _choice("model.cell", self.cell, ("gru", "lstm"))
-
-
-@model_family("cnn", encoding="padded")
-@dataclass
-class CnnConfig(ModelConfig):
-    """Embedding -> one Conv1D branch per kernel size, each max-pooled over the review -> dropout -> probability."""
-
-    family: str = "cnn"
-    embedding_dim: int = 64
-    filters: int = 100  # per branch
-    kernel_sizes: list[int] = field(default_factory=lambda: [3, 4, 5])
-    dropout: float = 0.5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(
-            bool(self.kernel_sizes) and all(k > 0 for k in self.kernel_sizes),
-            f"model.kernel_sizes={self.kernel_sizes} must be one or more sizes > 0",
-        )
-
-
-@model_family("fasttext", encoding="padded")
-@dataclass
-class FasttextConfig(ModelConfig):
-    """The mean of the embeddings of a review's words and of its hashed word pairs -> probability."""
-
-    family: str = "fasttext"
-    embedding_dim: int = 16
-    buckets: int = 200000  # word pairs share this many embeddings, by hash
-
-
-@model_family("pretrained", encoding="text")
-@dataclass
-class PretrainedConfig(ModelConfig):
-    """A keras-hub text classifier, its backbone's weights and its tokenizer from a preset, fine-tuned."""
-
-    family: str = "pretrained"
-    preset: str = MISSING  # a keras-hub preset name (downloads once) or a local preset folder
 
 
 @dataclass
@@ -256,9 +65,9 @@ class OptimizerConfig:
     clipnorm: float | None = None  # rescale each weight's gradient to at most this norm; null = no clipping
 
     def __post_init__(self) -> None:
-        _choice("optimizer.name", self.name, ("rmsprop", "adam", "sgd", "adamw"))
-        _require(self.learning_rate > 0, f"optimizer.learning_rate={self.learning_rate} must be > 0")
-        _require(self.clipnorm is None or self.clipnorm > 0, f"optimizer.clipnorm={self.clipnorm} must be > 0 or null")
+        choice("optimizer.name", self.name, ("rmsprop", "adam", "sgd", "adamw"))
+        require(self.learning_rate > 0, f"optimizer.learning_rate={self.learning_rate} must be > 0")
+        require(self.clipnorm is None or self.clipnorm > 0, f"optimizer.clipnorm={self.clipnorm} must be > 0 or null")
 
 
 @dataclass
@@ -276,11 +85,11 @@ class TrainerConfig:
     shuffle: bool = True  # false: every epoch takes the reviews in the first epoch's order (the same batches)
 
     def __post_init__(self) -> None:
-        _require(self.epochs > 0, f"trainer.epochs={self.epochs} must be > 0")
+        require(self.epochs > 0, f"trainer.epochs={self.epochs} must be > 0")
         for key in ("patience", "steps_per_epoch"):
-            _require(getattr(self, key) is None or getattr(self, key) > 0, f"trainer.{key} must be > 0 or null")
-        _require(self.batch_size > 0, f"trainer.batch_size={self.batch_size} must be > 0")
-        _choice("trainer.backend", self.backend, ("tensorflow", "jax", "torch"))
+            require(getattr(self, key) is None or getattr(self, key) > 0, f"trainer.{key} must be > 0 or null")
+        require(self.batch_size > 0, f"trainer.batch_size={self.batch_size} must be > 0")
+        choice("trainer.backend", self.backend, ("tensorflow", "jax", "torch"))
 
 
 @dataclass
@@ -296,11 +105,11 @@ class TrackingConfig:
     server_timeout: int = 60  # seconds a call waits for a tracking server that does not answer, retries included
 
     def __post_init__(self) -> None:
-        _require(bool(self.experiment.strip()), "tracking.experiment must not be empty")
-        _require(self.server_timeout >= 10, "tracking.server_timeout must be >= 10 (seconds)")
-        _require(self.misclassified_reviews >= 0, "tracking.misclassified_reviews must be >= 0")
-        _require(self.log_model or not self.register_model, "tracking.register_model needs tracking.log_model=true")
-        _require(
+        require(bool(self.experiment.strip()), "tracking.experiment must not be empty")
+        require(self.server_timeout >= 10, "tracking.server_timeout must be >= 10 (seconds)")
+        require(self.misclassified_reviews >= 0, "tracking.misclassified_reviews must be >= 0")
+        require(self.log_model or not self.register_model, "tracking.register_model needs tracking.log_model=true")
+        require(
             bool(re.fullmatch(r"[\w-]+", self.model_alias)) and self.model_alias.lower() != "latest",
             f"tracking.model_alias={self.model_alias!r} must be letters, digits, _ or -, and not 'latest'",
         )
@@ -333,16 +142,16 @@ class Config:
     def __post_init__(self) -> None:
         # A model preset brings its encoding, but an explicit data= on the command line wins over it.
         model, data = self.model, self.data
-        _require(
+        require(
             model.encoding == data.encoding,
             f"model family {model.family!r} reads data={model.encoding}, but data={data.encoding} was chosen; "
             f"drop the data override or pick data={model.encoding}",
         )
-        _require(
+        require(
             model.max_num_words is None or data.num_words <= model.max_num_words,
             f"model family {model.family!r} takes data.num_words up to {model.max_num_words}, not {data.num_words}",
         )
-        _require(
+        require(
             self.trainer.patience is None or self.data.val_size != 0,
             f"trainer.patience={self.trainer.patience} watches the validation loss, but data.val_size=0 "
             "holds no reviews out; set data.val_size or drop trainer.patience",
@@ -357,6 +166,9 @@ def run_name(tags: dict[str, str], cfg: DictConfig) -> str:
 
 
 def register() -> None:
+    """The schema for Hydra: the config's node, and each model family's (which registers as it is defined)."""
+    from imdb_exp.config import families  # noqa: F401
+
     ConfigStore.instance().store(name="config_schema", node=Config)
 
 

@@ -8,21 +8,20 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from imdb_exp.config.schema import (
+from imdb_exp.config.families import (
     BigruConfig,
     CnnConfig,
     CnnLstmConfig,
-    DataConfig,
     DenseConfig,
     FasttextConfig,
     LstmConfig,
     ModelConfig,
     NbsvmConfig,
     NgramConfig,
-    OptimizerConfig,
     PretrainedConfig,
     TransformerConfig,
 )
+from imdb_exp.config.schema import DataConfig, OptimizerConfig
 from imdb_exp.data.splits import Dataset
 from imdb_exp.errors import ConfigError, first_line
 from imdb_exp.models.layers import HashedBigrams, MaskedSum, NbVote, NgramBag, NgramSlots, UnpackBits
@@ -202,11 +201,38 @@ def pretrained(spec: PretrainedConfig, data: DataConfig) -> keras.Model:
         return keras_hub.models.TextClassifier.from_preset(
             spec.preset, num_classes=1, activation="sigmoid", preprocessor=preprocessor, compile=False
         )
-    except (ValueError, OSError, FileNotFoundError) as err:
-        raise ConfigError(
-            f"model.preset={spec.preset!r} could not be loaded ({first_line(err)}); give a keras-hub "
-            "preset name (downloaded once, which needs network) or the folder of a saved preset"
-        ) from None
+    except (ValueError, OSError) as err:
+        raise unloadable(spec.preset, err) from None
+
+
+def unloadable(preset: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"model.preset={preset!r} could not be loaded ({first_line(err)}); give a keras-hub "
+        "preset name (downloaded once, which needs network) or the folder of a saved preset"
+    )
+
+
+def sequence_cap(spec: ModelConfig, data: DataConfig) -> int | None:
+    """The sequence length the model can take where data.maxlen is longer, else None: a pretrained
+    preset's backbone has a fixed number of positions (read from the preset's config alone, before its
+    weights or any data), and a longer sequence fails inside the first training step."""
+    if spec.family != "pretrained":
+        return None
+    positions = preset_positions(spec.preset)
+    return positions if positions is not None and data.maxlen > positions else None
+
+
+def preset_positions(preset: str) -> int | None:
+    """The positions of a keras-hub preset's backbone, from its config.json (a saved preset folder, or
+    a preset name whose config keras-hub downloads); None where the config does not say."""
+    from keras_hub.src.utils.preset_utils import load_json  # keras-hub's own reader of a preset's files
+
+    try:
+        config = load_json(preset)
+    except (ValueError, OSError) as err:
+        raise unloadable(preset, err) from None
+    # A Keras preset names it in its backbone's config; a Hugging Face (Transformers) one at the top.
+    return config.get("config", {}).get("max_sequence_length") or config.get("max_position_embeddings")
 
 
 # Batch of the one pass of the fixed layers over a split: large, since nothing trains in it.

@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp.config import identity, schema
+from imdb_exp.config import families, identity, schema
 from imdb_exp.config.identity import override_key
 from imdb_exp.errors import ConfigError
 from imdb_exp.runtime.redaction import redact
@@ -61,7 +61,7 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
     with tempfile.TemporaryDirectory() as tmp:
         recorded = identity.callbacks_by_name(OmegaConf.load(client.download_artifacts(run_id, record.CONFIG, tmp)))
-    family = schema.MODEL_FAMILIES.get(recorded.model.get("family"))
+    family = families.MODEL_FAMILIES.get(recorded.model.get("family"))
     if family is None:
         raise ConfigError(f"resume={run_id}: the run's model family {recorded.model.get('family')!r} is not known here")
     # The model node is typed by the run's family, as composing the run's model= option types it.

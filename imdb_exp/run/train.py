@@ -36,6 +36,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     interrupts = interrupts or Interrupts()  # signals not handled: nothing to defer
     settings = schema.validate(cfg)
     process.use_backend(settings.trainer.backend)  # the one this module's Keras was imported with, or refused
+    settings = fitted_to_model(cfg, settings)
     builders.warn_if_slow(settings.model, settings.trainer.backend)
     keras_callbacks = callbacks.built(settings.callbacks)  # a name that is none fails before the run opens
     trial = search.TrialReporter(settings.trial) if settings.trial.study else None
@@ -68,6 +69,24 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         open_run.written.result()  # and fails if they could not be written
     log.info(store.where_to_see(store.resolve_uri(settings.tracking.uri), open_run.run.info.experiment_id, run_id))
     return final.get(multirun.OBJECTIVE)
+
+
+def fitted_to_model(cfg: DictConfig, settings: schema.Config) -> schema.Config:
+    """The settings with a sequence length the model can take: a preset with fewer positions than
+    data.maxlen caps it, said in one line; the run then records (params, config.yaml, identity) the
+    length it used."""
+    cap = builders.sequence_cap(settings.model, settings.data)
+    if cap is None:
+        return settings
+    log.warning(
+        "model.preset=%s takes at most %d tokens: data.maxlen=%d is cut to %d (each review's first tokens)",
+        settings.model.preset,
+        cap,
+        settings.data.maxlen,
+        cap,
+    )
+    cfg.data.maxlen = cap
+    return schema.validate(cfg)
 
 
 def load_and_build(settings: schema.Config):

@@ -104,6 +104,27 @@ def test_a_pretrained_preset_folder_is_fine_tuned_on_raw_text_and_its_model_answ
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
+def test_reviews_longer_than_a_presets_positions_are_cut_to_them_and_the_run_records_the_length_it_used(
+    tmp_path, archive, tiny_preset, isolated_home
+):
+    # The tiny preset's backbone has 64 positions; 128 tokens would fail inside the first training step.
+    result = run_cli(
+        "model=pretrained", f"model.preset={tiny_preset}", "debug=tiny", "data.maxlen=128",
+        f"data.archive={archive}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "takes at most 64 tokens: data.maxlen=128 is cut to 64" in result.stdout + result.stderr
+    _, (run,) = recorded_runs(isolated_home / "mlflow.db")
+    assert run.info.status == "FINISHED" and run.data.params["data.maxlen"] == "64"
+    review = " ".join(["a", "great", "film", "the", "plot", "was", "superb"] * 286)  # 2,002 words
+    answer = run_cli("--run-id", run.info.run_id, review, cwd=tmp_path, program="imdb-exp-predict")
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    label, probability, _ = answer.stdout.strip().split("\t")
+    assert label in ("positive", "negative") and 0 <= float(probability) <= 1
+
+
+@pytest.mark.e2e
 def test_a_preset_that_cannot_be_loaded_is_one_clear_line(tmp_path, archive):
     preset = f"model.preset={tmp_path / 'nowhere'}"
     result = run_cli("model=pretrained", preset, "debug=tiny", f"data.archive={archive}", cwd=tmp_path)

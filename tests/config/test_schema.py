@@ -6,7 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from imdb_exp.config import schema
+from imdb_exp.config import families, schema
 from imdb_exp.errors import ConfigError
 
 CONF = Path(__file__).parents[2] / "conf"
@@ -14,7 +14,7 @@ CONF = Path(__file__).parents[2] / "conf"
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
 def test_each_source_experiment_composes_into_valid_settings(compose_cfg, experiment):
-    assert schema.validate(compose_cfg(f"+experiment={experiment}")).model.family in schema.MODEL_FAMILIES
+    assert schema.validate(compose_cfg(f"+experiment={experiment}")).model.family in families.MODEL_FAMILIES
 
 
 def test_command_line_wins_over_the_model_preset(compose_cfg):

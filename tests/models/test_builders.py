@@ -7,8 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from imdb_exp.config import schema
-from imdb_exp.config.schema import DataConfig, LstmConfig, NgramConfig, OptimizerConfig
+from imdb_exp.config import families, schema
+from imdb_exp.config.families import LstmConfig, NgramConfig, PretrainedConfig
+from imdb_exp.config.schema import DataConfig, OptimizerConfig
 from imdb_exp.data import splits
 from imdb_exp.data.corpus import Reviews
 from imdb_exp.models import builders
@@ -21,7 +22,7 @@ CONF = Path(__file__).parents[2] / "conf"
 def test_each_model_option_builds_a_model_that_reads_the_data_it_brings(compose_cfg, model, tiny_preset):
     preset = [f"model.preset={tiny_preset}"] if model == "pretrained" else []
     settings = schema.validate(compose_cfg(f"model={model}", "debug=tiny", *preset))
-    assert isinstance(settings.model, schema.MODEL_FAMILIES[settings.model.family])
+    assert isinstance(settings.model, families.MODEL_FAMILIES[settings.model.family])
     network = builders.build(settings.model, settings.data)
     reviews = Reviews.from_lists([[1, 5, 9], [1, 4]], [1, 0], texts=["A great film.", "Awful!"])
     x = splits.ENCODERS[settings.data.encoding](reviews, settings.data)
@@ -71,3 +72,10 @@ def test_recurrent_dropout_on_torch_warns_that_it_is_slow():
         warnings.simplefilter("error")
         builders.warn_if_slow(LstmConfig(recurrent_dropout=0.2), "jax")
         builders.warn_if_slow(LstmConfig(recurrent_dropout=0.0), "torch")
+
+
+def test_a_sequence_longer_than_a_presets_positions_is_capped_to_them_and_a_shorter_one_is_not(tiny_preset):
+    preset = PretrainedConfig(preset=str(tiny_preset))  # a backbone of 64 positions
+    assert builders.sequence_cap(preset, DataConfig(encoding="text", maxlen=128)) == 64
+    assert builders.sequence_cap(preset, DataConfig(encoding="text", maxlen=40)) is None
+    assert builders.sequence_cap(LstmConfig(), DataConfig(encoding="padded", maxlen=5000)) is None

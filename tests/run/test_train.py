@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from imdb_exp.analysis import plots
-from imdb_exp.config import schema
+from imdb_exp.config import families
 from imdb_exp.config.schema import DataConfig
 from imdb_exp.models import builders
 from imdb_exp.run.train import train
@@ -41,7 +41,7 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
     val_accuracy = client.get_metric_history(run.info.run_id, "val_accuracy")
     assert best_val == run.data.metrics["final_val_accuracy"] == max(val_accuracy, key=lambda m: m.step).value
     # The run records its own family's keys and no other's (MLflow's compare view stays honest).
-    own = {f"model.{f.name}" for f in fields(schema.MODEL_FAMILIES[model])}
+    own = {f"model.{f.name}" for f in fields(families.MODEL_FAMILIES[model])}
     assert {key for key in run.data.params if key.startswith("model.")} == own
     assert ("model.hidden_units" in own) == (model == "dense") and ("model.lstm_units" in own) == ("lstm" in model)
     metrics = run.data.metrics
@@ -68,9 +68,9 @@ def test_a_run_records_config_curves_and_test_metrics(compose_cfg, archive, isol
 @pytest.mark.slow
 def test_a_model_family_added_from_outside_runs_end_to_end(tmp_path, archive, isolated_home):
     # A node, a builder and a YAML file, all from here: nothing in schema.py or train.py knows of it.
-    @schema.model_family("mean_embedding", encoding="padded")
+    @families.model_family("mean_embedding", encoding="padded")
     @dataclass
-    class MeanEmbeddingConfig(schema.ModelConfig):
+    class MeanEmbeddingConfig(families.ModelConfig):
         family: str = "mean_embedding"
         embedding_dim: int = 4
 
@@ -95,7 +95,7 @@ def test_a_model_family_added_from_outside_runs_end_to_end(tmp_path, archive, is
             overrides = [f"hydra.searchpath=[file://{tmp_path}]", "model=mean", f"data.archive={archive}", *DEBUG]
             train(compose("config", overrides), {"model": "mean"})
     finally:
-        del schema.MODEL_FAMILIES["mean_embedding"], builders.BUILDERS["mean_embedding"]
+        del families.MODEL_FAMILIES["mean_embedding"], builders.BUILDERS["mean_embedding"]
     _, (run,) = runs(isolated_home)
     assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
     assert {k: v for k, v in run.data.params.items() if k.startswith("model.")} == {
