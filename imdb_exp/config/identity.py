@@ -2,9 +2,10 @@
 (the config_hash tag, by which a re-launched sweep finds work already done) is a digest of.
 
 Pluggable parts are named by their config-group name, never by a module path, so that moving a
-module changes no run's identity. Runs recorded before that rule named the callbacks by their
-classes' paths (`LEGACY_CALLBACK_TARGETS`); their hashes are still accepted, and their recorded
-configs still resume.
+module changes no run's identity. Each built-in callback's name stands in the digest for a frozen
+token (`HASHED_AS`): the text its node held when runs were first hashed, a class path of that time,
+so that every hash recorded since is still the hash of the same config; it names no module that
+code now lives in. Configs recorded then (with those paths in them) still resume.
 """
 
 import hashlib
@@ -16,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 # `overrides` tag.
 LAUNCH_ONLY = ("resume", "retrain", "trial", "tracking.parent_run_id")
 
-# How the built-in callbacks were named until runs were identified by names alone.
-LEGACY_CALLBACK_TARGETS = {
+# A built-in callback's name -> the token its node stands for in the digest; frozen, never a live path.
+HASHED_AS = {
     "stop_on_non_finite_loss": "imdb_exp.guards.StopOnNonFiniteLoss",
     "tensorboard": "imdb_exp.tensorboard_logs.TensorBoardLogs",
 }
@@ -46,30 +47,21 @@ def values(cfg: DictConfig) -> dict:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    return _digest(values(cfg))
-
-
-def accepted_hashes(cfg: DictConfig) -> list[str]:
-    """The run's hash, then the one it had before callbacks were named by their names (if it differs)."""
-    current = values(cfg)
-    legacy = current | {"callbacks": {name: _legacy_node(name, node) for name, node in current["callbacks"].items()}}
-    return list(dict.fromkeys([_digest(current), _digest(legacy)]))
+    identified = values(cfg)
+    identified["callbacks"] = {name: _hashed(name, node) for name, node in identified.get("callbacks", {}).items()}
+    return hashlib.sha256(json.dumps(identified, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def callbacks_by_name(recorded: DictConfig) -> DictConfig:
-    """A recorded config with its built-in callbacks named as they are now (a config recorded before
-    the rule names their classes' old module paths, which moving a module would break)."""
+    """A recorded config with its built-in callbacks named as they are now: one recorded before the rule
+    names their classes' module paths of that time, which moving a module would break."""
     for name, node in recorded.get("callbacks", {}).items():
-        if node.get("_target_") == LEGACY_CALLBACK_TARGETS.get(name):
+        if node.get("_target_") == HASHED_AS.get(name):
             node.pop("_target_")
     return recorded
 
 
-def _legacy_node(name: str, node: dict) -> dict:
-    if name in LEGACY_CALLBACK_TARGETS and "_target_" not in node:
-        return {"_target_": LEGACY_CALLBACK_TARGETS[name], **node}
+def _hashed(name: str, node: dict) -> dict:
+    if name in HASHED_AS and "_target_" not in node:
+        return {"_target_": HASHED_AS[name], **node}
     return node
-
-
-def _digest(values: dict) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:20]

@@ -100,15 +100,11 @@ def earlier_run(cfg: DictConfig) -> Earlier | None:
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is None:
         return None
-    runs = [
-        run
-        for config_hash in identity.accepted_hashes(cfg)  # tags take no IN in MLflow's search
-        for run in client.search_runs(
-            [experiment.experiment_id],
-            f"tags.{record.CONFIG_HASH} = '{config_hash}'",
-            order_by=["attributes.start_time DESC"],
-        )
-    ]
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.{record.CONFIG_HASH} = '{identity.config_hash(cfg)}'",
+        order_by=["attributes.start_time DESC"],
+    )
     finished = (run for run in runs if run.info.status == "FINISHED" and record.pruned_at(run) is None)
     if done := next(finished, None):
         return Earlier(done, finished=True)

@@ -22,7 +22,7 @@ def test_a_config_recorded_with_callbacks_module_paths_resumes_with_their_names(
     run_id = recorded_run("KILLED")
     client = MlflowClient(f"sqlite:///{Path(checkpoints.directory()).parent / 'mlflow.db'}")
     legacy = OmegaConf.to_container(compose_cfg("trainer.epochs=6", "callbacks=[default,tensorboard]"))
-    legacy["callbacks"] = {name: {"_target_": target} for name, target in identity.LEGACY_CALLBACK_TARGETS.items()}
+    legacy["callbacks"] = {name: {"_target_": target} for name, target in identity.HASHED_AS.items()}
     client.log_text(run_id, OmegaConf.to_yaml(legacy), record.CONFIG)
     cfg = resume.recorded_config(compose_cfg(f"resume={run_id}"), [f"resume={run_id}"])
     assert OmegaConf.to_container(cfg.callbacks) == {"stop_on_non_finite_loss": {}, "tensorboard": {}}
