@@ -1,7 +1,7 @@
 """hydra/sweeper=optuna: Optuna (>= 4) asks for trials, the configured Hydra launcher runs them.
 
-Each batch of `n_jobs` trials is asked for at once and handed to the launcher (basic, joblib, Ray,
-SLURM), so parallel launchers run them side by side; each job returns the validation accuracy of
+On a parallel launcher (joblib, Ray, SLURM) `n_jobs` workers each ask for a trial and launch it as
+soon as their last one ended; the basic launcher runs them in turn. Each job returns the validation accuracy of
 the model it ends with, a imdb_exp.search.Pruned, or None when it failed, and is told to the study
 as COMPLETE, PRUNED or FAIL. The study lives in persistent storage (imdb_exp/study_storage.py): running
 the same command again continues it, and several commands on one storage share it.
@@ -10,13 +10,17 @@ Optuna and MLflow are imported only when a search runs: Hydra lists this plugin 
 (--help too), and can without them.
 """
 
+import concurrent.futures
+import itertools
 import logging
 import math
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
@@ -39,8 +43,11 @@ class OptunaSweeperConf:
     study_name: str | None = None  # null: the search's name and a digest of what it fixes and searches
     storage: str | None = None  # null: a journal file beside the MLflow store; else an Optuna RDB URL or a journal path
     n_trials: int = 6  # trials this command runs; several commands on one study each run their own
-    n_jobs: int = 1  # trials asked for and launched at once; a parallel launcher runs them side by side
-    sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None})
+    n_jobs: int = 1  # trials running at once on a parallel launcher, a new one as each ends (basic: in turn)
+    # constant_liar: trials still running count as bad ones while the next is sampled (parallel workers).
+    sampler: Any = field(
+        default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None, "constant_liar": True}
+    )
     # null: no pruning. The median pruner stops a trial whose validation accuracy after an epoch is below
     # the median of the finished trials' after that epoch, once 3 trials have finished (with 2, the first
     # trials' luck decided too much: docs/results.md).
@@ -96,25 +103,73 @@ class OptunaSweeper(Sweeper):
         study.set_user_attr(search.PRUNER_ATTR, self.pruner)
         study_storage.fail_orphaned_trials(study, storage)
         log.info("Optuna study %s in %s: %d trials so far, %d more", name, storage, len(study.trials), self.n_trials)
-        returns, launched = [], 0
-        while launched < self.n_trials:
-            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - launched))]
-            batch = [fixed + _overrides(trial.params) + _plumbing(name, storage, trial) for trial in trials]
-            try:
-                with study_storage.vouching_for(study, trials, storage):
-                    results = self.launcher.launch(batch, initial_job_idx=launched)
-            except BaseException:
-                for trial in trials:  # never left RUNNING in the study
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-                raise
-            for trial, result in zip(trials, results, strict=True):
-                _tell(study, trial, result)
-            returns.append(results)
-            launched += len(trials)
+
+        def overrides_of(trial) -> list[str]:
+            return fixed + _overrides(trial.params) + _plumbing(name, storage, trial)
+
+        parallel = self.n_jobs > 1 and not isinstance(self.launcher, BasicLauncher)
+        run_trials = self._as_workers_free if parallel else self._in_batches
+        returns = run_trials(study, space, overrides_of, storage)
         self._write_best(study)
         if parent_run_id := multirun.open_parent_run_id():  # the sweep's run, which this process opened
             _draw_the_search(study, self.direction, parent_run_id, self.config.tracking.uri)
         return returns
+
+    def _in_batches(self, study, space, overrides_of, storage: str) -> list:
+        """The basic launcher runs one job after another: n_jobs trials asked for at once, then run."""
+        returns, launched = [], 0
+        while launched < self.n_trials:
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - launched))]
+            returns.append(self._launched(study, trials, [overrides_of(t) for t in trials], storage, launched))
+            launched += len(trials)
+        return returns
+
+    def _as_workers_free(self, study, space, overrides_of, storage: str) -> list:
+        """n_jobs workers, each launching a trial whenever its last one ended, so that a long trial holds
+        up no other (a batch waits for its slowest). The sampler is told of the trials still running
+        (TPE's constant liar), and the job number is the trial's order of asking."""
+        asking, numbers, stop, returns = threading.Lock(), itertools.count(), threading.Event(), []
+        _set_up(self.launcher)
+
+        def worker() -> None:
+            while not stop.is_set():
+                with asking:
+                    number = next(numbers)
+                    if number >= self.n_trials:
+                        return
+                    trial = study.ask(space)
+                try:
+                    returns.append(self._launched(study, [trial], [overrides_of(trial)], storage, number))
+                except BaseException:
+                    stop.set()  # the other workers launch nothing more; their running trials end
+                    raise
+
+        with concurrent.futures.ThreadPoolExecutor(self.n_jobs, thread_name_prefix="trial-worker") as pool:
+            workers = [pool.submit(worker) for _ in range(self.n_jobs)]
+            try:
+                for done in workers:
+                    done.result()
+            except BaseException:  # a signal comes to this thread; the workers stop asking
+                stop.set()
+                raise
+        return returns
+
+    def _launched(self, study, trials: list, batch: list[list[str]], storage: str, first_number: int) -> list:
+        """The trials' jobs run by the launcher, each told to the study as it ended; never left RUNNING."""
+        import optuna
+
+        from imdb_exp.sweeps import study_storage
+
+        try:
+            with study_storage.vouching_for(study, trials, storage):
+                results = self.launcher.launch(batch, initial_job_idx=first_number)
+        except BaseException:
+            for trial in trials:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            raise
+        for trial, result in zip(trials, results, strict=True):
+            _tell(study, trial, result)
+        return results
 
     def _fixed_and_space(self, arguments: list[str]) -> tuple[list[str], dict]:
         """The command's plain overrides, and the search space: the config's params, then the command's
@@ -146,6 +201,13 @@ class OptunaSweeper(Sweeper):
         out = Path(self.config.hydra.sweep.dir) / "optimization_results.yaml"
         out.parent.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), out)
+
+
+def _set_up(launcher) -> None:
+    """Ray's launcher joins its cluster at its first launch: workers launching at once would race to
+    ray.init, so it joins here, with no job."""
+    if type(launcher).__name__ == "RayLauncher":
+        launcher.launch([], initial_job_idx=0)
 
 
 def _plain(node) -> dict | None:
@@ -186,8 +248,14 @@ def _draw_the_search(study, direction: str, parent_run_id: str, tracking_uri: st
     from imdb_exp.tracking import record, store
 
     client = store.client(tracking_uri)
-    values = [trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None for trial in study.trials]
-    client.log_figure(parent_run_id, plots.search_history(values, direction), record.SEARCH_HISTORY)
+    state = optuna.trial.TrialState
+    values = [trial.value if trial.state == state.COMPLETE else None for trial in study.trials]
+    pruned = {
+        trial.number: trial.intermediate_values[trial.last_step]
+        for trial in study.trials
+        if trial.state == state.PRUNED and trial.last_step is not None
+    }
+    client.log_figure(parent_run_id, plots.search_history(values, direction, pruned), record.SEARCH_HISTORY)
     finished = sum(value is not None for value in values)
     if finished < 2:  # importances need trials that differ
         log.warning("no parameter importances for study %s: %d finished trial(s)", study.study_name, finished)

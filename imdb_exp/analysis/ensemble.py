@@ -28,7 +28,7 @@ from imdb_exp.analysis.predictions import Predictions, PredictionsError, Scored
 from imdb_exp.data.labels import called_positive
 from imdb_exp.runtime import process
 from imdb_exp.serving import logged_model
-from imdb_exp.tracking import active_run, record
+from imdb_exp.tracking import active_run, naming, record, store
 
 ROUNDS = 25
 
@@ -120,18 +120,15 @@ def log_ensemble(
     metric: str,
     p_value: float,
 ) -> Run:
-    """The ensemble's MLflow run, in the first member's experiment; its id."""
+    """The ensemble's MLflow run, in the first member's experiment, nested under the members' sweep
+    when they all come from one; each member's weight a metric named after it."""
     val = combined([k.val for k in predicted], weights)
     test = combined([k.test for k in predicted], weights)
     chosen = [(run, w) for run, w in zip(runs, weights, strict=True) if w > 0]
-    with mlflow.start_run(experiment_id=runs[0].info.experiment_id, run_name="ensemble") as run:
-        mlflow.set_tags(
-            {
-                record.MEMBERS: ",".join(r.info.run_id for r in runs),
-                record.WEIGHTS: ",".join(f"{r.info.run_id}:{w:.4g}" for r, w in chosen),
-                record.MODEL: "ensemble",
-            }
-        )
+    name = naming.ensemble_name([r.info.run_name for r, _ in chosen])
+    with mlflow.start_run(experiment_id=runs[0].info.experiment_id, run_name=name, tags=_tags(runs)) as run:
+        mlflow.set_tag(record.NOTE, _description(name, runs, weights))
+        active_run.log_metrics(_weights_by_member(runs, weights))
         mlflow.log_params(
             {
                 "ensemble.rounds": ROUNDS,
@@ -140,9 +137,9 @@ def log_ensemble(
                 "trainer.backend": runs[0].data.params["trainer.backend"],  # what serves it, as for its members
             }
         )
-        mlflow.log_metric("ensemble_val_p_value", p_value)  # of the selection against its best member
-        mlflow.log_metrics(
-            evaluation.test_metrics(test.labels, test.probabilities)
+        active_run.log_metrics(
+            {"ensemble_val_p_value": p_value}  # of the selection against its best member
+            | evaluation.test_metrics(test.labels, test.probabilities)
             | {"test_loss": log_loss(test.labels, test.probabilities)}
             | {
                 "final_val_accuracy": float(np.mean(val.correct())),
@@ -156,15 +153,43 @@ def log_ensemble(
     return client.get_run(run.info.run_id)
 
 
+def _weights_by_member(runs: list[Run], weights: np.ndarray) -> dict[str, float]:
+    """``weight/NAME`` of each candidate (its run id's start where two share a name)."""
+    names = [run.info.run_name for run in runs]
+    named = [
+        name if names.count(name) == 1 else f"{name} {run.info.run_id[:8]}"
+        for name, run in zip(names, runs, strict=True)
+    ]
+    return {naming.metric_key(f"weight/{name}"): float(w) for name, w in zip(named, weights, strict=True)}
+
+
+def _tags(runs: list[Run]) -> dict[str, str]:
+    """Its members and family; its parent, the sweep every member comes from, if one."""
+    parents = {record.parent_of(run) for run in runs}
+    nested = {record.PARENT: parents.pop()} if len(parents) == 1 and None not in parents else {}
+    return {record.MEMBERS: ",".join(r.info.run_id for r in runs), record.MODEL: "ensemble"} | nested
+
+
+def _description(name: str, runs: list[Run], weights: np.ndarray) -> str:
+    """The run's note: each candidate linked to its page, with its weight (0: not chosen)."""
+    lines = [f"**{name}**, chosen on validation predictions (greedy selection, {ROUNDS} rounds).", "",
+             "| member | weight |", "| --- | --- |"]  # fmt: skip
+    for run, weight in zip(runs, weights, strict=True):
+        page = store.run_page(run.info.experiment_id, run.info.run_id)
+        lines.append(f"| [{run.info.run_name}]({page}) | {weight:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def log_servable(client: MlflowClient, chosen: list[tuple[Run, float]]) -> None:
     """Each chosen member's logged model inside one model that averages their probabilities."""
     backend = chosen[0][0].data.params["trainer.backend"]
     with tempfile.TemporaryDirectory() as folder:
         artifacts = {
-            f"member_{i}": client.download_artifacts(run.info.run_id, record.LOGGED_MODEL, f"{folder}/{i}")
+            f"member_{i}": mlflow.artifacts.download_artifacts(record.logged_model_uri(run), dst_path=f"{folder}/{i}")
             for i, (run, _) in enumerate(chosen)
         }
-        logged_model.log_pyfunc("served_ensemble.py", artifacts, {"weights": [float(w) for _, w in chosen]}, backend)
+        weights = {"weights": [float(w) for _, w in chosen]}
+        logged_model.log_pyfunc("ensemble", "served_ensemble.py", artifacts, weights, backend)
 
 
 @dataclass(frozen=True)
@@ -189,6 +214,6 @@ def candidates(client: MlflowClient, ids: list[str]) -> Candidates:
         raise PredictionsError(f"the members ran on {' and '.join(sorted(backends))}: one process serves one backend")
     process.use_backend(backends.pop())  # Keras loads the members' models once, its notices dropped
     for run, name in zip(runs, names, strict=True):
-        if not client.list_artifacts(run.info.run_id, record.LOGGED_MODEL):
+        if record.logged_model_uri(run) is None:
             raise PredictionsError(f"{name} logged no model (tracking.log_model=false): it cannot be served")
     return Candidates(runs, predicted, names)

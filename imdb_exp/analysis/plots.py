@@ -5,6 +5,7 @@ involved and nothing stays registered after the figure is saved, which matters i
 """
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -80,30 +81,43 @@ EVALUATION_FIGURES = {
 }
 
 
-def sweep_comparison(val_accuracy: dict[str, list[float]], rows: list[dict]) -> Figure:
-    """Left: every job's validation accuracy per epoch; right: every job's test accuracy."""
-    fig = Figure(figsize=(11, 4.5), layout="tight")
-    curves, bars = fig.subplots(1, 2)
-    for name, values in val_accuracy.items():
-        curves.plot(range(1, len(values) + 1), values, "o-", label=name)
-    curves.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per job")
-    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if val_accuracy:
-        curves.legend(fontsize="small", loc="best")
-    labels = [f"{row['run']}\n{row['overrides']}" for row in rows]
-    accuracy = [row["test_accuracy"] or 0.0 for row in rows]
-    bars.barh(range(len(rows)), accuracy)
-    for y, value in enumerate(accuracy):
-        bars.text(value, y, f" {value:.4f}", va="center")
-    low, high = min(accuracy, default=0) * 0.98, min(max(accuracy, default=1) * 1.02, 1)
-    bars.set(
-        yticks=range(len(rows)),
-        xlim=(low, high if high > low else 1),  # no job with a test accuracy yet: all bars at 0
-        title="Test accuracy per job",
-    )
-    bars.set_yticklabels(labels, fontsize="small")
-    bars.invert_yaxis()
+def sweep_comparison(curves: list[list[float]], rows: list[dict]) -> Figure:
+    """Above: every job's validation accuracy per epoch (a pruned or failed job's dashed); below: the test
+    accuracy of every job that has one, the others said in words. Each job keeps one colour in both, and
+    the lower plot's labels, the jobs' names, are the legend: it reads at 16 jobs or more."""
+    palette = colormaps["tab10" if len(rows) <= 10 else "tab20"]
+    colours = [palette(i % palette.N) for i in range(len(rows))]
+    fig = Figure(figsize=(10, 4.3 + 0.3 * len(rows)), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=(3.5, 0.8 + 0.3 * len(rows)))
+    above, below = top.subplots(), bottom.subplots()
+    for row, values, colour in zip(rows, curves, colours, strict=True):
+        style = "o-" if row["status"] == "FINISHED" and not row["pruned"] else "x--"
+        above.plot(range(1, len(values) + 1), values, style, color=colour)
+    above.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per job")
+    above.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _test_accuracy_bars(below, rows, colours)
     return fig
+
+
+def _test_accuracy_bars(ax, rows: list[dict], colours: list) -> None:
+    """Bars for the jobs with a test accuracy, on an axis kept to their values; the others in words."""
+    scored = [row["test_accuracy"] for row in rows if row["test_accuracy"] is not None]
+    low, high = (min(scored), max(scored)) if scored else (0.0, 1.0)
+    margin = max((high - low) * 0.15, 0.005)
+    start = max(low - margin, 0.0)
+    for y, (row, colour) in enumerate(zip(rows, colours, strict=True)):
+        value = row["test_accuracy"]
+        if value is None:
+            why = row["note"] or row["status"].lower()
+            ax.text(start, y, f"  no test accuracy: {why}", va="center", fontsize="small", style="italic", color="grey")
+            continue
+        ax.barh(y, value - start, left=start, color=colour)
+        ax.text(value, y, f" {value:.4f}", va="center", fontsize="small")
+    ax.set(yticks=range(len(rows)), xlim=(start, min(high + 3 * margin, 1.0)), ylim=(len(rows) - 0.5, -0.5))
+    ax.set(xlabel="test accuracy", title="Test accuracy per job")
+    ax.set_yticklabels([row["run"] for row in rows], fontsize="small")
+    for label, colour in zip(ax.get_yticklabels(), colours, strict=True):
+        label.set_color(colour)
 
 
 def seed_bands(bands: dict[str, tuple[list[float], list[float]]]) -> Figure:
@@ -122,17 +136,21 @@ def seed_bands(bands: dict[str, tuple[list[float], list[float]]]) -> Figure:
     return fig
 
 
-def search_history(values: list[float | None], direction: str) -> Figure:
-    """A search's trials in order: each finished trial's value, and the best so far as a step line."""
-    fig = Figure(figsize=(7, 4.5), layout="tight")
+def search_history(values: list[float | None], direction: str, pruned: dict[int, float] | None = None) -> Figure:
+    """A search's trials in order: each finished trial's value, the best so far as a step line, and each
+    pruned trial (``pruned``: trial -> its last reported value) marked apart, never counted as a best."""
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     done = [(number, value) for number, value in enumerate(values) if value is not None]
     if done:
         numbers, scores = zip(*done, strict=True)
         pick = max if direction == "maximize" else min
         best = [pick(scores[: i + 1]) for i in range(len(scores))]
-        ax.plot(numbers, scores, "o", label="trial")
+        ax.plot(numbers, scores, "o", label="finished trial")
         ax.step(numbers, best, where="post", label="best so far")
+    if pruned:
+        ax.plot(list(pruned), list(pruned.values()), "x", color="grey", label="pruned (value when pruned)")
+    if done or pruned:
         ax.legend(fontsize="small", loc="best")
     ax.set(xlabel="trial", ylabel="objective (validation accuracy)", title="Optimisation history")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -1,5 +1,5 @@
-"""A sweep over seeds or folds, summarised: one row per configuration (a job's overrides less its
-seed and fold) with the number of finished runs, the mean and standard deviation of what they
+"""A sweep over seeds or folds, summarised: one row per configuration (its runs' config_group tag, the
+same across seeds, folds and split seeds) with the number of finished runs, the mean and standard deviation of what they
 measured, a 95% interval of the mean, and Welch's test against the best configuration.
 
 With data.split_seed fixed, the seeds differ only in the initial weights, the order of the batches
@@ -12,8 +12,8 @@ import statistics
 
 from imdb_exp.config.identity import override_key
 
-# Keys whose values repeat one configuration: the weights' seed, and the fold held out.
-REPLICATES = ("trainer.seed", "data.fold")
+# Keys whose values repeat one configuration: the weights' seed, the fold held out, the split's seed.
+REPLICATES = ("trainer.seed", "data.fold", "data.split_seed")
 MEASURES = ("test_accuracy", "test_auc", "final_val_accuracy", "fit_seconds")
 COMPARED = ("test_accuracy", "final_val_accuracy")  # with a 95% interval and a test against the best
 COMPARISON = ("ci_low", "ci_high", "diff_vs_best", "p_vs_best")
@@ -28,8 +28,14 @@ LEVEL = 0.05  # the significance level the words in summary.md use
 ONLY_REPLICATES = "all"  # the configuration's name in a sweep that varies only seeds or folds
 
 
-def configuration(overrides: str) -> str:
-    return " ".join(o for o in overrides.split() if override_key(o) not in REPLICATES)
+def shown_names(labels: list[str]) -> dict[str, str]:
+    """Each configuration's label less the words all of them share: what tells them apart."""
+    words = [label.split() for label in labels]
+    shared = set.intersection(*map(set, words)) if words else set()
+    return {
+        label: " ".join(w for w in split if w not in shared) or ONLY_REPLICATES
+        for label, split in zip(labels, words, strict=True)
+    }
 
 
 def replicates_vary(overrides: list[str]) -> bool:
@@ -47,11 +53,11 @@ def by_configuration(rows: list[dict]) -> list[dict]:
     """One summary row per configuration, in the order the jobs came; n counts its finished runs."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        groups.setdefault(configuration(row["overrides"]), []).append(row)
-    summary, samples = [], []
-    for name, members in groups.items():
+        groups.setdefault(row["configuration"], []).append(row)
+    summary, samples, names = [], [], shown_names(list(groups))
+    for label, members in groups.items():
         done = [row for row in members if finished(row)]
-        entry, values_of = {"configuration": name or ONLY_REPLICATES, "n": len(done)}, {}
+        entry, values_of = {"configuration": names[label], "label": label, "n": len(done)}, {}
         for measure in MEASURES:
             values = values_of[measure] = [row[measure] for row in done if row[measure] is not None]
             entry[f"{measure}_mean"] = statistics.fmean(values) if values else None
@@ -82,7 +88,9 @@ def _compare_with_the_best(summary: list[dict], samples: list[list[float]], meas
     from scipy import stats
 
     means = [entry[f"{measure}_mean"] for entry in summary]
-    if all(mean is None for mean in means):
+    if all(mean is None for mean in means):  # no configuration finished a run: nothing to compare
+        for entry in summary:
+            entry[f"{measure}_diff_vs_best"] = entry[f"{measure}_p_vs_best"] = None
         return
     best = max(range(len(summary)), key=lambda i: -math.inf if means[i] is None else means[i])
     for entry, values in zip(summary, samples, strict=True):
@@ -114,6 +122,15 @@ def in_words(summary: list[dict]) -> str:
             else:
                 lines.append(f"  - {name}: not distinguishable from the best at {LEVEL:.0%} (Welch p={p:.3g}).")
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def curves_by_configuration(rows: list[dict], curves: list[list[float]], summary: list[dict]):
+    """(summary entry, the validation curves of its finished runs), for each configuration with some."""
+    for entry in summary:
+        runs = [c for row, c in zip(rows, curves, strict=True)
+                if row["configuration"] == entry["label"] and finished(row) and c]  # fmt: skip
+        if runs:
+            yield entry, runs
 
 
 def curve_bands(curves: list[list[float]]) -> tuple[list[float], list[float]]:

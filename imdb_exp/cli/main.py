@@ -5,9 +5,11 @@ MLflow, the backends and the sweep's module are imported only once a job runs, s
 --version answer at once.
 """
 
+import functools
 import logging
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,13 +18,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from imdb_exp import errors
-from imdb_exp.analysis import summary
 from imdb_exp.config import identity, schema
-from imdb_exp.runtime import process
+from imdb_exp.runtime import devices, process
 from imdb_exp.runtime.interrupts import Interrupted, Interrupts, signal_of
 from imdb_exp.runtime.redaction import redact
 from imdb_exp.sweeps import launchers
-from imdb_exp.tracking import record
+from imdb_exp.tracking import naming, record
 
 HELP = """imdb-exp: train and compare IMDB sentiment classifiers (Keras 3), tracked in MLflow.
 Usage: imdb-exp [GROUP=OPTION ...] [KEY=VALUE ...]      one run
@@ -72,18 +73,44 @@ def print_help(overrides: list[str]) -> None:
     print(HELP.format(groups=listed, overridden=overridden, config=OmegaConf.to_yaml(config)))
 
 
-def run_tags() -> dict[str, str]:
-    """The group choices and overrides of this Hydra job, its configuration less the seed, and its
-    number when it is a sweep job."""
-
+def run_tags(cfg: DictConfig) -> dict[str, str]:
+    """The group choices and overrides of this Hydra job, its configuration's label, and its number when
+    it is a sweep job."""
     job = HydraConfig.get()
-    tags = {group: job.runtime.choices.get(group, "") for group in record.CHOSEN_GROUPS}
+    choices = job.runtime.choices
+    tags = {group: choices.get(group, "") for group in record.CHOSEN_GROUPS}
     tags[record.OVERRIDES] = redact(" ".join(o for o in job.overrides.task if not identity.is_launch_only(o)))
-    # Equal across the seeds of one configuration: what MLflow's group-by gathers them by.
-    tags[record.CONFIG_GROUP] = summary.configuration(tags[record.OVERRIDES]) or "defaults"
+    tags[record.CONFIG_GROUP] = configuration(cfg, choices)  # equal across seeds: what the UI's group-by gathers
     if job.mode == RunMode.MULTIRUN:
         tags[record.JOB] = str(job.job.num)
     return tags
+
+
+def device_tag(cfg: DictConfig) -> dict[str, str]:
+    """A parallel launcher's job takes one GPU of those visible, before its backend is imported; the tag
+    names it. Jobs one after another in this process (the basic launcher) share what it sees."""
+    job = HydraConfig.get()
+    parallel = job.mode == RunMode.MULTIRUN and not job.launcher._target_.endswith("BasicLauncher")
+    if not (parallel and cfg.trainer.one_device_per_job):
+        return {}
+    device = devices.one_per_process(Path(job.sweep.dir) / ".devices", job.job.num)
+    return {} if device is None else {record.DEVICE: device}
+
+
+def configuration(cfg: DictConfig, choices) -> str:
+    """The label of what the job trains, against its presets composed alone (whatever order it was typed in)."""
+    groups = {group: choices[group] for group in naming.LABEL_GROUPS if choices.get(group)}
+    preset = composed_preset(choices.get("model"), tuple(sorted(groups.items())))
+    return naming.configuration(OmegaConf.to_container(cfg, resolve=True), preset, choices.get("model"), groups)
+
+
+@functools.cache
+def composed_preset(model: str, groups: tuple[tuple[str, str], ...]) -> dict:
+    """The config of a model option with a debug or experiment option, and nothing else set."""
+    from hydra import compose
+
+    overrides = [f"model={model}", *(f"+{g}={o}" if g == "experiment" else f"{g}={o}" for g, o in groups)]
+    return OmegaConf.to_container(compose("config", overrides), resolve=True)
 
 
 def run_job(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts) -> float | None:
@@ -117,7 +144,7 @@ def job(cfg: DictConfig) -> float | None:
     from imdb_exp.sweeps import multirun
 
     process.configure()  # also here: a launcher's worker process runs this function, not main()
-    tags = run_tags()
+    tags = run_tags(cfg) | device_tag(cfg)
     sweeping = record.JOB in tags
     interrupts = Interrupts()
     try:

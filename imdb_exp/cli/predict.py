@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = preamble.parser(PROG, "Classify reviews with a model logged by imdb-exp; prints label and probability.")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id", help="the MLflow run whose model to use")
-    which.add_argument("--model", help="a model URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model")
+    which.add_argument("--model", help="a model URI: models:/NAME@ALIAS, models:/NAME/VERSION, models:/MODEL_ID")
     parser.add_argument("--file", type=Path, help="a file with one review per line")
     parser.add_argument("reviews", nargs="*", help="review texts; none or '-' reads stdin, one per line")
     args = parser.parse_args(argv)
@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     texts = [text for text in texts if text.strip()]
     if not texts:
         parser.error("no reviews: give them as arguments, with --file, or one per line on stdin")
-    preamble.open_store(args)
-    model_uri = args.model or f"runs:/{args.run_id}/{record.LOGGED_MODEL}"
+    client = preamble.open_store(args)
     with preamble.errors_in_one_line(PROG):
+        model_uri = args.model or record.logged_model_uri(client.get_run(args.run_id))
+        if model_uri is None:
+            raise UserError(f"run {args.run_id} logged no model (tracking.log_model=false)")
         try:
             model = mlflow.pyfunc.load_model(model_uri)
         except mlflow.exceptions.MlflowException as err:

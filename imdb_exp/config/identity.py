@@ -15,7 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 
 # Keys that say how a run was launched, not what it is: left out of a run's identity and of its
 # `overrides` tag.
-LAUNCH_ONLY = ("resume", "retrain", "trial", "tracking.parent_run_id")
+LAUNCH_ONLY = (
+    "resume",
+    "retrain",
+    "trial",
+    "tracking.parent_run_id",
+    "tracking.sweep_varies",
+    "trainer.one_device_per_job",
+)
 
 # A built-in callback's name -> the token its node stands for in the digest; frozen, never a live path.
 HASHED_AS = {

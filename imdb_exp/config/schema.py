@@ -83,6 +83,8 @@ class TrainerConfig:
     checkpoint: bool = True  # write a checkpoint at every epoch end, which resume=RUN_ID continues from
     steps_per_epoch: int | None = None  # train on at most this many batches an epoch; null = all of them
     shuffle: bool = True  # false: every epoch takes the reviews in the first epoch's order (the same batches)
+    # A parallel launcher's worker processes each take one of the visible GPUs (runtime/devices.py).
+    one_device_per_job: bool = True
 
     def __post_init__(self) -> None:
         require(self.epochs > 0, f"trainer.epochs={self.epochs} must be > 0")
@@ -102,6 +104,7 @@ class TrackingConfig:
     system_metrics: bool = True  # CPU, memory, disk (and GPU, with pynvml) while the run lasts: system/*
     misclassified_reviews: int = 20  # how many wrong test calls to write out as text
     parent_run_id: str | None = None  # nest the run under this MLflow run; a sweep sets it for its jobs
+    sweep_varies: list[str] | None = None  # the keys the job's sweep varies, which name the job; set by the sweep
     server_timeout: int = 60  # seconds a call waits for a tracking server that does not answer, retries included
 
     def __post_init__(self) -> None:
@@ -156,13 +159,6 @@ class Config:
             f"trainer.patience={self.trainer.patience} watches the validation loss, but data.val_size=0 "
             "holds no reviews out; set data.val_size or drop trainer.patience",
         )
-
-
-def run_name(tags: dict[str, str], cfg: DictConfig) -> str:
-    """A run's name, its model and optimizer ("dense-rmsprop"): the job's group choices, else the config's
-    (which may be one that failed to compose fully)."""
-    model = tags.get("model") or OmegaConf.select(cfg, "model.family", default="job")
-    return f"{model}-{tags.get('optimizer') or OmegaConf.select(cfg, 'optimizer.name', default='')}"
 
 
 def register() -> None:

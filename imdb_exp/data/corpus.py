@@ -89,9 +89,10 @@ class Corpus:
 
     @functools.cached_property  # the sweep jobs of one process share the corpus and log the same text
     def vocabulary_tsv(self) -> str:
-        """Every id with its word, one "id<TAB>word" line each: enough to decode any logged review."""
-        special = ["0\t<pad>", f"{START}\t<start>", f"{OOV}\t<oov>"]
-        return "\n".join(special + [f"{rank + INDEX_FROM}\t{w}" for rank, w in enumerate(self.vocabulary, 1)]) + "\n"
+        """Every id with its word, one "id<TAB>word" line each under a header line (which the UI's table
+        preview takes for column names): enough to decode any logged review."""
+        head = ["id\tword", "0\t<pad>", f"{START}\t<start>", f"{OOV}\t<oov>"]
+        return "\n".join(head + [f"{rank + INDEX_FROM}\t{w}" for rank, w in enumerate(self.vocabulary, 1)]) + "\n"
 
     def decode(self, ids) -> str:
         words = {START: "<start>", OOV: "<oov>"}

@@ -18,8 +18,8 @@ from imdb_exp.models import builders
 from imdb_exp.run import after_fit, resume
 from imdb_exp.runtime import process
 from imdb_exp.runtime.interrupts import Interrupts
-from imdb_exp.sweeps import multirun, search
-from imdb_exp.tracking import active_run, lineage, record, store
+from imdb_exp.sweeps import multirun, results, search
+from imdb_exp.tracking import active_run, lineage, naming, record, store
 from imdb_exp.training import callbacks, checkpoints, epoch_end, fitting, shared_checkpoints
 from imdb_exp.training.guards import InterruptAtBatchEnd
 
@@ -42,7 +42,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     trial = search.TrialReporter(settings.trial) if settings.trial.study else None
     tags = tags | identity_tags(cfg, settings)
     continuing = run_id is not None
-    run_name = schema.run_name(tags, cfg)
+    run_name = naming.run_name(tags, cfg)
     with active_run.tracked_run(settings.tracking, run_name, tags, run_id) as open_run:
         run_id = open_run.run.info.run_id
         with checkpoints.held(run_id):
@@ -68,7 +68,8 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         process.between_jobs.writer.wait()
         open_run.written.result()  # and fails if they could not be written
     log.info(store.where_to_see(store.resolve_uri(settings.tracking.uri), open_run.run.info.experiment_id, run_id))
-    return final.get(multirun.OBJECTIVE)
+    objective = final.get(results.OBJECTIVE)
+    return None if objective is None else active_run.readable(objective)  # as logged, ranked and told
 
 
 def fitted_to_model(cfg: DictConfig, settings: schema.Config) -> schema.Config:
@@ -105,7 +106,7 @@ def load_and_build(settings: schema.Config):
 
 def pruned_trial(epoch: int, progress, checkpoint) -> search.Pruned:
     """What a trial its pruner stopped records: no final model, nothing to continue."""
-    active_run.log_pruned(epoch)
+    active_run.log_pruned(epoch, progress.history)
     active_run.log_metrics({"epochs_trained": progress.epochs_done, "fit_seconds": progress.fit_seconds})
     checkpoint.discard()
     return search.Pruned(epoch)

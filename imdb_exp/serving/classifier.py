@@ -5,6 +5,7 @@ tokenizes and encodes text exactly as training did; `mlflow models serve` and im
 run the same code.
 """
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -19,11 +20,21 @@ from imdb_exp.data.splits import ENCODERS
 from imdb_exp.runtime import process, quiet
 
 COLUMN = "review"
+SETTINGS = "settings"  # the artifact of a served model's settings (its backend, encoding, ensemble weights)
+
+
+def served_settings(context) -> dict:
+    """A logged model's settings; a model logged before they were an artifact has them as its config."""
+    if SETTINGS in context.artifacts:
+        return json.loads(Path(context.artifacts[SETTINGS]).read_text())
+    return context.model_config
 
 
 def read_vocabulary_tsv(path: str) -> list[str]:
-    """The words in rank order from "id<TAB>word" lines (ids 0-3 are markers, not words)."""
-    rows = (line.split("\t", 1) for line in Path(path).read_text(encoding="utf-8").splitlines())
+    """The words in rank order from "id<TAB>word" lines (ids 0-3 are markers, not words; a header line
+    of column names is skipped)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    rows = (line.split("\t", 1) for line in lines if line.split("\t", 1)[0].isdigit())
     return [word for _, word in sorted((int(i), w) for i, w in rows if int(i) > 3)]
 
 
@@ -36,7 +47,7 @@ def uses_keras_hub(keras_file: str) -> bool:
 
 class ReviewClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        served = context.model_config
+        served = served_settings(context)
         # Keras picks its backend at first import; a server process has not imported it yet.
         keras = process.use_backend(served["backend"])
         from imdb_exp.models import layers  # noqa: F401  registers the project's layers, which the models use

@@ -2,6 +2,7 @@
 interface (predict.ReviewClassifier, loaded from served_model.py's code, never unpickled), optionally
 registered under a name with an alias."""
 
+import json
 import os
 import tempfile
 from importlib.metadata import version
@@ -16,7 +17,7 @@ from mlflow.types import ColSpec, Schema
 import imdb_exp
 from imdb_exp.config.schema import Config
 from imdb_exp.runtime.process import between_jobs
-from imdb_exp.serving.classifier import COLUMN
+from imdb_exp.serving.classifier import COLUMN, SETTINGS
 from imdb_exp.tracking import record
 
 if TYPE_CHECKING:  # Keras is imported by whoever chose its backend; its notices then are dropped
@@ -55,9 +56,10 @@ def log_classifier(files: tempfile.TemporaryDirectory, settings: Config) -> None
     """The servable model: Keras weights, vocabulary and encoding settings behind a text interface."""
     with files:
         logged = log_pyfunc(
+            settings.model.family,
             "served_model.py",
             artifacts={name: os.path.join(files.name, file) for name, file in SERVED_FILES.items()},
-            model_config={
+            served={
                 "backend": settings.trainer.backend,
                 **{k: getattr(settings.data, k) for k in ("encoding", "num_words", "maxlen")},
             },
@@ -70,17 +72,20 @@ def log_classifier(files: tempfile.TemporaryDirectory, settings: Config) -> None
         )
 
 
-def log_pyfunc(code: str, artifacts: dict[str, str], model_config: dict, backend: str, **options):
-    """Into the active run: a text-in, probability-out model whose code is ``code`` (a file of this
-    folder, MLflow's models from code) running on this package, which it carries (code_paths)."""
+def log_pyfunc(name: str, code: str, artifacts: dict[str, str], served: dict, backend: str, **options):
+    """Into the active run: a text-in, probability-out model named ``name`` (its family, or ``ensemble``)
+    whose code is ``code`` (a file of this folder, MLflow's models from code) running on this package,
+    which it carries (code_paths). Its settings (``served``) travel as an artifact: given to MLflow as
+    the model's config, they would also become params of the run, beside the run's own."""
     # MLflow loads the model to check it answers its input example: layers built meanwhile draw seeds,
     # and the next job may be building its model on the training thread (RecordsWriter.model_seeding).
-    with between_jobs.writer.model_seeding:
+    with tempfile.TemporaryDirectory() as folder, between_jobs.writer.model_seeding:
+        settings_file = Path(folder) / f"{SETTINGS}.json"
+        settings_file.write_text(json.dumps(served))
         return mlflow.pyfunc.log_model(
-            name=record.LOGGED_MODEL,
+            name=name,
             python_model=str(Path(__file__).with_name(code)),
-            artifacts=artifacts,
-            model_config=model_config,
+            artifacts=artifacts | {SETTINGS: str(settings_file)},
             code_paths=[str(PACKAGE_ROOT)],  # the model runs this package's tokenizer and encoders
             # Named, not inferred: inference re-loads the model in a subprocess and takes many seconds.
             pip_requirements=requirements(backend),

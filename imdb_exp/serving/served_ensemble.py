@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 
 from imdb_exp.data.labels import label_names
+from imdb_exp.serving.classifier import served_settings
 
 
 class EnsembleClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        self.weights = context.model_config["weights"]
+        self.weights = served_settings(context)["weights"]
         self.members = [mlflow.pyfunc.load_model(context.artifacts[f"member_{i}"]) for i in range(len(self.weights))]
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:

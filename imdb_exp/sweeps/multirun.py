@@ -9,42 +9,26 @@ not start. The parent's table is made from those tags when the sweep ends, or wh
 stops early (cli.main calls `end_unfinished`).
 """
 
-import csv
-import io
 import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
-from mlflow.entities import RunStatus
+from mlflow.entities import Param, RunStatus
+from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp.analysis import plots, summary
-from imdb_exp.config.schema import run_name
 from imdb_exp.errors import ConfigError, first_line
 from imdb_exp.runtime.interrupts import held_off
 from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
-from imdb_exp.sweeps import study_storage
-from imdb_exp.tracking import record, store
+from imdb_exp.sweeps import plan, results, study_storage
+from imdb_exp.tracking import naming, record, store
+from imdb_exp.tracking.active_run import readable
 
 log = logging.getLogger(__name__)
-
-OBJECTIVE = "final_val_accuracy"  # what sweeps rank by: the validation accuracy of the model each job keeps
-COLUMNS = [
-    "job",
-    "run",
-    "overrides",
-    "status",
-    "test_accuracy",
-    "test_auc",
-    "test_loss",
-    OBJECTIVE,
-    "best_epoch",
-    "fit_seconds",
-    "note",
-]
 
 LOST = (
     "still RUNNING when its sweep ended: the process training it was lost (its node lost, a SIGKILL, or a retry "
@@ -52,14 +36,11 @@ LOST = (
 )
 
 
-def is_search(config: DictConfig) -> bool:
-    """Whether the sweeper optimizes the jobs' return value (Optuna) rather than listing combinations."""
-    return "direction" in config.hydra.sweeper
-
-
 class SweepParentRun(Callback):
     """Hydra reports an exception from a callback as a warning and carries on; these hooks end the
     command instead (SystemExit), so that no sweep runs without its parent or ends without its table."""
+
+    name, varies, searching = "sweep", (), False  # what on_multirun_start learns of the sweep
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
@@ -68,17 +49,20 @@ class SweepParentRun(Callback):
             raise SystemExit(f"imdb-exp: error: the sweep's MLflow run cannot be created: {describe(err)}") from err
 
     def _start(self, config: DictConfig) -> None:
-        if is_search(config):
+        self.searching, self.varies = plan.is_search(config), plan.varied_keys(config)
+        if self.searching:
             _refuse_unsound_search(config)
         store.bound_server_waits(config.tracking.server_timeout)
         store.check_server_answers(store.resolve_uri(config.tracking.uri))
         self.client = store.client(config.tracking.uri)
         experiment = store.experiment_id(self.client, config.tracking.experiment)
-        sweep = redact(" ".join(config.hydra.overrides.task))
-        run = self.client.create_run(experiment, run_name=f"sweep {sweep}"[:250], tags={record.SWEEP: sweep})
-        self.run_id = run.info.run_id
+        self.name = naming.sweep_name(self.varies, plan.job_count(config), self.searching)
+        swept = redact(" ".join(config.hydra.overrides.task))
+        tags = resolve_tags({record.SWEEP: swept, record.NOTE: f"**{self.name}**: running `imdb-exp -m {swept}`"})
+        self.run_id = self.client.create_run(experiment, run_name=self.name, tags=tags).info.run_id
         with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
             config.hydra.overrides.task.append(f"tracking.parent_run_id='{self.run_id}'")
+            config.hydra.overrides.task.append(f"tracking.sweep_varies=[{','.join(repr(key) for key in self.varies)}]")
         between_jobs.sweep = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
@@ -88,16 +72,20 @@ class SweepParentRun(Callback):
             raise SystemExit(f"imdb-exp: error: the sweep's MLflow run cannot be completed: {describe(err)}") from err
         failed = [row for row in rows if row["status"] != "FINISHED"]
         if failed:
-            names = "; ".join(f"{row['overrides'] or row['run']} ({row['status']})" for row in failed)
+            names = "; ".join(row["run"] for row in failed)  # each name says how it ended
             raise SystemExit(f"imdb-exp: error: {len(failed)} of {len(rows)} sweep jobs failed: {names}")
 
     def end(self, stopped_by: BaseException | None = None) -> list[dict]:
-        """Writes the results table and figure, names the best job, and ends the parent run:
-        KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not finish
-        (and FAILED if the table itself cannot be written)."""
+        """Writes the results table, figure and description, names the best job, and ends the parent
+        run: KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not
+        finish (and FAILED if the table itself cannot be written). Its last lines name the parent."""
         between_jobs.sweep = None  # ended once; a failure in here is reported, not tried again
         with held_off():  # a signal meanwhile stops the command once the table is written and the run ended
-            return self._end(stopped_by)
+            rows = self._end(stopped_by)
+        parent = self.client.get_run(self.run_id)
+        print(f"imdb-exp: sweep run {self.run_id} ({parent.info.run_name}) {parent.info.status}")
+        print(f"imdb-exp: {store.where_to_see(self.client.tracking_uri, parent.info.experiment_id, self.run_id)}")
+        return rows
 
     def _end(self, stopped_by: BaseException | None) -> list[dict]:
         status = RunStatus.FAILED
@@ -123,42 +111,41 @@ class SweepParentRun(Callback):
         for run in self.client.search_runs([experiment], running):
             self.client.set_tag(run.info.run_id, record.FAILURE_REASON, LOST)
             self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+            self.client.update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, "failed"))
 
     def _write_results(self) -> list[dict]:
-        jobs = self._jobs()
-        varying = varying_overrides([run.data.tags.get(record.OVERRIDES, "") for run in jobs.values()])
-        rows = [
-            row(job, run, overrides, self.run_id) for (job, run), overrides in zip(jobs.items(), varying, strict=True)
-        ]
+        jobs = list(self._jobs().items())
+        rows = [results.row(job, run, self.run_id) for job, run in jobs]
         curves = [self._history(row["run_id"], "val_accuracy") for row in rows]
-        by_name = {row["overrides"] or row["run"]: curve for row, curve in zip(rows, curves, strict=True)}
-        self.client.log_figure(self.run_id, plots.sweep_comparison(by_name, rows), record.SWEEP_COMPARISON)
-        self._log_table(rows, COLUMNS, record.SWEEP_RESULTS_CSV, record.SWEEP_RESULTS_MD)
-        if summary.replicates_vary(varying):
+        self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), record.SWEEP_COMPARISON)
+        self._log_table(rows, results.COLUMNS, record.SWEEP_RESULTS_CSV, record.SWEEP_RESULTS_MD)
+        if summary.replicates_vary([row["overrides"] for row in rows]):
             self._summarise_replicates(rows, curves)
         self._name_the_best(rows)
+        self.client.log_batch(self.run_id, params=_params(results.common_params([run for _, run in jobs])))
+        if (counted := naming.sweep_name(self.varies, len(rows), self.searching)) != self.name:  # a glob's jobs
+            self.name = counted
+            self.client.update_run(self.run_id, name=counted)
+        self.client.set_tag(self.run_id, record.NOTE, results.description(self.name, rows))
         return rows
 
     def _summarise_replicates(self, rows: list[dict], curves: list[list[float]]) -> None:
         """Over the seeds or folds of each configuration: a table, its verdict in words, and the
         validation curves as bands."""
         configurations = summary.by_configuration(rows)
-        self.client.log_text(self.run_id, to_csv(configurations, summary.COLUMNS), record.SWEEP_SUMMARY_CSV)
-        table, verdict = to_markdown(configurations, summary.COLUMNS), summary.in_words(configurations)
+        csv_text = results.to_csv(configurations, summary.COLUMNS)
+        self.client.log_text(self.run_id, csv_text, record.SWEEP_SUMMARY_CSV)
+        table, verdict = results.to_markdown(configurations, summary.COLUMNS), summary.in_words(configurations)
         self.client.log_text(self.run_id, f"{table}\n{verdict}", record.SWEEP_SUMMARY_MD)
-        runs_of: dict[str, list[list[float]]] = {}
-        for row, curve in zip(rows, curves, strict=True):
-            if summary.finished(row) and curve:
-                runs_of.setdefault(summary.configuration(row["overrides"]), []).append(curve)
         bands = {
-            f"{name or summary.ONLY_REPLICATES} (n={len(runs)})": summary.curve_bands(runs)
-            for name, runs in runs_of.items()
+            f"{entry['configuration']} (n={entry['n']})": summary.curve_bands(runs)
+            for entry, runs in summary.curves_by_configuration(rows, curves, configurations)
         }
         self.client.log_figure(self.run_id, plots.seed_bands(bands), record.SWEEP_SUMMARY_FIGURE)
 
     def _log_table(self, rows: list[dict], columns: list[str], csv_path: str, markdown_path: str) -> None:
-        self.client.log_text(self.run_id, to_csv(rows, columns), csv_path)
-        self.client.log_text(self.run_id, to_markdown(rows, columns), markdown_path)
+        self.client.log_text(self.run_id, results.to_csv(rows, columns), csv_path)
+        self.client.log_text(self.run_id, results.to_markdown(rows, columns), markdown_path)
 
     def _jobs(self) -> dict[str, object]:
         """The run each job counted itself with, in job order."""
@@ -166,21 +153,25 @@ class SweepParentRun(Callback):
         return {job: self.client.get_run(run_id) for job, run_id in counted.items()}
 
     def _name_the_best(self, rows: list[dict]) -> None:
-        """Tag the parent with the finished job of the highest validation accuracy, and say it."""
-        scored = [row for row in rows if row["status"] == "FINISHED" and row[OBJECTIVE] is not None]
-        if not scored:
+        """Tag the parent with the job that finished with the highest validation accuracy, and say it."""
+        best = results.best(rows)
+        if best is None:
             return
-        best = max(scored, key=lambda row: row[OBJECTIVE])
+        objective = results.OBJECTIVE
         self.client.set_tag(self.run_id, record.BEST_RUN_ID, best["run_id"])
-        self.client.set_tag(self.run_id, record.BEST_OVERRIDES, best["overrides"])
-        self.client.log_metric(self.run_id, "best_val_accuracy", best[OBJECTIVE])
+        self.client.set_tag(self.run_id, record.BEST_JOB, best["run"])
+        self.client.log_metric(self.run_id, "best_val_accuracy", readable(best[objective]))
         print(
-            f"imdb-exp: best of {len(rows)} jobs: {best['overrides'] or best['run']} (run {best['run_id']}), "
-            f"{OBJECTIVE}={best[OBJECTIVE]:.4f}, test_accuracy={_cell(best['test_accuracy'])}"
+            f"imdb-exp: best of {len(rows)} jobs: {best['run']} (run {best['run_id']}), "
+            f"{objective}={best[objective]:.4f}, test_accuracy={results.cell(best['test_accuracy'])}"
         )
 
     def _history(self, run_id: str, metric: str) -> list[float]:
         return [m.value for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+
+
+def _params(values: dict[str, str]) -> list[Param]:
+    return [Param(key, value) for key, value in values.items()]
 
 
 def _refuse_unsound_search(config: DictConfig) -> None:
@@ -227,52 +218,6 @@ def describe(err: BaseException) -> str:
     return f"{type(error).__name__}: {error}{why}"
 
 
-def varying_overrides(jobs: list[str]) -> list[str]:
-    """Each job's overrides less those that all jobs share: what tells the jobs apart."""
-    split = [job.split() for job in jobs]
-    shared = set.intersection(*map(set, split)) if split else set()
-    return [" ".join(o for o in overrides if o not in shared) for overrides in split]
-
-
-def row(job: str, run, overrides: str, parent_run_id: str) -> dict:
-    metrics = run.data.metrics
-    if record.parent_of(run) != parent_run_id:
-        note = "already done (an earlier run of this config)"
-    elif (epoch := record.pruned_at(run)) is not None:
-        note = f"pruned after epoch {epoch}"
-    else:
-        note = record.failure(run)
-    return {
-        "job": job,
-        "run": run.info.run_name,
-        "run_id": run.info.run_id,
-        "overrides": overrides,
-        "status": run.info.status,
-        **{key: metrics.get(key) for key in ("test_accuracy", "test_auc", "test_loss", OBJECTIVE)},
-        "best_epoch": int(metrics["best_epoch"]) if "best_epoch" in metrics else None,
-        "fit_seconds": metrics.get("fit_seconds"),
-        "note": note,
-    }
-
-
-def _cell(value) -> str:
-    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def to_csv(rows: list[dict], columns: list[str]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({key: _cell(row[key]) for key in columns} for row in rows)
-    return out.getvalue()
-
-
-def to_markdown(rows: list[dict], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row[key]).replace("|", "/") for key in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def count_done_job(cfg: DictConfig, tags: dict[str, str], run) -> float | None:
     """Counts an earlier FINISHED run of exactly this job's config as the job, instead of training it again."""
     client = store.client(cfg.tracking.uri)
@@ -281,7 +226,7 @@ def count_done_job(cfg: DictConfig, tags: dict[str, str], run) -> float | None:
         f"imdb-exp: already done: run {run.info.run_id} FINISHED with this exact config; not trained again "
         "(retrain=true trains it anyway)"
     )
-    return run.data.metrics.get(OBJECTIVE)
+    return run.data.metrics.get(results.OBJECTIVE)
 
 
 def record_unstarted_job(cfg: DictConfig, tags: dict[str, str], err: BaseException) -> None:
@@ -293,7 +238,7 @@ def record_unstarted_job(cfg: DictConfig, tags: dict[str, str], err: BaseExcepti
         return  # its run opened, and holds the failure
     run = client.create_run(
         parent.info.experiment_id,
-        run_name=run_name(tags, cfg),
+        run_name=naming.ended_name(naming.run_name(tags, cfg), "failed"),
         tags=tags | {record.PARENT: parent_run_id, record.FAILURE_REASON: as_tag(describe(err))},
     )
     client.log_text(run.info.run_id, redact(OmegaConf.to_yaml(cfg)), record.CONFIG)

@@ -13,19 +13,22 @@ import mlflow
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
+from imdb_exp.config import identity
 from imdb_exp.config.schema import TrackingConfig
 from imdb_exp.errors import first_line
 from imdb_exp.runtime import interrupts
 from imdb_exp.runtime.paths import home
 from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
-from imdb_exp.tracking import record, store
+from imdb_exp.tracking import naming, record, store
 from imdb_exp.tracking.store import TrackingError
 
 if TYPE_CHECKING:  # Keras is imported by whoever chose its backend; its notices then are dropped
     import keras
 
 log = logging.getLogger(__name__)
+
+PARAMS = ("data", "model", "optimizer", "trainer")  # the config's sections a run records as params
 
 
 @dataclass
@@ -55,8 +58,9 @@ def tracked_run(
             home().mkdir(parents=True, exist_ok=True)
         store.activate(uri)
         client = store.client(uri)
-        if run_id:  # reopened: RUNNING again, these tags added to its own
+        if run_id:  # reopened: RUNNING again, these tags added to its own, named as it goes on
             run = mlflow.start_run(run_id=run_id, tags=tags, log_system_metrics=tracking.system_metrics)
+            client.update_run(run_id, name=run_name)
             if record.FAILURE_REASON in run.data.tags:  # from the try that was cut off
                 client.delete_tag(run_id, record.FAILURE_REASON)
         else:
@@ -87,11 +91,11 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
         status = "RUNNING" if open_run and open_run.remaining else "FINISHED"
     except KeyboardInterrupt as err:
         status = "KILLED"
-        _tell_the_store(mlflow.set_tag, record.FAILURE_REASON, interrupts.reason(err))
+        _tell_the_store(_say_why, interrupts.reason(err), "stopped")
         raise
     except Exception as err:
         if not store.stopped_answering(err):
-            _tell_the_store(mlflow.set_tag, record.FAILURE_REASON, as_tag(f"{type(err).__name__}: {err}"))
+            _tell_the_store(_say_why, as_tag(f"{type(err).__name__}: {err}"), "failed")
             raise
         run_id = mlflow.active_run().info.run_id
         raise TrackingError(
@@ -104,6 +108,13 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
             if status == "RUNNING":
                 remaining, run_id = open_run.remaining, open_run.run.info.run_id
                 open_run.written = between_jobs.writer.hand_over(lambda: _write_and_end(run_id, remaining))
+
+
+def _say_why(reason: str, outcome: str) -> None:
+    """The active run's reason for ending, and its name saying so (a chart's legend shows no status)."""
+    run = mlflow.active_run()
+    mlflow.set_tag(record.FAILURE_REASON, reason)
+    mlflow.MlflowClient().update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, outcome))
 
 
 def _tell_the_store(call, *args) -> None:
@@ -145,10 +156,13 @@ def _flatten(node: dict, prefix: str = "") -> dict[str, str]:
 
 
 def log_config(cfg: DictConfig, run: mlflow.ActiveRun) -> None:
-    """The config as params, and as config.yaml. A continued run keeps the params it has (MLflow never
-    changes one); a value the continuation changed (more trainer.epochs) is also a tag of that name."""
+    """What the run trained as params (PARAMS: the settings a user chooses, not how the run was launched
+    or recorded), and the whole config as config.yaml. A continued run keeps the params it has (MLflow
+    never changes one); a value the continuation changed (more trainer.epochs) is also a tag of that name."""
     values = OmegaConf.to_container(cfg, resolve=True)
-    flat, recorded = {key: redact(value) for key, value in _flatten(values).items()}, run.data.params
+    chosen = {section: values[section] for section in PARAMS}
+    flat = {key: redact(value) for key, value in _flatten(chosen).items() if not identity.is_launch_only(key)}
+    recorded = run.data.params
     if recorded:
         mlflow.set_tags({key: value for key, value in flat.items() if recorded.get(key, value) != value})
     else:
@@ -166,8 +180,18 @@ def log_text(text: str, path: str) -> None:
     mlflow.log_text(text, path)
 
 
+def readable(value: float) -> float:
+    """A metric as the command prints it: 6 significant digits at most, so that a float32 accuracy is
+    logged as 0.9104, not 0.9103999733924866."""
+    return float(f"{float(value):.6g}")
+
+
+def readable_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    return {name: readable(value) for name, value in metrics.items()}
+
+
 def log_metrics(metrics: dict[str, float]) -> None:
-    mlflow.log_metrics({name: float(value) for name, value in metrics.items()})
+    mlflow.log_metrics(readable_metrics(metrics))
 
 
 def log_figure(figure: Figure, path: str) -> None:
@@ -179,12 +203,17 @@ def log_epoch(history: dict[str, list[float]]) -> None:
     """The metrics of the epoch just done (the last value of each ``history``), at its step (the epoch
     number, from 1); written while the next epoch trains (the run's end waits for them; after a kill,
     the checkpoint has them: log_missing_epochs)."""
-    metrics = {name: values[-1] for name, values in history.items()}
+    metrics = readable_metrics({name: values[-1] for name, values in history.items()})
     mlflow.log_metrics(metrics, step=len(history["loss"]), synchronous=False)
 
 
-def log_pruned(epoch: int) -> None:
+def log_pruned(epoch: int, history: dict[str, list[float]]) -> None:
+    """A trial its search stopped: tagged and named so, its validation metrics at that epoch as its
+    final ones, so that charts place it by the value it reached (a search ranks only finished trials)."""
+    run = mlflow.active_run()
     mlflow.set_tag(record.PRUNED_AT_EPOCH, str(epoch))
+    mlflow.MlflowClient().update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, "pruned"))
+    log_metrics({f"final_{name}": values[epoch - 1] for name, values in history.items() if name.startswith("val_")})
 
 
 def epochs_logged(run_id: str) -> int:
@@ -199,4 +228,6 @@ def log_missing_epochs(run_id: str, history: dict[str, list[float]]) -> None:
     logged = {metric.step for metric in mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss")}
     for step in range(1, len(history.get("loss", [])) + 1):
         if step not in logged:
-            mlflow.log_metrics({name: values[step - 1] for name, values in history.items()}, step=step)
+            mlflow.log_metrics(
+                readable_metrics({name: values[step - 1] for name, values in history.items()}), step=step
+            )

@@ -5,6 +5,13 @@ Values are rounded for reading in names (a learning rate of 0.002223285960730250
 never in a configuration's label, which must tell every two configurations apart.
 """
 
+import re
+
+from omegaconf import DictConfig, OmegaConf
+
+from imdb_exp.config.identity import override_key
+from imdb_exp.tracking import record
+
 # Keys that a short name would leave unclear, or that read better shorter.
 SHORT_KEYS = {
     "optimizer.learning_rate": "lr",
@@ -37,9 +44,40 @@ def part(key: str, value: str) -> str:
     return readable(value) if key.lstrip("+~") in GROUPS else f"{short_key(key)}={readable(value)}"
 
 
+def run_name(tags: dict[str, str], cfg: DictConfig) -> str:
+    """A sweep job's name (``adam seed=2``, ``trial 3 lr=0.0022 dropout=0.35``); a run of its own keeps
+    its model and optimizer (``dense-rmsprop``): the job's group choices, else its config's (which may be
+    one that failed to compose fully)."""
+    varies = OmegaConf.select(cfg, "tracking.sweep_varies")
+    if varies:
+        overrides = dict(o.split("=", 1) for o in tags.get(record.OVERRIDES, "").split() if "=" in o)
+        overrides = {override_key(key): value for key, value in overrides.items()}
+        return job_name(list(varies), overrides, OmegaConf.select(cfg, "trial.number"))
+    model = tags.get(record.MODEL) or OmegaConf.select(cfg, "model.family", default="job")
+    return f"{model}-{tags.get(record.OPTIMIZER) or OmegaConf.select(cfg, 'optimizer.name', default='')}"
+
+
+def metric_key(text: str) -> str:
+    """``text`` as an MLflow metric or param name may hold it: ``weight/adam seed:2``."""
+    allowed = re.sub(r"[^/\w.\- :]", " ", text.replace("=", ":"))
+    return re.sub(r" +", " ", allowed).strip()
+
+
+def ensemble_name(members: list[str]) -> str:
+    """An ensemble named by its chosen members: ``ensemble nbsvm + ngram``; at most LONGEST_PARENT_NAME."""
+    name = "ensemble " + " + ".join(members)
+    return name if len(name) <= LONGEST_PARENT_NAME else f"ensemble of {len(members)} runs"
+
+
+def ended_name(name: str, outcome: str) -> str:
+    """A run's name once it ended otherwise than FINISHED: ``trial 3 lr=0.0022 (pruned)``."""
+    return f"{name} ({outcome})"
+
+
 def job_name(varies: list[str], overrides: dict[str, str], trial: int | None = None) -> str:
     """A sweep job's name: its trial number in a search, then its values of the keys its sweep varies."""
-    parts = [part(key, overrides[key]) for key in varies if key in overrides]
+    keys = sorted((key for key in varies if key in overrides), key=lambda key: key not in GROUPS)  # options first
+    parts = [part(key, overrides[key]) for key in keys]
     return " ".join([*([f"trial {trial}"] if trial is not None else []), *parts]) or "job"
 
 
@@ -55,6 +93,35 @@ def sweep_name(varies: list[str], jobs: int | None, search: bool) -> str:
         if len(name) <= LONGEST_PARENT_NAME:
             return name
     return f"{kind} of {len(keys)} keys{count}" if keys else f"{kind}{count}"
+
+
+# Settings a configuration's label leaves out: its replicates (the seeds and folds of one configuration),
+# where its data lives, whether it checkpoints, and what the label names first.
+NOT_IN_LABEL = ("trainer.seed", "data.fold", "data.split_seed", "data.archive", "trainer.checkpoint",
+                "optimizer.name", "model.family")  # fmt: skip
+LABEL_GROUPS = ("debug", "experiment")  # presets beyond the model that change what is trained
+
+
+def configuration(values: dict, preset: dict, model: str, groups: dict[str, str]) -> str:
+    """The label of what a run trains, from its resolved config ``values`` and its presets' (its model,
+    debug and experiment options alone, ``preset``): independent of how it was typed, blind to tracking,
+    paths and replicates, short where the run keeps to its presets."""
+    current, reference = _flat(values), _flat(preset)
+    differences = {
+        key: value for key, value in current.items() if key not in NOT_IN_LABEL and reference.get(key, _ABSENT) != value
+    }
+    return label(model, str(current["optimizer.name"]), groups, differences)
+
+
+_ABSENT = object()
+
+
+def _flat(values: dict) -> dict[str, object]:
+    """The sections that decide what is trained, as dotted keys."""
+    return {
+        f"{section}.{key}": value for section in ("data", "model", "optimizer", "trainer")
+        for key, value in values[section].items()
+    }  # fmt: skip
 
 
 def label(model: str, optimizer: str, groups: dict[str, str], differences: dict[str, object]) -> str:

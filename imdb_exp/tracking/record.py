@@ -24,6 +24,8 @@ def backend_version(backend: str) -> str:
     return f"{backend}.version"
 
 
+NOTE = "mlflow.note.content"  # MLflow's own: the run's description, Markdown the UI renders
+
 # -- Tags of every run: how it ended, or was continued ------------------------------------------------
 
 FAILURE_REASON = "failure_reason"
@@ -34,6 +36,7 @@ CHECKPOINT = "imdb_exp.checkpoint"  # "SLOT EPOCH": the slot of its last whole c
 
 PARENT = "mlflow.parentRunId"  # MLflow's own: nests the run under its sweep in the UI
 JOB = "sweep_job"  # the job's number in its sweep (Hydra's job.num)
+DEVICE = "cuda_visible_devices"  # the GPU a parallel sweep's job ran on, the only one it saw (runtime/devices.py)
 STUDY, TRIAL = "optuna.study", "optuna.trial"
 PRUNED_AT_EPOCH = "optuna.pruned_at_epoch"  # a trial its search stopped: FINISHED, with no final model
 
@@ -41,7 +44,7 @@ PRUNED_AT_EPOCH = "optuna.pruned_at_epoch"  # a trial its search stopped: FINISH
 
 SWEEP = "sweep"  # the sweep's overrides as typed
 _JOB_PREFIX = "job."  # job.N = the run id of job N: every job counts itself, wherever it ran
-BEST_RUN_ID, BEST_OVERRIDES = "best_run_id", "best_overrides"
+BEST_RUN_ID, BEST_JOB = "best_run_id", "best_job"  # the best job's run and its name
 
 # -- Tags of an ensemble's run ------------------------------------------------------------------------
 
@@ -58,7 +61,6 @@ ROC_FIGURE = "evaluation/roc_curve.png"
 PREDICTIONS = "evaluation/predictions.npz"  # every validation and test review's index, label, probability
 MISCLASSIFIED = "evaluation/misclassified.md"
 VOCABULARY = "vocabulary.tsv"
-LOGGED_MODEL = "model"  # the servable model's name
 TENSORBOARD = "tensorboard"
 CHECKPOINT_FOLDER = "checkpoint"  # the two slots a run's checkpoint takes turns in on a tracking server
 JOB_LOGS = "logs"  # a sweep job's log, one file per attempt
@@ -126,6 +128,12 @@ def checkpoint_slot(run: "Run") -> tuple[str, int] | None:
     """The slot of the run's last whole checkpoint on the server, and its epoch; None without one."""
     named = run.data.tags.get(CHECKPOINT, "").split()
     return (named[0], int(named[1])) if named else None
+
+
+def logged_model_uri(run: "Run") -> str | None:
+    """The URI of the model the run logged (MLflow 3 records it among the run's outputs); None without one."""
+    outputs = run.outputs.model_outputs if run.outputs else []
+    return f"models:/{outputs[-1].model_id}" if outputs else None
 
 
 def checkpoint_tag(slot: str, epoch: int) -> str:

@@ -28,8 +28,11 @@ def test_imdb_exp_ensemble_of_a_sweep_is_a_run_with_members_weights_metrics_and_
     run_id = last.split()[2].rstrip(":")
     run = client.get_run(run_id)
     assert set(run.data.tags[record.MEMBERS].split(",")) == members
-    weights = {pair.split(":")[0]: float(pair.split(":")[1]) for pair in run.data.tags[record.WEIGHTS].split(",")}
-    assert set(weights) <= members and sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    # Each candidate's weight, named after it; the ensemble belongs to the sweep its members come from.
+    weights = {key: value for key, value in run.data.metrics.items() if key.startswith("weight/")}
+    assert set(weights) == {"weight/dense", "weight/ngram"} and sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    assert run.data.tags[record.PARENT] == parent.info.run_id and run.info.run_name.startswith("ensemble ")
+    assert "[dense](#/experiments/" in run.data.tags[record.NOTE]
     kept = predictions.of_run(client, run_id)
     assert run.data.metrics["test_accuracy"] == pytest.approx(np.mean(kept.test.correct()))
     assert run.data.metrics["final_val_accuracy"] == pytest.approx(np.mean(kept.val.correct()))

@@ -57,6 +57,26 @@ def test_a_run_prints_its_own_lines_without_start_up_chatter_or_logging_warnings
         assert noise not in output, f"{noise!r} in the output:\n{output[-3000:]}"
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_the_same_training_settings_typed_in_another_order_share_one_configuration_tag(
+    tmp_path, archive, isolated_home
+):
+    first = ("optimizer=adam", "trainer.epochs=2", f"data.archive={archive}", *DEBUG)
+    second = (
+        *DEBUG,
+        f"data.archive={archive}",
+        "tracking.misclassified_reviews=3",
+        "trainer.epochs=2",
+        "optimizer=adam",
+    )
+    for overrides in (first, second):
+        result = run_cli(*overrides, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    _, runs = recorded_runs(isolated_home / "mlflow.db")
+    assert len(runs) == 2 and {run.data.tags["config_group"] for run in runs} == {"dense adam debug=tiny epochs=2"}
+
+
 @pytest.mark.e2e
 def test_version(tmp_path):
     result = run_cli("--version", cwd=tmp_path)

@@ -170,9 +170,9 @@ def test_each_new_family_fits_evaluates_and_serves_raw_text(family, archive, iso
     import mlflow
     import pandas as pd
 
-    saved = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model/artifacts/model.keras")
+    saved = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/{family}/artifacts/model.keras")
     assert uses_keras_hub(saved) == (family == "transformer")  # only then does serving import keras-hub
-    served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/{family}")  # the model is named after it
     answer = served.predict(pd.DataFrame({"review": ["A great film!", "An awful, boring waste."]}))
     assert answer["label"].isin(["positive", "negative"]).all() and answer["probability"].between(0, 1).all()
 

@@ -41,6 +41,11 @@ def trained_run(tmp_path_factory, archive):
     return home, uri, run
 
 
+def model_of(uri: str, run) -> str:
+    """The URI of the model ``run`` logged, as imdb-exp-predict finds it."""
+    return record.logged_model_uri(MlflowClient(uri).get_run(run.info.run_id))
+
+
 def predict_in_process(uri, model_uri):
     store.activate(uri)
     return mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({"review": REVIEWS}))
@@ -49,8 +54,11 @@ def predict_in_process(uri, model_uri):
 @pytest.mark.slow
 def test_logged_model_classifies_raw_text(trained_run):
     _, uri, run = trained_run
-    predictions = predict_in_process(uri, f"runs:/{run.info.run_id}/model")
+    predictions = predict_in_process(uri, model_of(uri, run))
     assert predictions["label"].tolist()[:2] == ["positive", "negative"]
+    (logged,) = MlflowClient(uri).search_logged_models([run.info.experiment_id])
+    assert logged.name == "dense"  # named after its family, not "model"
+    assert not {"backend", "encoding", "maxlen", "num_words"} & set(run.data.params)  # its settings: an artifact
     assert predictions["probability"][0] - predictions["probability"][1] > 0.4
 
 
@@ -58,7 +66,7 @@ def test_logged_model_classifies_raw_text(trained_run):
 def test_the_logged_model_is_code_not_a_pickle_with_an_example_and_installable_requirements(trained_run, tmp_path):
     _, uri, run = trained_run
     store.activate(uri)
-    local = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model", dst_path=str(tmp_path))
+    local = mlflow.artifacts.download_artifacts(model_of(uri, run), dst_path=str(tmp_path))
     files = {path.name for path in Path(local).rglob("*")}
     assert "python_model.pkl" not in files and "served_model.py" in files  # MLflow's models from code
     example = mlflow.models.Model.load(local).load_input_example(local)
@@ -73,7 +81,7 @@ def test_the_logged_model_is_code_not_a_pickle_with_an_example_and_installable_r
 @pytest.mark.parametrize("named_by", ["run id", "registry alias"])
 def test_predict_command_prints_the_same_probabilities(trained_run, tmp_path, named_by):
     home, uri, run = trained_run
-    expected = predict_in_process(uri, f"runs:/{run.info.run_id}/model")
+    expected = predict_in_process(uri, model_of(uri, run))
     reviews_file = tmp_path / "reviews.txt"
     reviews_file.write_text("\n".join(REVIEWS) + "\n")
     model = ["--run-id", run.info.run_id] if named_by == "run id" else ["--model", "models:/imdb-sentiment@candidate"]
@@ -107,7 +115,9 @@ def test_registered_model_and_run_artifacts(trained_run, tmp_path):
     assert 0.5 < metrics["test_auc"] <= 1.0
     listed = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {*record.EVALUATION_FIGURES, record.MISCLASSIFIED} <= listed
-    vocabulary = read_vocabulary_tsv(client.download_artifacts(run.info.run_id, record.VOCABULARY, str(tmp_path)))
+    vocabulary_file = client.download_artifacts(run.info.run_id, record.VOCABULARY, str(tmp_path))
+    assert Path(vocabulary_file).read_text().splitlines()[:2] == ["id\tword", "0\t<pad>"]  # the UI's column names
+    vocabulary = read_vocabulary_tsv(vocabulary_file)
     assert set(vocabulary) >= {"great", "awful", "movie", "the"}
 
 
@@ -116,7 +126,7 @@ def trained_model_serves_raw_text(cfg, home) -> str:
     train(cfg, {})
     uri = f"sqlite:///{home / 'mlflow.db'}"
     _, (run,) = recorded_runs(uri)
-    model_uri = f"runs:/{run.info.run_id}/model"
+    model_uri = model_of(uri, run)
     assert predict_in_process(uri, model_uri)["label"].tolist()[:2] == ["positive", "negative"]
     return model_uri
 

@@ -116,7 +116,7 @@ def test_the_readme_ray_command_on_a_two_node_cluster_nests_four_jobs_with_model
         )
         assert model.artifact_location.startswith("mlflow-artifacts:")  # through the server, not a local path
         (job_log,) = client.list_artifacts(job.info.run_id, record.JOB_LOGS)
-        assert "run dense-" in artifact_texts(client, job.info.run_id, tmp_path / "logs")[job_log.path]
+        assert f"run {job.info.run_name}:" in artifact_texts(client, job.info.run_id, tmp_path / "logs")[job_log.path]
     assert list((cluster.folder / "artifacts").rglob("model.keras"))  # what the server keeps
     # Jobs ran on both nodes, each reading the archive into its own disk's cache.
     assert all(list((home / "cache").iterdir()) for home in homes)
@@ -149,12 +149,14 @@ def test_two_searches_started_at_once_share_one_study_on_postgresql_and_never_sh
     assert password in storage  # the URL the searches were given holds it ...
     for result in results:  # ... and nothing they printed or recorded does
         assert password not in result.stdout + result.stderr
+    configs = []
     for run in experiment_runs(client, "shared-search"):
         assert not [value for value in run.data.params.values() if password in value]
         assert not [value for value in run.data.tags.values() if password in value]
         texts = artifact_texts(client, run.info.run_id, tmp_path / run.info.run_id)
         assert not [path for path, text in texts.items() if password in text]
-    assert any("postgresql://***@" in run.data.params.get("trial.storage", "") for run in trial_runs)
+        configs.append(texts.get(record.CONFIG, ""))
+    assert any("postgresql://***@" in config for config in configs)  # where the trial's study was, redacted
 
 
 def loss_steps(client: MlflowClient, run_id: str) -> int:

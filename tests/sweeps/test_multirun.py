@@ -43,14 +43,14 @@ def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, arch
     result = run_cli("-m", "model.dropout=0.2,1.0", "trainer.epochs=1", f"data.archive={archive}", *DEBUG, cwd=tmp_path)
     assert result.returncode == 1
     assert "imdb-exp: error: model.dropout=1.0 must be in [0, 1)" in result.stderr  # the job's own line
-    assert "imdb-exp: error: 1 of 2 sweep jobs failed: model.dropout=1.0 (FAILED)" in result.stderr
+    assert "imdb-exp: error: 1 of 2 sweep jobs failed: dropout=1 (failed)" in result.stderr
     client, (parent,), jobs = sweep_runs(isolated_home)
     assert parent.info.status == "FAILED"
     assert [j.data.tags[record.PARENT] for j in jobs] == [parent.info.run_id] * 2
     assert [j.info.status for j in jobs] == ["FINISHED", "FAILED"]
     assert jobs[1].data.tags[record.FAILURE_REASON] == "ConfigError: model.dropout=1.0 must be in [0, 1)"
     header, *rows = results_table(client, parent, tmp_path)
-    assert [(row[2], row[3]) for row in rows] == [("model.dropout=0.2", "FINISHED"), ("model.dropout=1.0", "FAILED")]
+    assert [(row[1], row[2]) for row in rows] == [("dropout=0.2", "FINISHED"), ("dropout=1 (failed)", "FAILED")]
     assert rows[1][header.index("note")] == "ConfigError: model.dropout=1.0 must be in [0, 1)"
 
 
@@ -89,7 +89,8 @@ def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_with
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     client, (parent,), (rmsprop, adam) = sweep_runs(isolated_home)
     assert (parent.info.status, rmsprop.info.status, adam.info.status) == ("KILLED", "FINISHED", "KILLED")
-    assert [row[3] for row in results_table(client, parent, tmp_path)[1:]] == ["FINISHED", "KILLED"]
+    assert [row[2] for row in results_table(client, parent, tmp_path)[1:]] == ["FINISHED", "KILLED"]
+    assert adam.info.run_name == "adam (stopped)"  # the name says it, where a chart's legend shows no status
 
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -100,7 +101,7 @@ def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_with
     assert continued.info.status == "FINISHED" and continued.data.tags[record.PARENT] == second.info.run_id
     assert steps(client, adam.info.run_id, "val_loss") == list(range(1, 61))
     header, *rows = results_table(client, second, tmp_path)
-    assert [(row[1], row[3]) for row in rows] == [("dense-rmsprop", "FINISHED"), ("dense-adam", "FINISHED")]
+    assert [(row[1], row[2]) for row in rows] == [("rmsprop", "FINISHED"), ("adam", "FINISHED")]
     assert rows[0][header.index("note")].startswith("already done") and rows[1][header.index("note")] == ""
     assert second.info.status == "FINISHED"
 
@@ -122,7 +123,7 @@ def test_a_sweep_job_counts_an_earlier_finished_run_of_its_config_unless_told_to
 
     run_job(compose_cfg(*args, f"tracking.parent_run_id='{parent}'", "retrain=true"), job, Interrupts())
     _, (_, _, retrained) = recorded_runs(isolated_home / "mlflow.db")
-    assert retrained.data.tags[record.PARENT] == parent == retrained.data.params["tracking.parent_run_id"]
+    assert retrained.data.tags[record.PARENT] == parent and "tracking.parent_run_id" not in retrained.data.params
     assert client.get_run(parent).data.tags["job.0"] == retrained.info.run_id
 
 
@@ -166,17 +167,19 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
     }
     table = client.download_artifacts(parent.info.run_id, record.SWEEP_RESULTS_CSV, str(tmp_path))
     lines = Path(table).read_text().splitlines()
-    assert lines[0].startswith("job,run,overrides,status,test_accuracy") and len(lines) == 5
+    assert lines[0].startswith("job,run,status,test_accuracy") and len(lines) == 5
     table = [line.split(",") for line in lines[1:]]
     # Jobs are named by what sets them apart (model=dense and the data settings are shared).
-    assert {r[2] for r in table} == {f"optimizer={o} trainer.seed={s}" for o in ("rmsprop", "adam") for s in (1, 2)}
-    assert [r[0] for r in table] == ["0", "1", "2", "3"] and {r[3] for r in table} == {"FINISHED"}
-    assert sorted(r[4] for r in table) == sorted(f"{c.data.metrics['test_accuracy']:.4f}" for c in children)
+    assert {r[1] for r in table} == {f"{o} seed={s}" for o in ("rmsprop", "adam") for s in (1, 2)}
+    assert [r[0] for r in table] == ["0", "1", "2", "3"] and {r[2] for r in table} == {"FINISHED"}
+    assert sorted(r[3] for r in table) == sorted(f"{c.data.metrics['test_accuracy']:.4f}" for c in children)
+    assert parent.info.run_name == "sweep optimizer x seed, 4 jobs"
+    assert result.stdout.strip().splitlines()[-2].startswith(f"imdb-exp: sweep run {parent.info.run_id}")
     assert not (tmp_path / "mlruns").exists()  # the runs went to the default store, wherever the command ran
     summary_csv = client.download_artifacts(parent.info.run_id, record.SWEEP_SUMMARY_CSV, str(tmp_path))
     header, *summary = csv.reader(Path(summary_csv).read_text().splitlines())
     assert header[:4] == ["configuration", "n", "test_accuracy_mean", "test_accuracy_sd"]
-    assert [row[:2] for row in summary] == [["optimizer=rmsprop", "2"], ["optimizer=adam", "2"]]
+    assert [row[:2] for row in summary] == [["rmsprop", "2"], ["adam", "2"]]  # what tells them apart
     for name in ("ci_low", "ci_high", "diff_vs_best", "p_vs_best"):
         assert f"test_accuracy_{name}" in header
     low, high = (header.index(f"test_accuracy_ci_{side}") for side in ("low", "high"))
@@ -186,7 +189,7 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
     for child in children:
         groups[child.data.tags[record.OPTIMIZER]].add(child.data.tags[record.CONFIG_GROUP])
     (rmsprop,), (adam,) = groups["rmsprop"], groups["adam"]
-    assert rmsprop != adam and "optimizer=rmsprop" in rmsprop.split() and "trainer.seed" not in rmsprop
+    assert rmsprop.split()[:2] == ["dense", "rmsprop"] and adam.split()[:2] == ["dense", "adam"] and "seed" not in adam
     for configuration, _, mean, sd, *_ in summary:
         accuracies = [
             c.data.metrics["test_accuracy"] for c in children if configuration.endswith(c.data.tags[record.OPTIMIZER])
@@ -214,9 +217,7 @@ def test_eight_parallel_jobs_share_one_sqlite_store_and_one_failure_stays_contai
         cwd=tmp_path,
     )
     assert result.returncode == 1, result.stderr[-3000:]
-    assert "2 of 8 sweep jobs failed: optimizer.learning_rate=-1 (FAILED); optimizer.learning_rate=1e+30 (FAILED)" in (
-        result.stderr
-    )
+    assert "2 of 8 sweep jobs failed: lr=-1 (failed); lr=1e+30 (failed)" in result.stderr
     assert "database is locked" not in result.stderr
     _, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
     _, children = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.PARENT} = '{parent.info.run_id}'")
@@ -225,6 +226,31 @@ def test_eight_parallel_jobs_share_one_sqlite_store_and_one_failure_stays_contai
     reasons = sorted(c.data.tags[record.FAILURE_REASON] for c in children if c.info.status == "FAILED")
     assert reasons[0] == "ConfigError: optimizer.learning_rate=-1.0 must be > 0"
     assert reasons[1].startswith("NonFiniteLoss: training loss became")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_parallel_jobs_each_take_one_of_the_visible_devices_and_record_it(tmp_path, archive, isolated_home):
+    overrides = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "trainer.seed=0,1,2",
+        f"data.archive={archive}",
+    ]
+    env = {"CUDA_VISIBLE_DEVICES": "0,1"}
+    result = run_cli(*overrides, *DEBUG, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, jobs = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.JOB} != ''")
+    devices = {int(job.data.tags[record.JOB]): job.data.tags[record.DEVICE] for job in jobs}
+    # Two workers hold one device each; the third job runs in whichever worker is free, on its device.
+    assert {devices[0], devices[1]} == {"0", "1"} and devices[2] in {"0", "1"}
+    assert not any(key.startswith("trainer.one_device") for key in jobs[0].data.params)  # not a training setting
+
+    off = run_cli(
+        *overrides, "trainer.one_device_per_job=false", f"data.archive={archive}", *DEBUG, cwd=tmp_path, env=env
+    )
+    assert off.returncode == 0 and "already done" in off.stdout + off.stderr  # the same runs: identity unchanged
 
 
 @pytest.mark.slow
@@ -274,7 +300,7 @@ def test_a_password_in_any_url_of_a_sweep_is_shown_nowhere_and_each_jobs_log_goe
     for job in jobs:  # what the job logged, wherever it ran, is read from its run
         (log,) = client.list_artifacts(job.info.run_id, record.JOB_LOGS)
         text = Path(client.download_artifacts(job.info.run_id, log.path, str(tmp_path / "logs"))).read_text()
-        assert f"run dense-{job.data.tags[record.OPTIMIZER]}" in text and "test_accuracy=" in text
+        assert f"run {job.info.run_name}:" in text and "test_accuracy=" in text
 
 
 @pytest.mark.slow

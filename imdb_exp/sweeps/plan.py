@@ -1,0 +1,40 @@
+"""What a sweep launches, read from its command line and config before any job: the keys it varies
+(which name its jobs and its parent run) and how many jobs it runs, where that is known."""
+
+import math
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
+
+
+def is_search(config: DictConfig) -> bool:
+    """Whether the sweeper optimizes the jobs' return value (Optuna) rather than listing combinations."""
+    return "direction" in config.hydra.sweeper
+
+
+def swept(config: DictConfig) -> list:
+    """The sweep overrides: the command line's (``optimizer=rmsprop,adam``) and the sweeper's params
+    (an experiment's grid, a search space), in that order, each key once."""
+    params = config.hydra.sweeper.get("params") or {}
+    written = [*config.hydra.overrides.task, *(f"{key}={value}" for key, value in params.items())]
+    found: dict[str, object] = {}
+    for override in OverridesParser.create().parse_overrides(written):
+        if override.is_sweep_override():
+            found.setdefault(override.key_or_group, override)
+    return list(found.values())
+
+
+def varied_keys(config: DictConfig) -> list[str]:
+    """The keys the sweep varies, as a job's overrides name them (``optimizer``, ``trainer.seed``)."""
+    return [override.key_or_group for override in swept(config)]
+
+
+def job_count(config: DictConfig) -> int | None:
+    """How many jobs the sweep runs: a search's trials; a grid's combinations where every swept key
+    lists its values (None where one is a glob, say, which only Hydra expands)."""
+    if is_search(config):
+        return int(config.hydra.sweeper.n_trials)
+    try:
+        return math.prod(len(list(override.sweep_iterator())) for override in swept(config))
+    except Exception:  # a sweep Hydra expands itself (glob): known once it has run
+        return None
