@@ -172,6 +172,29 @@ def job(cfg: DictConfig) -> float | None:
     return None
 
 
+def check_group_choices(arguments: list[str]) -> None:
+    """A config group's choice must be an option's name: Hydra reads `optimizer=0` as a number and
+    fails with a traceback (a ValueError of its defaults list); said here in one line instead."""
+    from importlib import resources
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.errors import HydraException
+
+    groups = {path.name for path in resources.files("imdb_exp.conf").iterdir() if path.is_dir()}
+    parser = OverridesParser.create()
+    for argument in (a for a in arguments if not a.startswith("-")):
+        try:
+            (override,) = parser.parse_overrides([argument])
+        except HydraException:
+            continue  # Hydra says what is wrong with its syntax, in one line
+        value = override.value()
+        choices = value.list if isinstance(value, ChoiceSweep) else [value]
+        names = [name for choice in choices for name in (choice if isinstance(choice, list) else [choice])]
+        if override.key_or_group in groups and any(isinstance(name, int | float | dict | None) for name in names):
+            raise errors.ConfigError(f"{argument}: {override.key_or_group} takes the name of one of its options")
+
+
 def main() -> None:
     """The imdb-exp command. Hydra runs `job` once, or once per sweep job; however the command ends
     (a job's signal, Hydra's error for a later job's config, a launcher's failure), a sweep's parent
@@ -183,6 +206,11 @@ def main() -> None:
     if "--help" in arguments or "-h" in arguments:
         print_help([a for a in arguments if a not in ("--help", "-h", "-m", "--multirun")])
         return
+    try:
+        check_group_choices(arguments)
+    except errors.UserError as err:
+        print(f"imdb-exp: error: {err}", file=sys.stderr)
+        sys.exit(2)
     process.configure()
     register_plugins()
     with Interrupts().handled():

@@ -20,6 +20,7 @@ import re
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -38,6 +39,7 @@ TOKENIZER_VERSION = 1  # bump when tokenize() changes: old caches then stop matc
 CACHE_FORMAT = 1
 
 _REVIEW = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_SPLIT_FOLDERS = [(split, polarity) for split in ("train", "test") for polarity in ("pos", "neg")]
 # The punctuation keras' text tokenizer drops; the apostrophe stays, so "don't" is one word.
 _PUNCTUATION = str.maketrans({c: " " for c in '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'})
 
@@ -109,10 +111,8 @@ def default_cache_dir() -> Path:
 
 def load_corpus(archive: str | None, cache_dir: Path) -> Corpus:
     """The tokenized corpus of ``archive`` (downloaded once when None), from cache when valid."""
-    path = Path(archive).expanduser() if archive else fetch_archive(cache_dir)
-    if not path.is_file():
-        raise DataError(f"data.archive={archive} does not exist or is not a file")
-    digest = _file_digest(path, "sha256")
+    path = review_source(archive) if archive else fetch_archive(cache_dir)
+    digest = _folder_digest(path) if path.is_dir() else _file_digest(path, "sha256")
     cache = cache_dir / f"corpus-{digest[:16]}-tok{TOKENIZER_VERSION}.npz"
     corpus = _read_cache(cache)
     if corpus is None:
@@ -120,6 +120,33 @@ def load_corpus(archive: str | None, cache_dir: Path) -> Corpus:
         _write_cache(cache, corpus)
     corpus.archive, corpus.archive_sha256 = str(path.resolve()), digest
     return corpus
+
+
+def review_source(archive: str) -> Path:
+    """``data.archive`` as the archive file, or the extracted aclImdb folder (given as itself or as the
+    folder holding it); anything else is refused in one line saying what is accepted."""
+    path = Path(archive).expanduser()
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise DataError(f"data.archive={archive} does not exist")
+    for folder in (path, path / "aclImdb"):
+        if all((folder / split / polarity).is_dir() for split, polarity in _SPLIT_FOLDERS):
+            return folder
+    raise DataError(
+        f"data.archive={archive} is a folder without the reviews' train/pos, train/neg, test/pos and test/neg "
+        "folders; give the aclImdb_v1.tar.gz archive or the aclImdb folder extracted from it"
+    )
+
+
+def fingerprint(source: Path) -> tuple:
+    """What changes when ``source``'s reviews change, cheap enough for every job: a file's size and
+    modification time; a folder's review count, total size and latest modification time."""
+    if source.is_file():
+        stat = source.stat()
+        return stat.st_size, stat.st_mtime_ns
+    stats = [path.stat() for path in _review_paths(source)]
+    return len(stats), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
 
 
 def fetch_archive(cache_dir: Path, url: str = ARCHIVE_URL, md5: str = ARCHIVE_MD5) -> Path:
@@ -195,35 +222,64 @@ def _escapes(member: tarfile.TarInfo) -> bool:
     return any(p.startswith("/") or ".." in PurePosixPath(p).parts for p in paths)
 
 
-def _read_reviews(archive: Path) -> dict[str, list[tuple[int, str]]]:
-    """(label, text) per split, in a fixed order (label, then review id), whatever the tar order.
-
-    Members are read in memory, never extracted; an archive with escaping members is refused
-    all the same, since it is not the IMDB archive and may have been made to do harm.
-    """
+def _read_reviews(source: Path) -> dict[str, list[tuple[int, str]]]:
+    """(label, text) per split, in a fixed order (label, then review id), whatever the tar order,
+    from the archive or the extracted folder alike."""
     found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": []}
     undecodable = empty = 0
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:
-                if _escapes(member):
-                    raise DataError(f"{archive} has a member that escapes the archive ({member.name!r}); refused")
-                match = _REVIEW.match(member.name)
-                if not (match and member.isfile()):
-                    continue
-                text = tar.extractfile(member).read().decode("utf-8", errors="replace")
-                undecodable += "\ufffd" in text
-                empty += not text.strip()
-                split, polarity, review_id = match.group(1), match.group(2), int(match.group(3))
-                found[split].append((polarity == "pos", review_id, text))
+        for name, content in _review_files(source):
+            text = content.decode("utf-8", errors="replace")
+            undecodable += "\ufffd" in text
+            empty += not text.strip()
+            split, polarity, review_id, _ = _REVIEW.match(name).groups()
+            found[split].append((polarity == "pos", int(review_id), text))
     except (tarfile.TarError, EOFError, OSError) as err:
-        raise DataError(f"{archive} is not a readable tar archive ({err})") from None
+        kind = "folder" if source.is_dir() else "tar archive"
+        why = " ".join(str(err).split())  # tarfile's message for a cut archive runs over several lines
+        raise DataError(f"{source} is not a readable {kind} ({why})") from None
     for split, reviews in found.items():
         if not reviews:
-            raise DataError(f"{archive} has no aclImdb/{split}/{{pos,neg}}/*.txt reviews; is it the IMDB archive?")
+            raise DataError(f"{source} has no aclImdb/{split}/{{pos,neg}}/*.txt reviews; is it the IMDB archive?")
     if undecodable or empty:
         log.warning("%d reviews had bytes that are not UTF-8 (replaced), %d reviews were empty", undecodable, empty)
     return {split: [(int(pos), text) for pos, _, text in sorted(reviews)] for split, reviews in found.items()}
+
+
+def _review_files(source: Path) -> Iterator[tuple[str, bytes]]:
+    """Each review's name as the archive has it (aclImdb/train/pos/ID_RATING.txt) and its bytes.
+
+    An archive's members are read in memory, never extracted; one with escaping members is refused
+    all the same, since it is not the IMDB archive and may have been made to do harm.
+    """
+    if source.is_dir():
+        for path in _review_paths(source):
+            yield f"aclImdb/{path.relative_to(source).as_posix()}", path.read_bytes()
+        return
+    with tarfile.open(source, "r:*") as tar:
+        for member in tar:
+            if _escapes(member):
+                raise DataError(f"{source} has a member that escapes the archive ({member.name!r}); refused")
+            if _REVIEW.match(member.name) and member.isfile():
+                yield member.name, tar.extractfile(member).read()
+
+
+def _review_paths(folder: Path) -> list[Path]:
+    """The review files of an extracted aclImdb folder, in a fixed order (the unlabelled train/unsup
+    and anything else left out)."""
+    paths = (sorted((folder / split / polarity).glob("*.txt")) for split, polarity in _SPLIT_FOLDERS)
+    return [
+        path for group in paths for path in group if _REVIEW.match(f"aclImdb/{path.relative_to(folder).as_posix()}")
+    ]
+
+
+def _folder_digest(folder: Path) -> str:
+    """SHA-256 of the review files' names and contents: like the archive's digest, it names the cache
+    and the run's dataset, and any edit, added or removed review changes it."""
+    digest = hashlib.sha256()
+    for path in _review_paths(folder):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _read_cache(path: Path) -> Corpus | None:

@@ -9,7 +9,6 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +20,9 @@ from imdb_exp.data.corpus import (
     DataError,
     Reviews,
     default_cache_dir,
+    fingerprint,
     load_corpus,
+    review_source,
     with_texts,
 )
 from imdb_exp.errors import ConfigError
@@ -38,9 +39,11 @@ def encode_multihot(reviews: Reviews, data: DataConfig) -> np.ndarray:
     """uint8 rows of ceil(num_words / 8) bytes; bit i (most significant first) says whether id i occurs."""
     ids = cut_vocabulary(reviews.ids, data.num_words)
     rows = np.repeat(np.arange(len(reviews)), np.diff(reviews.offsets))
-    hot = np.zeros((len(reviews), data.num_words), bool)
-    hot[rows, ids] = True
-    return np.packbits(hot, axis=1)
+    # Bits set in place: a bool matrix first would take reviews x num_words bytes (2.5 GB for 25,000
+    # reviews of 100,000 words) and time that grows with the vocabulary (docs/benchmarks.md).
+    packed = np.zeros((len(reviews), (data.num_words + 7) // 8), np.uint8)
+    np.bitwise_or.at(packed, (rows, ids >> 3), (128 >> (ids & 7)).astype(np.uint8))
+    return packed
 
 
 def encode_padded(reviews: Reviews, data: DataConfig) -> np.ndarray:
@@ -121,11 +124,9 @@ def holdout_order(data: DataConfig, n_train: int) -> np.ndarray:
 
 
 def _decided_by(data: DataConfig) -> tuple:
-    """Everything a dataset's arrays depend on: the data config, and the archive file as it is now."""
-    archive = Path(data.archive).expanduser() if data.archive else None
-    stat = archive.stat() if archive and archive.is_file() else None
-    file = (str(archive.resolve()), stat.st_size, stat.st_mtime_ns) if stat else None
-    return dataclasses.astuple(data), file, str(default_cache_dir())
+    """Everything a dataset's arrays depend on: the data config, and the archive or folder as it is now."""
+    source = review_source(data.archive) if data.archive and data.source == "aclimdb" else None
+    return dataclasses.astuple(data), source and (str(source.resolve()), *fingerprint(source)), str(default_cache_dir())
 
 
 def load_dataset(data: DataConfig) -> Dataset:

@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM end a run KILLED: at once, or inside Keras at the end of the current batch.
+"""SIGINT, SIGTERM and SIGHUP (the terminal closed, an SSH session lost) end a run KILLED: at once,
+or inside Keras at the end of the current batch.
 So does SIGUSR2 where a scheduler handles it (submitit, for SLURM's preemption and time limit):
 the run ends KILLED with the reason, then the scheduler's handler requeues the job, which
 continues the run from its checkpoint.
@@ -50,8 +51,10 @@ class Interrupts:
 
     @contextmanager
     def handled(self) -> Iterator["Interrupts"]:
-        # A SIGINT ignored at start (a job started with `&` or nohup) stays ignored, as Python does it.
-        signums = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+        # A signal ignored at start stays ignored, as Python does it: SIGINT for a job started with `&`,
+        # SIGHUP under nohup (which is how a run is meant to outlive its terminal).
+        terminating = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        signums = [s for s in terminating if signal.getsignal(s) is not signal.SIG_IGN]
         if callable(signal.getsignal(signal.SIGUSR2)):  # a scheduler's: it acts once the run has ended
             signums.append(signal.SIGUSR2)
         self.previous = {signum: signal.signal(signum, self._receive) for signum in signums}

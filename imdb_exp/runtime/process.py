@@ -3,7 +3,8 @@
 Set once, at the start (``configure``, called by the command and by each job a launcher's worker runs;
 nothing here happens on import):
   - environment defaults that MLflow and the backends read later (a variable already set wins);
-  - the log levels of MLflow's, Alembic's and JAX's bookkeeping, and the redaction of every record.
+  - the log levels of MLflow's, Alembic's and JAX's bookkeeping, and the redaction of every record;
+  - stdout and stderr that outlive the terminal (terminal.py), so that a hang-up ends a run KILLED.
 
 Kept between the jobs of one process (Hydra's basic and joblib launchers run a sweep's jobs in the
 process that launched it), in ``between_jobs``:
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imdb_exp.errors import ConfigError
-from imdb_exp.runtime import quiet
+from imdb_exp.runtime import quiet, terminal
 from imdb_exp.runtime.records_writer import RecordsWriter
 from imdb_exp.runtime.redaction import redact_log_records
 
@@ -57,6 +58,7 @@ def configure() -> None:
     """Sets what this module's docstring lists; calling it again changes nothing."""
     for name, value in ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    terminal.outlive_hang_ups()
     import mlflow  # noqa: F401  (importing it sets its own and Alembic's log levels: quieted after that)
 
     for name in QUIETED_LOGGERS:

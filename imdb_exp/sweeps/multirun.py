@@ -10,6 +10,7 @@ stops early (cli.main calls `end_unfinished`).
 """
 
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from imdb_exp.runtime.redaction import as_tag, redact
 from imdb_exp.sweeps import plan, results, study_storage
 from imdb_exp.tracking import naming, record, store
 from imdb_exp.tracking.active_run import readable
+from imdb_exp.training import checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ LOST = (
     "still RUNNING when its sweep ended: the process training it was lost (its node lost, a SIGKILL, or a retry "
     "that started the job over); launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
 )
+ABANDONED = "its sweep process was killed outright (a SIGKILL, out of memory); the sweep launched again is run {}"
 
 
 class SweepParentRun(Callback):
@@ -41,6 +44,7 @@ class SweepParentRun(Callback):
     command instead (SystemExit), so that no sweep runs without its parent or ends without its table."""
 
     name, varies, searching = "sweep", (), False  # what on_multirun_start learns of the sweep
+    alive: int | None = None  # the descriptor of the sweep's lock, held while it runs: see _abandoned
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
@@ -59,7 +63,15 @@ class SweepParentRun(Callback):
         self.name = naming.sweep_name(self.varies, plan.job_count(config), self.searching)
         swept = redact(" ".join(config.hydra.overrides.task))
         tags = resolve_tags({record.SWEEP: swept, record.NOTE: f"**{self.name}**: running `imdb-exp -m {swept}`"})
+        abandoned = self._abandoned(experiment, swept)
         self.run_id = self.client.create_run(experiment, run_name=self.name, tags=tags).info.run_id
+        self.alive = checkpoints.hold(self.run_id)
+        for run in abandoned:
+            self._end_lost_jobs(run.info.run_id)
+            self.client.set_tag(run.info.run_id, record.FAILURE_REASON, ABANDONED.format(self.run_id))
+            self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            self.client.update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, "killed"))
+            checkpoints.discard(run.info.run_id)
         with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
             config.hydra.overrides.task.append(f"tracking.parent_run_id='{self.run_id}'")
             config.hydra.overrides.task.append(f"tracking.sweep_varies=[{','.join(repr(key) for key in self.varies)}]")
@@ -91,7 +103,7 @@ class SweepParentRun(Callback):
         status = RunStatus.FAILED
         try:
             between_jobs.writer.wait()  # the jobs of this process end their runs once their records are written
-            self._end_lost_jobs()
+            self._end_lost_jobs(self.run_id)
             rows = self._write_results()
             if stopped_by is not None:
                 self.client.set_tag(self.run_id, record.FAILURE_REASON, as_tag(describe(stopped_by)))
@@ -101,13 +113,27 @@ class SweepParentRun(Callback):
             return rows
         finally:
             self.client.set_terminated(self.run_id, RunStatus.to_string(status))
+            if self.alive is not None:
+                os.close(self.alive)
+                checkpoints.discard(self.run_id)
 
-    def _end_lost_jobs(self) -> None:
+    def _abandoned(self, experiment: str, swept: str) -> list:
+        """Earlier parents of this same sweep left RUNNING by a process killed outright: their lock is
+        left and free. Launched again, the sweep ends them KILLED, and their jobs still RUNNING as lost;
+        its jobs then continue those that have a checkpoint."""
+        running = f"attributes.status = 'RUNNING' and tags.{record.SWEEP} != ''"
+        return [
+            run
+            for run in self.client.search_runs([experiment], running)
+            if run.data.tags[record.SWEEP] == swept and checkpoints.was_abandoned(run.info.run_id)
+        ]
+
+    def _end_lost_jobs(self, parent_id: str) -> None:
         """A job run still RUNNING once its sweep is over lost the process that trained it (its node lost,
         a SIGKILL; or a launcher's retry started the job over as a new run): FAILED with that reason,
         never left RUNNING under an ended parent. Its checkpoint, if any, still continues it."""
-        experiment = self.client.get_run(self.run_id).info.experiment_id
-        running = f"tags.{record.PARENT} = '{self.run_id}' and attributes.status = 'RUNNING'"
+        experiment = self.client.get_run(parent_id).info.experiment_id
+        running = f"tags.{record.PARENT} = '{parent_id}' and attributes.status = 'RUNNING'"
         for run in self.client.search_runs([experiment], running):
             self.client.set_tag(run.info.run_id, record.FAILURE_REASON, LOST)
             self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
@@ -206,8 +232,8 @@ def end_unfinished(stopped_by: BaseException) -> None:
 
 
 def was_interrupted(err: BaseException) -> bool:
-    """Ctrl-C or a kill, also as the exit status a job ended the process with (128 + SIGINT or SIGTERM)."""
-    return isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and err.code in (130, 143))
+    """Ctrl-C, a kill or a hang-up, also as the exit status a job ended the process with (128 + the signal)."""
+    return isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and err.code in (129, 130, 143))
 
 
 def describe(err: BaseException) -> str:

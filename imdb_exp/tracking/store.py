@@ -8,6 +8,7 @@ import fcntl
 import os
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,8 +111,22 @@ def activate(uri: str) -> None:
 def client(configured: str | None) -> MlflowClient:
     """A client of the store that ``configured`` resolves to."""
     uri = resolve_uri(configured)
-    with taking_turns(uri):  # the client creates a new store's tables as it is made
+    with taking_turns(uri):
+        database = sqlite_file(uri)
+        if database is not None and not database.exists():
+            _create(database)
         return MlflowClient(uri)
+
+
+def _create(database: Path) -> None:
+    """A new SQLite store's tables, made beside it and then moved into place: MLflow migrates a new
+    store through dozens of schema versions, not in one transaction, and a process killed halfway
+    would leave a store that no later command can open."""
+    for left in database.parent.glob(f"{database.name}.making-*"):  # by processes killed while they made it
+        left.unlink()
+    making = database.with_name(f"{database.name}.making-{uuid.uuid4().hex}")  # MLflow caches stores by URI
+    MlflowClient(f"sqlite:///{making}")
+    os.replace(making, database)
 
 
 @contextmanager

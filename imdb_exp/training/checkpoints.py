@@ -124,19 +124,32 @@ def _index(name: str) -> int:
 @contextmanager
 def held(run_id: str) -> Iterator[None]:
     """This process trains ``run_id``; CheckpointError if another live process does."""
-    directory().mkdir(parents=True, exist_ok=True)
-    fd = file_locks.hold(_lock_path(run_id))
-    if fd is None:
-        raise CheckpointError(f"run {run_id} is being trained by another live process")
+    fd = hold(run_id)
     try:
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
+def hold(run_id: str) -> int:
+    """Takes the run's lock until the returned descriptor is closed; CheckpointError if another live
+    process holds it."""
+    directory().mkdir(parents=True, exist_ok=True)
+    fd = file_locks.hold(_lock_path(run_id))
+    if fd is None:
+        raise CheckpointError(f"run {run_id} is being trained by another live process")
+    return fd
+
+
 def is_live(run_id: str) -> bool:
     """Whether a process holds the run's lock right now."""
     return file_locks.is_held(_lock_path(run_id))
+
+
+def was_abandoned(run_id: str) -> bool:
+    """Whether a process of this machine held the run's lock and died without ending the run: its lock
+    file is left, and nobody holds it. (A run of another machine has no lock file here.)"""
+    return _lock_path(run_id).exists() and not is_live(run_id)
 
 
 def _lock_path(run_id: str) -> Path:

@@ -1,14 +1,22 @@
 """The installed imdb-exp command end to end, in a subprocess, from an unrelated working directory."""
 
+import contextlib
+import os
+import pty
+import shlex
 import signal
+import sys
+import tarfile
 import time
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
+from imdb_exp.tracking import record
 from tests.support.commands import run_cli, start_cli, wait_for_epochs
 from tests.support.presets import DEBUG
-from tests.support.store import recorded_runs
+from tests.support.store import epochs_logged, recorded_runs
 
 
 @pytest.mark.e2e
@@ -74,7 +82,7 @@ def test_the_same_training_settings_typed_in_another_order_share_one_configurati
         result = run_cli(*overrides, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
     _, runs = recorded_runs(isolated_home / "mlflow.db")
-    assert len(runs) == 2 and {run.data.tags["config_group"] for run in runs} == {"dense adam debug=tiny epochs=2"}
+    assert len(runs) == 2 and {run.data.tags[record.CONFIG_GROUP] for run in runs} == {"dense adam debug=tiny epochs=2"}
 
 
 @pytest.mark.e2e
@@ -182,3 +190,52 @@ def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
     client, (run,) = recorded_runs(database)
     assert run.info.status == "KILLED"
     assert len(client.get_metric_history(run.info.run_id, "loss")) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_closing_the_terminal_a_run_was_started_from_ends_the_run_killed_with_its_reason(
+    tmp_path, archive, isolated_home
+):
+    # A shell in a pseudo-terminal starts the run; closing the terminal hangs the shell up, and the
+    # shell passes SIGHUP on to its jobs, as when a terminal window is closed or an SSH session drops.
+    command = [str(Path(sys.executable).with_name("imdb-exp")), f"data.archive={archive}", *DEBUG]
+    command += ["trainer.epochs=1000", "tracking.log_model=false"]
+    shell, terminal = pty.fork()
+    if shell == 0:  # the child: an interactive shell on the terminal, in the test's environment
+        os.chdir(tmp_path)
+        os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+    os.write(terminal, (shlex.join(command) + "\n").encode())
+    database = isolated_home / "mlflow.db"
+    deadline = time.monotonic() + 120
+    while epochs_logged(database) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with contextlib.suppress(OSError):
+            os.read(terminal, 65536)  # the run's lines, read so that the terminal never fills
+    assert epochs_logged(database) >= 2, "training never logged 2 epochs"
+    closed = time.monotonic()
+    os.close(terminal)
+    os.waitpid(shell, 0)
+    while time.monotonic() - closed < 30:
+        _, (run,) = recorded_runs(database)
+        if run.info.status != "RUNNING":
+            break
+        time.sleep(0.2)
+    assert run.info.status == "KILLED", run.data.tags.get(record.FAILURE_REASON)
+    assert run.data.tags[record.FAILURE_REASON] == "stopped by SIGHUP"
+    assert time.monotonic() - closed < 10
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_the_extracted_aclimdb_folder_trains_like_the_archive(tmp_path, archive, isolated_home):
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "extracted", filter="data")
+    for source in (archive, tmp_path / "extracted" / "aclImdb"):
+        result = run_cli(f"data.archive={source}", *DEBUG, "tracking.log_model=false", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    _, runs = recorded_runs(isolated_home / "mlflow.db")
+    by_source = {run.data.params["data.archive"]: run for run in runs}
+    from_archive, from_folder = by_source[str(archive)], by_source[str(tmp_path / "extracted" / "aclImdb")]
+    for metric in ("test_accuracy", "test_loss", "final_val_accuracy"):
+        assert from_folder.data.metrics[metric] == from_archive.data.metrics[metric]

@@ -195,3 +195,35 @@ def test_invalid_utf8_and_empty_reviews_are_read_and_counted(tmp_path, caplog):
     assert len(built.train) == 8
     assert "1 reviews had bytes that are not UTF-8 (replaced), 1 reviews were empty" in caplog.text
     assert "great" in built.vocabulary and "film" in built.vocabulary
+
+
+def test_the_extracted_folder_reads_as_the_archive_and_an_edited_review_rebuilds_its_cache(tmp_path):
+    archive = write_archive(tmp_path / "aclImdb_v1.tar.gz", {"train": 20, "test": 10}, extra={
+        "aclImdb/train/unsup/0_0.txt": b"an unlabelled review, left out",
+        "aclImdb/README": b"not a review",
+    })  # fmt: skip
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "extracted", filter="data")
+    folder = tmp_path / "extracted" / "aclImdb"
+    from_archive = load_corpus(str(archive), tmp_path / "cache")
+    for given in (folder, folder.parent):  # the aclImdb folder, or the folder that holds it
+        from_folder = load_corpus(str(given), tmp_path / "cache")
+        assert from_folder.vocabulary == from_archive.vocabulary
+        for split in ("train", "test"):
+            a, b = getattr(from_archive, split), getattr(from_folder, split)
+            assert np.array_equal(a.ids, b.ids) and np.array_equal(a.labels, b.labels)
+        assert from_folder.archive == str(folder.resolve()) and len(from_folder.archive_sha256) == 64
+
+    before = from_folder.archive_sha256
+    review = next((folder / "train" / "pos").glob("*.txt"))
+    review.write_text("zyzzyva " * 3)
+    edited = load_corpus(str(folder), tmp_path / "cache")
+    assert edited.archive_sha256 != before and "zyzzyva" in edited.vocabulary  # rebuilt, not the old cache
+
+
+def test_a_folder_of_another_shape_is_refused_in_one_line_saying_what_is_accepted(tmp_path):
+    (tmp_path / "reviews" / "train").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"is a folder without the reviews' train/pos.*give the aclImdb_v1.tar.gz"):
+        load_corpus(str(tmp_path / "reviews"), tmp_path / "cache")
+    with pytest.raises(DataError, match=r"data.archive=\S+/nowhere does not exist$"):
+        load_corpus(str(tmp_path / "nowhere"), tmp_path / "cache")

@@ -1,0 +1,40 @@
+"""Output that survives its terminal. When the terminal a run was started from closes (a window shut,
+an SSH session lost), writing to it fails (EIO) at once, while the SIGHUP that says so may come a
+moment later: the failed write would end the run FAILED with "Input/output error" instead of KILLED
+by the hang-up. Lines written after the hang-up go nowhere, as they would have anyway."""
+
+import errno
+import sys
+
+
+class HungUpSafe:
+    """A text stream whose writes to a terminal that has gone are dropped."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as err:
+            if err.errno != errno.EIO:
+                raise
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as err:
+            if err.errno != errno.EIO:
+                raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def outlive_hang_ups() -> None:
+    """sys.stdout and sys.stderr wrapped (once)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, HungUpSafe):
+            setattr(sys, name, HungUpSafe(stream))
