@@ -112,7 +112,7 @@ def default_cache_dir() -> Path:
 def load_corpus(archive: str | None, cache_dir: Path) -> Corpus:
     """The tokenized corpus of ``archive`` (downloaded once when None), from cache when valid."""
     path = review_source(archive) if archive else fetch_archive(cache_dir)
-    digest = _folder_digest(path) if path.is_dir() else _file_digest(path, "sha256")
+    digest = _folder_digest(path, cache_dir) if path.is_dir() else _file_digest(path, "sha256")
     cache = cache_dir / f"corpus-{digest[:16]}-tok{TOKENIZER_VERSION}.npz"
     corpus = _read_cache(cache)
     if corpus is None:
@@ -141,12 +141,15 @@ def review_source(archive: str) -> Path:
 
 def fingerprint(source: Path) -> tuple:
     """What changes when ``source``'s reviews change, cheap enough for every job: a file's size and
-    modification time; a folder's review count, total size and latest modification time."""
+    modification time; for a folder, a digest of each review file's name, size and modification time."""
     if source.is_file():
         stat = source.stat()
         return stat.st_size, stat.st_mtime_ns
-    stats = [path.stat() for path in _review_paths(source)]
-    return len(stats), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
+    listing = hashlib.sha256()
+    for name, entry in _review_paths(source):
+        stat = entry.stat()
+        listing.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return (listing.hexdigest(),)
 
 
 def fetch_archive(cache_dir: Path, url: str = ARCHIVE_URL, md5: str = ARCHIVE_MD5) -> Path:
@@ -253,8 +256,8 @@ def _review_files(source: Path) -> Iterator[tuple[str, bytes]]:
     all the same, since it is not the IMDB archive and may have been made to do harm.
     """
     if source.is_dir():
-        for path in _review_paths(source):
-            yield f"aclImdb/{path.relative_to(source).as_posix()}", path.read_bytes()
+        for name, entry in _review_paths(source):
+            yield name, Path(entry.path).read_bytes()
         return
     with tarfile.open(source, "r:*") as tar:
         for member in tar:
@@ -264,21 +267,33 @@ def _review_files(source: Path) -> Iterator[tuple[str, bytes]]:
                 yield member.name, tar.extractfile(member).read()
 
 
-def _review_paths(folder: Path) -> list[Path]:
-    """The review files of an extracted aclImdb folder, in a fixed order (the unlabelled train/unsup
-    and anything else left out)."""
-    paths = (sorted((folder / split / polarity).glob("*.txt")) for split, polarity in _SPLIT_FOLDERS)
-    return [
-        path for group in paths for path in group if _REVIEW.match(f"aclImdb/{path.relative_to(folder).as_posix()}")
-    ]
+def _review_paths(folder: Path) -> list[tuple[str, os.DirEntry]]:
+    """The review files of an extracted aclImdb folder, each as its name in the archive and its entry
+    (whose stat is one call), in a fixed order; the unlabelled train/unsup and anything else left out."""
+    found = []
+    for split, polarity in _SPLIT_FOLDERS:
+        with os.scandir(folder / split / polarity) as entries:
+            named = sorted((f"aclImdb/{split}/{polarity}/{entry.name}", entry) for entry in entries)
+        found += [(name, entry) for name, entry in named if _REVIEW.match(name)]
+    return found
 
 
-def _folder_digest(folder: Path) -> str:
+def _folder_digest(folder: Path, cache_dir: Path) -> str:
     """SHA-256 of the review files' names and contents: like the archive's digest, it names the cache
-    and the run's dataset, and any edit, added or removed review changes it."""
+    and the run's dataset, and any edit, added or removed review changes it. Reading 50,000 files
+    takes seconds, so it is kept in the cache under the folder's fingerprint (each file's name, size
+    and modification time), which any such change changes too."""
+    (listing,) = fingerprint(folder)
+    known = cache_dir / f"folder-{hashlib.sha256(f'{folder.resolve()}{listing}'.encode()).hexdigest()[:16]}.sha256"
+    if known.is_file():
+        return known.read_text()
     digest = hashlib.sha256()
-    for path in _review_paths(folder):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, entry in _review_paths(folder):
+        digest.update(name.removeprefix("aclImdb/").encode() + b"\0" + Path(entry.path).read_bytes() + b"\0")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    written = known.with_name(f"{known.name}.{os.getpid()}")
+    written.write_text(digest.hexdigest())
+    os.replace(written, known)  # whole or absent, whoever reads it meanwhile
     return digest.hexdigest()
 
 

@@ -95,6 +95,25 @@ def small_archive(tmp_path_factory):
     return write_archive(tmp_path_factory.mktemp("faults") / "aclImdb_v1.tar.gz", {"train": 20, "test": 10})
 
 
+ENCODED_TEXT = st.one_of(
+    st.binary(max_size=200),  # any bytes at all: invalid UTF-8, NUL bytes
+    st.tuples(ANY_TEXT, st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252", "shift_jis"])).map(
+        lambda case: case[0].encode(case[1], errors="replace")
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(ENCODED_TEXT, min_size=1, max_size=4))
+def test_review_files_in_any_encoding_load_as_reviews_with_their_labels(tmp_path_factory, members):
+    folder = tmp_path_factory.mktemp("encodings")
+    odd = {f"aclImdb/train/pos/{1000 + i}_9.txt": content for i, content in enumerate(members)}
+    archive = write_archive(folder / "aclImdb_v1.tar.gz", {"train": 5, "test": 5}, extra=odd)
+    loaded = load_corpus(str(archive), folder / "cache")
+    assert len(loaded.train) == 10 + len(members) and loaded.train.labels.sum() == 5 + len(members)
+    assert (loaded.train.ids[loaded.train.offsets[:-1]] == START).all()
+
+
 def test_an_archive_cut_at_any_of_40_random_offsets_loads_whole_or_fails_in_one_line(tmp_path, small_archive):
     content = small_archive.read_bytes()
     whole = load_corpus(str(small_archive), tmp_path / "whole-cache")

@@ -1,5 +1,6 @@
 """The logged model: raw text in, probability out, the same through Python, imdb-exp-predict and the registry."""
 
+import functools
 from pathlib import Path
 
 import keras
@@ -7,10 +8,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 
 from imdb_exp.config import schema
 from imdb_exp.data import splits
+from imdb_exp.errors import UserError
 from imdb_exp.models import builders
 from imdb_exp.run.train import train
 from imdb_exp.serving.classifier import read_vocabulary_tsv
@@ -163,3 +167,36 @@ def test_the_nbsvm_model_keeps_the_ratios_of_its_training_rows_and_serves_raw_te
         np.concatenate([dataset.train.x, dataset.val.x]), np.concatenate([dataset.train.y, dataset.val.y])
     )
     assert not np.array_equal(tables(served)[1], tables(adapted_to(with_validation))[1])
+
+
+ODD_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
+ANY_INPUT = st.one_of(
+    st.lists(ODD_TEXT, max_size=4).map(lambda texts: pd.DataFrame({"review": texts})),
+    st.lists(ODD_TEXT, max_size=4),
+    ODD_TEXT,
+    st.lists(st.one_of(st.none(), st.integers(), st.floats(), ODD_TEXT, st.lists(ODD_TEXT, max_size=2)), max_size=4),
+    st.lists(ODD_TEXT, max_size=4).map(lambda texts: pd.DataFrame({"text": texts})),
+    st.lists(st.lists(ODD_TEXT, min_size=2, max_size=2), max_size=3).map(np.array),
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(ANY_INPUT)
+def test_the_logged_model_answers_any_input_with_a_probability_per_review_or_one_clear_error(trained_run, model_input):
+    """The fault round (issue 36): what a client may send the served model, any text, any shape."""
+    _, uri, run = trained_run
+    model = loaded_model(uri, model_of(uri, run))
+    try:
+        answer = model.predict(model_input)
+    except (UserError, mlflow.exceptions.MlflowException) as err:
+        assert str(err).strip() and "Traceback" not in str(err)
+        return
+    rows = 1 if isinstance(model_input, str) else len(model_input)
+    assert len(answer) == rows and answer["probability"].between(0, 1).all()
+
+
+@functools.cache
+def loaded_model(uri: str, model_uri: str):
+    store.activate(uri)
+    return mlflow.pyfunc.load_model(model_uri)
