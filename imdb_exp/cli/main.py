@@ -174,7 +174,8 @@ def job(cfg: DictConfig) -> float | None:
 
 def check_group_choices(arguments: list[str]) -> None:
     """A config group's choice must be an option's name: Hydra reads `optimizer=0` as a number and
-    fails with a traceback (a ValueError of its defaults list); said here in one line instead."""
+    fails with a traceback (a ValueError of its defaults list), null too, even for a group whose
+    default is null (`~debug` removes a choice); said here in one line instead."""
     from importlib import resources
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -183,7 +184,7 @@ def check_group_choices(arguments: list[str]) -> None:
 
     groups = {path.name for path in resources.files("imdb_exp.conf").iterdir() if path.is_dir()}
     parser = OverridesParser.create()
-    for argument in (a for a in arguments if not a.startswith("-")):
+    for argument in (a for a in arguments if not a.startswith(("-", "~"))):  # ~group deletes a choice
         try:
             (override,) = parser.parse_overrides([argument])
         except HydraException:

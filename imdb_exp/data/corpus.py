@@ -141,14 +141,18 @@ def review_source(archive: str) -> Path:
 
 def fingerprint(source: Path) -> tuple:
     """What changes when ``source``'s reviews change, cheap enough for every job: a file's size and
-    modification time; for a folder, a digest of each review file's name, size and modification time."""
+    modification time; for a folder, a digest of each review file's name, size, inode, modification
+    and change times (the change time moves with any write, whatever a copy sets the mtime to)."""
     if source.is_file():
         stat = source.stat()
         return stat.st_size, stat.st_mtime_ns
     listing = hashlib.sha256()
-    for name, entry in _review_paths(source):
-        stat = entry.stat()
-        listing.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    try:
+        for name, entry in _review_paths(source):
+            stat = entry.stat()
+            listing.update(f"{name}\0{stat.st_size}\0{stat.st_ino}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0".encode())
+    except OSError as err:
+        raise DataError(f"{source} is not a readable folder ({err})") from None
     return (listing.hexdigest(),)
 
 
@@ -281,15 +285,18 @@ def _review_paths(folder: Path) -> list[tuple[str, os.DirEntry]]:
 def _folder_digest(folder: Path, cache_dir: Path) -> str:
     """SHA-256 of the review files' names and contents: like the archive's digest, it names the cache
     and the run's dataset, and any edit, added or removed review changes it. Reading 50,000 files
-    takes seconds, so it is kept in the cache under the folder's fingerprint (each file's name, size
-    and modification time), which any such change changes too."""
+    takes seconds, so it is kept in the cache under the folder's fingerprint (each file's name, size,
+    inode and times), which any such change changes too."""
     (listing,) = fingerprint(folder)
     known = cache_dir / f"folder-{hashlib.sha256(f'{folder.resolve()}{listing}'.encode()).hexdigest()[:16]}.sha256"
     if known.is_file():
         return known.read_text()
     digest = hashlib.sha256()
-    for name, entry in _review_paths(folder):
-        digest.update(name.removeprefix("aclImdb/").encode() + b"\0" + Path(entry.path).read_bytes() + b"\0")
+    try:
+        for name, entry in _review_paths(folder):
+            digest.update(name.removeprefix("aclImdb/").encode() + b"\0" + Path(entry.path).read_bytes() + b"\0")
+    except OSError as err:
+        raise DataError(f"{folder} is not a readable folder ({err})") from None
     cache_dir.mkdir(parents=True, exist_ok=True)
     written = known.with_name(f"{known.name}.{os.getpid()}")
     written.write_text(digest.hexdigest())

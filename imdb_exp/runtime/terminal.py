@@ -1,14 +1,17 @@
 """Output that survives its terminal. When the terminal a run was started from closes (a window shut,
-an SSH session lost), writing to it fails (EIO) at once, while the SIGHUP that says so may come a
-moment later: the failed write would end the run FAILED with "Input/output error" instead of KILLED
-by the hang-up. Lines written after the hang-up go nowhere, as they would have anyway."""
+an SSH session lost), writing to it fails at once (EIO; EPIPE where the output went through a pipe
+to a program the hang-up ended, as `imdb-exp ... | tee log`), while the SIGHUP that says so may come
+a moment later: the failed write would end the run FAILED instead of KILLED by the hang-up. Lines
+written after the hang-up go nowhere, as they would have anyway."""
 
 import errno
 import sys
 
+GONE = (errno.EIO, errno.EPIPE)
+
 
 class HungUpSafe:
-    """A text stream whose writes to a terminal that has gone are dropped."""
+    """A text stream whose writes to a terminal (or a reader) that has gone are dropped."""
 
     def __init__(self, stream) -> None:
         self.stream = stream
@@ -17,7 +20,7 @@ class HungUpSafe:
         try:
             return self.stream.write(text)
         except OSError as err:
-            if err.errno != errno.EIO:
+            if err.errno not in GONE:
                 raise
             return len(text)
 
@@ -25,7 +28,7 @@ class HungUpSafe:
         try:
             self.stream.flush()
         except OSError as err:
-            if err.errno != errno.EIO:
+            if err.errno not in GONE:
                 raise
 
     def __getattr__(self, name: str):

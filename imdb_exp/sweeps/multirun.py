@@ -65,16 +65,18 @@ class SweepParentRun(Callback):
         tags = resolve_tags({record.SWEEP: swept, record.NOTE: f"**{self.name}**: running `imdb-exp -m {swept}`"})
         abandoned = self._abandoned(experiment, swept)
         self.run_id = self.client.create_run(experiment, run_name=self.name, tags=tags).info.run_id
-        self.alive = checkpoints.hold(self.run_id)
-        for run in abandoned:
-            self._end_lost_jobs(run.info.run_id)
-            self.client.set_tag(run.info.run_id, record.FAILURE_REASON, ABANDONED.format(self.run_id))
-            self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
-            self.client.update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, "killed"))
-            checkpoints.discard(run.info.run_id)
-        with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
-            config.hydra.overrides.task.append(f"tracking.parent_run_id='{self.run_id}'")
-            config.hydra.overrides.task.append(f"tracking.sweep_varies=[{','.join(repr(key) for key in self.varies)}]")
+        try:
+            self.alive = checkpoints.hold(self.run_id)
+            for run in abandoned:
+                self._end_abandoned(run)
+            with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
+                config.hydra.overrides.task.append(f"tracking.parent_run_id='{self.run_id}'")
+                config.hydra.overrides.task.append(f"tracking.sweep_varies=[{','.join(map(repr, self.varies))}]")
+        except BaseException as err:  # a start cut short leaves no parent RUNNING
+            status = RunStatus.KILLED if was_interrupted(err) else RunStatus.FAILED
+            self.client.set_terminated(self.run_id, RunStatus.to_string(status))
+            self._let_go()
+            raise
         between_jobs.sweep = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
@@ -112,10 +114,17 @@ class SweepParentRun(Callback):
                 status = RunStatus.FINISHED
             return rows
         finally:
-            self.client.set_terminated(self.run_id, RunStatus.to_string(status))
-            if self.alive is not None:
-                os.close(self.alive)
-                checkpoints.discard(self.run_id)
+            try:
+                self.client.set_terminated(self.run_id, RunStatus.to_string(status))
+            finally:
+                self._let_go()
+
+    def _let_go(self) -> None:
+        """The sweep's lock, its file removed first: a launch of the same sweep never finds it free."""
+        if self.alive is not None:
+            checkpoints.discard(self.run_id)
+            os.close(self.alive)
+            self.alive = None
 
     def _abandoned(self, experiment: str, swept: str) -> list:
         """Earlier parents of this same sweep left RUNNING by a process killed outright: their lock is
@@ -128,13 +137,27 @@ class SweepParentRun(Callback):
             if run.data.tags[record.SWEEP] == swept and checkpoints.was_abandoned(run.info.run_id)
         ]
 
-    def _end_lost_jobs(self, parent_id: str) -> None:
+    def _end_abandoned(self, run) -> None:
+        """An abandoned parent KILLED, saying which run took over; its jobs still RUNNING as lost, but
+        for those a live process still trains (a worker that outlived its launcher ends its own run)."""
+        run_id = run.info.run_id
+        if self.client.get_run(run_id).info.status != "RUNNING" or not checkpoints.was_abandoned(run_id):
+            return  # ended meanwhile, by its own process or by another launch of the same sweep
+        self._end_lost_jobs(run_id, leave_live=True)
+        self.client.set_tag(run_id, record.FAILURE_REASON, ABANDONED.format(self.run_id))
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        self.client.update_run(run_id, name=naming.ended_name(run.info.run_name, "killed"))
+        checkpoints.discard(run_id)
+
+    def _end_lost_jobs(self, parent_id: str, leave_live: bool = False) -> None:
         """A job run still RUNNING once its sweep is over lost the process that trained it (its node lost,
         a SIGKILL; or a launcher's retry started the job over as a new run): FAILED with that reason,
         never left RUNNING under an ended parent. Its checkpoint, if any, still continues it."""
         experiment = self.client.get_run(parent_id).info.experiment_id
         running = f"tags.{record.PARENT} = '{parent_id}' and attributes.status = 'RUNNING'"
         for run in self.client.search_runs([experiment], running):
+            if leave_live and checkpoints.is_live(run.info.run_id):
+                continue
             self.client.set_tag(run.info.run_id, record.FAILURE_REASON, LOST)
             self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
             self.client.update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, "failed"))

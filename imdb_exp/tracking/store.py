@@ -31,8 +31,10 @@ def is_server(uri: str) -> bool:
 
 
 def sqlite_file(uri: str) -> Path | None:
-    """The database file of a SQLite store's URI; None for any other kind of store."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    """The database file of a SQLite store's URI (less its ?options); None for any other kind of store,
+    and for a database in memory."""
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if uri.startswith("sqlite:///") and path != ":memory:" else None
 
 
 def default_uri() -> str:

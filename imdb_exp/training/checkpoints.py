@@ -147,8 +147,9 @@ def is_live(run_id: str) -> bool:
 
 
 def was_abandoned(run_id: str) -> bool:
-    """Whether a process of this machine held the run's lock and died without ending the run: its lock
-    file is left, and nobody holds it. (A run of another machine has no lock file here.)"""
+    """Whether a process held the run's lock and died without ending the run: its lock file is left,
+    and nobody holds it. A run of another machine has no lock file here, unless IMDB_EXP_HOME is
+    shared, where this holds as far as the file system's locks reach across machines."""
     return _lock_path(run_id).exists() and not is_live(run_id)
 
 

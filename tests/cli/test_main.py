@@ -204,6 +204,9 @@ def test_closing_the_terminal_a_run_was_started_from_ends_the_run_killed_with_it
     shell, terminal = pty.fork()
     if shell == 0:  # the child: an interactive shell on the terminal, in the test's environment
         os.chdir(tmp_path)
+        # as a terminal's shell has it, whatever the test runner's own (under nohup, SIGHUP is
+        # ignored, and an ignored signal stays ignored through exec, by bash and by imdb-exp)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
     os.write(terminal, (shlex.join(command) + "\n").encode())
     database = isolated_home / "mlflow.db"

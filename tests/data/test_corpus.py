@@ -3,6 +3,7 @@
 import hashlib
 import io
 import logging
+import os
 import subprocess
 import sys
 import tarfile
@@ -219,6 +220,11 @@ def test_the_extracted_folder_reads_as_the_archive_and_an_edited_review_rebuilds
     review.write_text("zyzzyva " * 3)
     edited = load_corpus(str(folder), tmp_path / "cache")
     assert edited.archive_sha256 != before and "zyzzyva" in edited.vocabulary  # rebuilt, not the old cache
+
+    stat = review.stat()  # the same size, the modification time put back (as cp -p or rsync -a would)
+    review.write_text("quokkas " * 3)
+    os.utime(review, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "quokkas" in load_corpus(str(folder), tmp_path / "cache").vocabulary
 
 
 def test_a_folder_of_another_shape_is_refused_in_one_line_saying_what_is_accepted(tmp_path):

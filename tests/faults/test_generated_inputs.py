@@ -66,7 +66,8 @@ def test_any_reviews_encode_to_the_multihot_bits_and_padded_tails_they_hold(sequ
 
 
 KEYS = ["trainer.epochs", "trainer.batch_size", "data.val_size", "data.num_words", "model.dropout", "optimizer",
-        "optimizer.learning_rate", "model", "data.maxlen", "trainer.patience", "nope.key", "model.units"]  # fmt: skip
+        "optimizer.learning_rate", "model", "data.maxlen", "trainer.patience", "nope.key", "model.units", "debug",
+        "hparams_search"]  # fmt: skip
 VALUES = st.one_of(
     st.integers(-5, 10**6).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(str),
@@ -80,6 +81,7 @@ VALUES = st.one_of(
 @example([("optimizer", "0")]).via("found by this round: a traceback from Hydra's defaults list")
 @example([("optimizer", "[1,2]")]).via("found by this round: a TypeError from Hydra's defaults list")
 @example([("optimizer", "null")]).via("found by this round: a ValueError from Hydra's defaults list")
+@example([("debug", "null")]).via("Hydra refuses null for a group whose default is null too")
 def test_any_overrides_compose_into_a_valid_config_or_fail_with_one_clear_error(overrides):
     typed = [f"{key}={value}" for key, value in overrides]
     with initialize_config_module("imdb_exp.conf", version_base="1.3"):

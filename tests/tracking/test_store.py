@@ -39,7 +39,9 @@ def test_a_process_killed_while_it_creates_the_store_leaves_one_the_next_command
         uri = f"sqlite:///{folder}/mlflow.db"
         making = f"from imdb_exp.tracking import store; store.client('{uri}')"
         process = subprocess.Popen([sys.executable, "-c", making], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
         while not [path for path in folder.glob("mlflow.db*") if path.suffix != ".lock"]:
+            assert process.poll() is None and time.monotonic() < deadline, "the store was never begun"
             time.sleep(0.01)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
