@@ -122,11 +122,23 @@ def patiently(call: Callable[[], T]) -> T:
         try:
             return call()
         except (optuna.exceptions.StorageInternalError, OperationalError) as err:
-            dropped = isinstance(err, OperationalError) or isinstance(err.__cause__, OperationalError)
-            if not dropped or time.monotonic() > deadline:
+            if not _dropped(err) or time.monotonic() > deadline:
                 raise
             log.warning("the study's database dropped a call (%s); trying again", first_line(err))
             time.sleep(1)
+
+
+def _dropped(err: BaseException) -> bool:
+    """Whether a lost connection is behind ``err``: Optuna wraps the driver's OperationalError, or the
+    rollback that follows it, which fails in turn (PendingRollbackError, the lost one its context)."""
+    from sqlalchemy.exc import OperationalError, PendingRollbackError
+
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, OperationalError | PendingRollbackError):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
 
 
 def _connect_patiently(dialect, connection_record, cargs, cparams):

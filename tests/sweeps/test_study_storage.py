@@ -74,7 +74,7 @@ def test_a_live_searchs_trials_are_not_failed_by_another_search(tmp_path):
 
 
 def test_a_call_the_database_dropped_mid_transaction_is_made_again_and_other_errors_are_not():
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import OperationalError, PendingRollbackError
 
     calls = []
 
@@ -85,6 +85,20 @@ def test_a_call_the_database_dropped_mid_transaction_is_made_again_and_other_err
         return "reported"
 
     assert study_storage.patiently(dropped_twice) == "reported" and len(calls) == 3
+
+    def rollback_failed_once():  # seen in CI: the rollback after the lost connection failed in turn
+        calls.append(1)
+        if len(calls) < 5:
+            try:
+                raise OperationalError("x", {}, Exception("server closed the connection unexpectedly"))
+            except OperationalError:
+                try:
+                    raise PendingRollbackError("Can't reconnect until invalid transaction is rolled back")
+                except PendingRollbackError as rollback:
+                    raise optuna.exceptions.StorageInternalError("commit failed") from rollback
+        return "reported"
+
+    assert study_storage.patiently(rollback_failed_once) == "reported" and len(calls) == 5
 
     def invalid():
         raise optuna.exceptions.StorageInternalError("value too long") from ValueError("too long")
