@@ -7,7 +7,9 @@ continues the run from its checkpoint.
 Inside Keras the exception waits for a batch boundary: raised at an arbitrary point it can land in
 TensorFlow's input pipeline or in a callback's MLflow write, which turn it into an ordinary error
 (exit status 1 instead of a KILLED run). A run's end and a sweep's end hold signals off the same way
-(``held_off``): cut in two, they would leave a run RUNNING that nothing ends.
+(``held_off``): cut in two, they would leave a run RUNNING that nothing ends. Elsewhere an interrupt
+can still cut a step whose clean-up then fails (a save's file closed twice: OSError); ``unmasked``
+gives back the interrupt behind such an error.
 """
 
 import signal
@@ -59,7 +61,8 @@ class Interrupts:
             signums.append(signal.SIGUSR2)
         self.previous = {signum: signal.signal(signum, self._receive) for signum in signums}
         try:
-            yield self
+            with unmasked():
+                yield self
         finally:
             for signum, handler in self.previous.items():
                 signal.signal(signum, handler)
@@ -84,6 +87,30 @@ class Interrupts:
         if self.pending is not None:
             signum, self.pending = self.pending, None
             raise Interrupted(signum)
+
+
+@contextmanager
+def unmasked() -> Iterator[None]:
+    """An ordinary error raised while an interrupt was on its way out of the block is that interrupt:
+    the run it cut ends KILLED and the command stops, instead of a sweep's job FAILED and the next one
+    started."""
+    try:
+        yield
+    except Exception as err:
+        cut = _interrupt_behind(err)
+        if cut is None:
+            raise
+        raise cut from err  # the error's traceback stays in the report
+
+
+def _interrupt_behind(err: BaseException | None) -> KeyboardInterrupt | None:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 @contextmanager

@@ -87,7 +87,8 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
     thread has written them and ends it."""
     status = "FAILED"
     try:
-        yield
+        with interrupts.unmasked():
+            yield
         status = "RUNNING" if open_run and open_run.remaining else "FINISHED"
     except KeyboardInterrupt as err:
         status = "KILLED"

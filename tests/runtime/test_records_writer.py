@@ -72,12 +72,11 @@ def test_sweep_jobs_record_exactly_what_runs_of_their_own_record(tmp_path, archi
 
 @pytest.mark.e2e
 def test_a_sweep_stopped_while_records_are_written_leaves_every_finished_job_complete(tmp_path, archive, isolated_home):
-    epochs = 15
-    process = start_cli(
-        "-m", "trainer.seed=0,1,2", f"data.archive={archive}", *DEBUG, f"trainer.epochs={epochs}", cwd=tmp_path
-    )
-    # The first job has trained and handed its records over; the second is training.
-    wait_for_epochs(process, isolated_home / "mlflow.db", epochs + 2)
+    seeds, epochs = "trainer.seed=0,1,2", "trainer.epochs=40"
+    process = start_cli("-m", seeds, f"data.archive={archive}", *DEBUG, epochs, cwd=tmp_path)
+    # The first job has trained and handed its records over; the second is training (38 epochs to go:
+    # the signal lands there on a busy machine too).
+    wait_for_epochs(process, isolated_home / "mlflow.db", 2, run_tag=(record.JOB, "1"))
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130, process.stderr.read()[-3000:]
     client, runs = recorded_runs(isolated_home / "mlflow.db")

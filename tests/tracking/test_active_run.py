@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from imdb_exp.config.schema import TrackingConfig
 from imdb_exp.runtime import process
+from imdb_exp.runtime.interrupts import Interrupted, Interrupts
 from imdb_exp.tracking import active_run, record, store
 from imdb_exp.training.checkpoints import Progress
 from tests.support.cluster import LocalCluster
@@ -34,6 +35,21 @@ def test_a_password_in_the_tracking_uri_reaches_neither_params_nor_the_recorded_
     config_yaml = Path(client.download_artifacts(recorded.info.run_id, record.CONFIG, str(isolated_home))).read_text()
     assert "***@mlflow.example" in config_yaml and "secret" not in config_yaml
     assert "secret" not in store.where_to_see(cfg.tracking.uri, "1", recorded.info.run_id)
+
+
+def test_a_run_whose_step_a_signal_cut_fails_in_its_clean_up_ends_killed(isolated_home):
+    """CI saw a sweep job end FAILED on SIGINT and the sweep go on to its next job; a step the signal cuts
+    can fail in its clean-up (Keras's save: OSError), which must not hide the signal."""
+    uri = f"sqlite:///{isolated_home}/mlflow.db"
+    cfg = TrackingConfig(uri=uri, system_metrics=False)
+    with Interrupts().handled(), pytest.raises(Interrupted), active_run.tracked_run(cfg, "cut", {}):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        finally:
+            raise OSError(9, "Bad file descriptor")
+    _, (run,) = recorded_runs(isolated_home / "mlflow.db")
+    assert run.info.status == "KILLED" and run.data.tags[record.FAILURE_REASON] == "stopped by SIGINT"
 
 
 @pytest.mark.slow
