@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from imdb_exp.errors import chain
+
 
 class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
@@ -97,20 +99,10 @@ def unmasked() -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        cut = _interrupt_behind(err)
+        cut = next((cause for cause in chain(err) if isinstance(cause, KeyboardInterrupt)), None)
         if cut is None:
             raise
         raise cut from err  # the error's traceback stays in the report
-
-
-def _interrupt_behind(err: BaseException | None) -> KeyboardInterrupt | None:
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, KeyboardInterrupt):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from imdb_exp.errors import ConfigError, first_line
+from imdb_exp.errors import ConfigError, chain, first_line
 from imdb_exp.runtime import file_locks
 from imdb_exp.runtime.paths import home
 from imdb_exp.runtime.process import between_jobs
@@ -133,12 +133,7 @@ def _dropped(err: BaseException) -> bool:
     rollback that follows it, which fails in turn (PendingRollbackError, the lost one its context)."""
     from sqlalchemy.exc import OperationalError, PendingRollbackError
 
-    seen = 0
-    while err is not None and seen < 10:
-        if isinstance(err, OperationalError | PendingRollbackError):
-            return True
-        err, seen = err.__cause__ or err.__context__, seen + 1
-    return False
+    return any(isinstance(cause, OperationalError | PendingRollbackError) for cause in chain(err))
 
 
 def _connect_patiently(dialect, connection_record, cargs, cparams):
