@@ -21,6 +21,7 @@ import tarfile
 import tempfile
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -147,12 +148,10 @@ def fingerprint(source: Path) -> tuple:
         stat = source.stat()
         return stat.st_size, stat.st_mtime_ns
     listing = hashlib.sha256()
-    try:
+    with _readable(source):
         for name, entry in _review_paths(source):
             stat = entry.stat()
             listing.update(f"{name}\0{stat.st_size}\0{stat.st_ino}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0".encode())
-    except OSError as err:
-        raise DataError(f"{source} is not a readable folder ({err})") from None
     return (listing.hexdigest(),)
 
 
@@ -282,6 +281,15 @@ def _review_paths(folder: Path) -> list[tuple[str, os.DirEntry]]:
     return found
 
 
+@contextmanager
+def _readable(folder: Path) -> Iterator[None]:
+    """A folder that cannot be listed or read is said in one line, not as an OSError's traceback."""
+    try:
+        yield
+    except OSError as err:
+        raise DataError(f"{folder} is not a readable folder ({err})") from None
+
+
 def _folder_digest(folder: Path, cache_dir: Path) -> str:
     """SHA-256 of the review files' names and contents: like the archive's digest, it names the cache
     and the run's dataset, and any edit, added or removed review changes it. Reading 50,000 files
@@ -292,11 +300,9 @@ def _folder_digest(folder: Path, cache_dir: Path) -> str:
     if known.is_file():
         return known.read_text()
     digest = hashlib.sha256()
-    try:
+    with _readable(folder):
         for name, entry in _review_paths(folder):
             digest.update(name.removeprefix("aclImdb/").encode() + b"\0" + Path(entry.path).read_bytes() + b"\0")
-    except OSError as err:
-        raise DataError(f"{folder} is not a readable folder ({err})") from None
     cache_dir.mkdir(parents=True, exist_ok=True)
     written = known.with_name(f"{known.name}.{os.getpid()}")
     written.write_text(digest.hexdigest())

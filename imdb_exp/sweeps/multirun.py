@@ -144,9 +144,7 @@ class SweepParentRun(Callback):
         if self.client.get_run(run_id).info.status != "RUNNING" or not checkpoints.was_abandoned(run_id):
             return  # ended meanwhile, by its own process or by another launch of the same sweep
         self._end_lost_jobs(run_id, leave_live=True)
-        self.client.set_tag(run_id, record.FAILURE_REASON, ABANDONED.format(self.run_id))
-        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
-        self.client.update_run(run_id, name=naming.ended_name(run.info.run_name, "killed"))
+        self._end_with_reason(run, RunStatus.KILLED, ABANDONED.format(self.run_id))
         checkpoints.discard(run_id)
 
     def _end_lost_jobs(self, parent_id: str, leave_live: bool = False) -> None:
@@ -158,9 +156,14 @@ class SweepParentRun(Callback):
         for run in self.client.search_runs([experiment], running):
             if leave_live and checkpoints.is_live(run.info.run_id):
                 continue
-            self.client.set_tag(run.info.run_id, record.FAILURE_REASON, LOST)
-            self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
-            self.client.update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, "failed"))
+            self._end_with_reason(run, RunStatus.FAILED, LOST)
+
+    def _end_with_reason(self, run, status: int, reason: str) -> None:
+        """Another process's run ended for it: its reason, its status, and its name saying how it ended."""
+        outcome = "killed" if status == RunStatus.KILLED else "failed"
+        self.client.set_tag(run.info.run_id, record.FAILURE_REASON, reason)
+        self.client.set_terminated(run.info.run_id, RunStatus.to_string(status))
+        self.client.update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, outcome))
 
     def _write_results(self) -> list[dict]:
         jobs = list(self._jobs().items())
