@@ -164,10 +164,12 @@ def _weights_by_member(runs: list[Run], weights: np.ndarray) -> dict[str, float]
 
 
 def _tags(runs: list[Run]) -> dict[str, str]:
-    """Its members and family; its parent, the sweep every member comes from, if one."""
+    """Its members and family; its parent, the sweep every member comes from, if one; transductive
+    where any member is (it may then have chosen that member for what it learned from the test text)."""
     parents = {record.parent_of(run) for run in runs}
     nested = {record.PARENT: parents.pop()} if len(parents) == 1 and None not in parents else {}
-    return {record.MEMBERS: ",".join(r.info.run_id for r in runs), record.MODEL: "ensemble"} | nested
+    transductive = {record.TRANSDUCTIVE: "true"} if any(map(record.transductive, runs)) else {}
+    return {record.MEMBERS: ",".join(r.info.run_id for r in runs), record.MODEL: "ensemble"} | nested | transductive
 
 
 def _description(name: str, runs: list[Run], weights: np.ndarray) -> str:

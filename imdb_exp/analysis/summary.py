@@ -57,7 +57,8 @@ def by_configuration(rows: list[dict]) -> list[dict]:
     summary, samples, names = [], [], shown_names(list(groups))
     for label, members in groups.items():
         done = [row for row in members if finished(row)]
-        entry, values_of = {"configuration": names[label], "label": label, "n": len(done)}, {}
+        entry = {"configuration": names[label], "label": label, "n": len(done)}
+        entry["transductive"], values_of = any(row.get("transductive") for row in members), {}
         for measure in MEASURES:
             values = values_of[measure] = [row[measure] for row in done if row[measure] is not None]
             entry[f"{measure}_mean"] = statistics.fmean(values) if values else None
@@ -121,6 +122,10 @@ def in_words(summary: list[dict]) -> str:
                 lines.append(f"  - {name}: lower beyond chance (Welch p={p:.3g} < {LEVEL}).")
             else:
                 lines.append(f"  - {name}: not distinguishable from the best at {LEVEL:.0%} (Welch p={p:.3g}).")
+    transductive = [f"`{entry['configuration']}`" for entry in summary if entry.get("transductive")]
+    if lines and transductive and len(transductive) < len(summary):
+        lines.append(f"- Warning: {', '.join(transductive)} learned from the test reviews' text (transductive): "
+                     "test metrics are not comparable with the others'.")  # fmt: skip
     return "\n".join(lines) + "\n" if lines else ""
 
 

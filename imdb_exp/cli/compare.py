@@ -1,7 +1,10 @@
 """imdb-exp-compare RUN_A RUN_B: whether two runs' test accuracies differ beyond chance (analysis/compare.py)."""
 
+import sys
+
 from imdb_exp.analysis import predictions
 from imdb_exp.analysis.compare import compare, report
+from imdb_exp.analysis.transduction import mixing_warning
 from imdb_exp.cli import preamble
 
 PROG = "imdb-exp-compare"
@@ -16,4 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     with preamble.errors_in_one_line(PROG):
         runs = [client.get_run(run_id) for run_id in (args.run_a, args.run_b)]
         comparison = compare(*(predictions.of_run(client, run.info.run_id) for run in runs))
-    print(report(comparison, *(f"{run.info.run_id} ({run.info.run_name})" for run in runs)))
+    names = [f"{run.info.run_id} ({run.info.run_name})" for run in runs]
+    if warning := mixing_warning(runs, names):
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    print(report(comparison, *names))

@@ -1,9 +1,12 @@
 """imdb-exp-ensemble ID...: runs combined by greedy ensemble selection on their validation predictions
 (analysis/ensemble.py says how), logged as a run of its own with a servable model."""
 
+import sys
+
 import numpy as np
 
 from imdb_exp.analysis import ensemble
+from imdb_exp.analysis.transduction import mixing_warning
 from imdb_exp.cli import preamble
 
 PROG = "imdb-exp-ensemble"
@@ -19,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     client = preamble.open_store(args)
     with preamble.errors_in_one_line(PROG):
         found = ensemble.candidates(client, args.ids)
+    if warning := mixing_warning(found.runs, found.names):
+        print(f"{PROG}: warning: {warning}; the ensemble is tagged transductive", file=sys.stderr)
     val = [predicted.val for predicted in found.predicted]
     counts, p_value = ensemble.beyond_chance(val, ensemble.select(val, metric=args.metric))
     weights = counts / counts.sum()

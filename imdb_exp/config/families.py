@@ -24,6 +24,7 @@ class ModelConfig:
 
     encoding: ClassVar[str]  # the data.encoding its input layer reads
     max_num_words: ClassVar[int | None]  # the largest data.num_words it can take
+    learns_from_unlabeled: ClassVar[bool] = False  # whether data.unlabeled gives it anything to learn from
 
     family: str = MISSING  # the family's name, which picks its builder
     loss: str = "binary_crossentropy"
@@ -121,6 +122,48 @@ class NbsvmConfig(ModelConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.l2 >= 0, f"model.l2={self.l2} must be >= 0")
+
+
+@model_family("docvec", encoding="padded")
+@dataclass
+class DocvecConfig(ModelConfig):
+    """Document vectors over word n-grams, learned without labels, then a logistic regression on them
+    (models/doc_vectors.py). data.unlabeled adds text they learn from."""
+
+    learns_from_unlabeled: ClassVar[bool] = True
+
+    family: str = "docvec"
+    features: int = (
+        1000000  # the n-grams (NgramSlots) a vector is learned to predict: those in the most training reviews
+    )
+    max_n: int = 3
+    dim: int = 100  # the vectors' dimensions
+    learn_epochs: int = 10  # passes of the unsupervised learning over its documents
+    negatives: int = 5  # noise n-grams per n-gram, in learning and in the inference's expected noise term
+    inference_steps: int = 30
+    inference_l2: float = 1.0  # the pull of an inferred vector towards 0
+    learn_threads: int = 1  # more learn faster, but threads race: the vectors then differ from run to run
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.inference_l2 > 0, f"model.inference_l2={self.inference_l2} must be > 0")
+        require(self.features < 2**24, f"model.features={self.features} must be < 2^24 (16,777,216)")
+
+
+@model_family("nbsvm_docvec", encoding="padded")
+@dataclass
+class NbsvmDocvecConfig(DocvecConfig):
+    """NB-weighted n-grams (as nbsvm) and document vectors (as docvec) in one logistic regression."""
+
+    family: str = "nbsvm_docvec"
+    interpolation: float = 0.0  # as nbsvm's
+    l2: float = 0.0  # as nbsvm's
+    vector_weight: float = 1.0  # the document vector's scale against the n-grams': how fast its weights move
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.l2 >= 0, f"model.l2={self.l2} must be >= 0")
+        require(self.vector_weight > 0, f"model.vector_weight={self.vector_weight} must be > 0")
 
 
 @model_family("transformer", encoding="padded")

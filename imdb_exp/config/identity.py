@@ -24,6 +24,10 @@ LAUNCH_ONLY = (
     "trainer.one_device_per_job",
 )
 
+# Keys added after runs were first hashed -> their default: left out at that value, so that every
+# hash recorded before them is still the hash of the same run.
+ADDED_LATER = {"data.unlabeled": []}
+
 # A built-in callback's name -> the token its node stands for in the digest; frozen, never a live path.
 HASHED_AS = {
     "stop_on_non_finite_loss": "imdb_exp.guards.StopOnNonFiniteLoss",
@@ -42,14 +46,15 @@ def is_launch_only(override: str) -> bool:
 
 
 def values(cfg: DictConfig) -> dict:
-    """The resolved config less the keys in LAUNCH_ONLY."""
+    """The resolved config less the keys in LAUNCH_ONLY, and those of ADDED_LATER at their default."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    for key in LAUNCH_ONLY:
+    for key in LAUNCH_ONLY + tuple(ADDED_LATER):
         *parents, name = key.split(".")
         node = resolved
         for parent in parents:
             node = node[parent]
-        node.pop(name, None)
+        if key in LAUNCH_ONLY or node.get(name) == ADDED_LATER[key]:
+            node.pop(name, None)
     return resolved
 
 

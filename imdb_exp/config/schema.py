@@ -18,6 +18,8 @@ from omegaconf.errors import MissingMandatoryValue
 from imdb_exp.config.checks import choice, require
 from imdb_exp.errors import ConfigError
 
+UNLABELED_SOURCES = ("unsup", "test")  # data.unlabeled's choices; "test" makes a run transductive
+
 
 @dataclass
 class DataConfig:
@@ -31,6 +33,9 @@ class DataConfig:
     val_holdout: str = "reviews"  # reviews: a random sample; movies: whole blocks of consecutive review ids
     folds: int | None = None  # K: the training reviews cut into K folds in the held-out order; val_size unused
     fold: int = 0  # with folds: the fold held out for validation, 0 to K - 1
+    # Text without labels that a model's unsupervised part also learns from: unsup (the archive's
+    # train/unsup) and test (the test reviews' text, never their labels: the run is then transductive).
+    unlabeled: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         choice("data.encoding", self.encoding, ("multihot", "padded", "text"))
@@ -51,6 +56,15 @@ class DataConfig:
             f"data.val_size={self.val_size} must be 0, a fraction in (0, 1), or a whole count",
         )
         require(self.val_size >= 0, f"data.val_size={self.val_size} must be >= 0")
+        for source in self.unlabeled:
+            choice("data.unlabeled", source, UNLABELED_SOURCES)
+        require(
+            len(set(self.unlabeled)) == len(self.unlabeled), f"data.unlabeled={self.unlabeled} names a source twice"
+        )
+        require(
+            not self.unlabeled or self.source == "aclimdb",
+            "data.unlabeled needs data.source=aclimdb: keras.datasets.imdb has no unlabeled reviews",
+        )
         require(self.folds is None or self.folds >= 2, f"data.folds={self.folds} must be >= 2 or null")
         require(
             0 <= self.fold < (self.folds or 1),
@@ -153,6 +167,11 @@ class Config:
         require(
             model.max_num_words is None or data.num_words <= model.max_num_words,
             f"model family {model.family!r} takes data.num_words up to {model.max_num_words}, not {data.num_words}",
+        )
+        require(
+            not data.unlabeled or model.learns_from_unlabeled,
+            f"data.unlabeled={data.unlabeled}: model family {model.family!r} learns nothing from text without "
+            "labels; choose model=docvec or model=nbsvm_docvec, or drop data.unlabeled",
         )
         require(
             self.trainer.patience is None or self.data.val_size != 0,

@@ -37,12 +37,16 @@ ARCHIVE_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ARCHIVE_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 START, OOV, INDEX_FROM = 1, 2, 3  # the word of rank r (from 1) has id r + INDEX_FROM, as in Keras
 TOKENIZER_VERSION = 1  # bump when tokenize() changes: old caches then stop matching
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the unlabeled train/unsup reviews too
 
-_REVIEW = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
-_SPLIT_FOLDERS = [(split, polarity) for split in ("train", "test") for polarity in ("pos", "neg")]
+_REVIEW = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
+# The original archive's 50,000 reviews without a label are in train/unsup (a test/unsup is no part of it).
+_SPLIT_FOLDERS = [("train", "pos"), ("train", "neg"), ("train", "unsup"), ("test", "pos"), ("test", "neg")]
 # The punctuation keras' text tokenizer drops; the apostrophe stays, so "don't" is one word.
 _PUNCTUATION = str.maketrans({c: " " for c in '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'})
+
+
+SPLITS = ("train", "test", "unsup")
 
 
 class DataError(UserError):
@@ -87,6 +91,7 @@ class Corpus:
     train: Reviews
     test: Reviews
     vocabulary: list[str]  # vocabulary[r - 1] is the word of rank r, whose id is r + INDEX_FROM
+    unsup: Reviews = dataclasses.field(default_factory=lambda: Reviews.from_lists([], []))  # labels all 0
     archive: str = ""  # where it was read from, and that file's SHA-256: what a run's datasets name
     archive_sha256: str = ""
 
@@ -188,7 +193,7 @@ def build_corpus(archive: Path) -> Corpus:
     """Read every review of the archive and encode it; the slow path the cache exists for."""
     texts = _read_reviews(archive)
     counts = collections.Counter()
-    for _, text in texts["train"]:
+    for _, text in texts["train"]:  # the labeled ones: ranks as keras.datasets.imdb has them
         counts.update(tokenize(text))
     # Ties in frequency are broken alphabetically so that the same archive gives the same ids.
     vocabulary = sorted(counts, key=lambda word: (-counts[word], word))
@@ -197,7 +202,7 @@ def build_corpus(archive: Path) -> Corpus:
         split: Reviews.from_lists([encode_text(text, index) for _, text in reviews], [label for label, _ in reviews])
         for split, reviews in texts.items()
     }
-    return Corpus(splits["train"], splits["test"], vocabulary)
+    return Corpus(splits["train"], splits["test"], vocabulary, splits["unsup"])
 
 
 def with_texts(corpus: Corpus, cache_dir: Path) -> Corpus:
@@ -209,6 +214,8 @@ def with_texts(corpus: Corpus, cache_dir: Path) -> Corpus:
     if arrays is None:
         arrays = {}
         for split, reviews in _read_reviews(Path(corpus.archive)).items():
+            if split == "unsup":  # no model that reads raw text learns from unlabeled text
+                continue
             encoded = [text.encode("utf-8") for _, text in reviews]
             offsets = np.concatenate([[0], np.cumsum([len(b) for b in encoded])])
             arrays |= {f"{split}_utf8": np.frombuffer(b"".join(encoded), np.uint8), f"{split}_offsets": offsets}
@@ -229,9 +236,10 @@ def _escapes(member: tarfile.TarInfo) -> bool:
 
 
 def _read_reviews(source: Path) -> dict[str, list[tuple[int, str]]]:
-    """(label, text) per split, in a fixed order (label, then review id), whatever the tar order,
-    from the archive or the extracted folder alike."""
-    found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": []}
+    """(label, text) per split (train, test, and unsup: train/unsup, label 0, empty where the archive has
+    none), in a fixed order (label, then review id), whatever the tar order, from the archive or the
+    extracted folder alike."""
+    found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": [], "unsup": []}
     undecodable = empty = 0
     try:
         for name, content in _review_files(source):
@@ -239,13 +247,13 @@ def _read_reviews(source: Path) -> dict[str, list[tuple[int, str]]]:
             undecodable += "\ufffd" in text
             empty += not text.strip()
             split, polarity, review_id, _ = _REVIEW.match(name).groups()
-            found[split].append((polarity == "pos", int(review_id), text))
+            found["unsup" if polarity == "unsup" else split].append((polarity == "pos", int(review_id), text))
     except (tarfile.TarError, EOFError, OSError) as err:
         kind = "folder" if source.is_dir() else "tar archive"
         why = " ".join(str(err).split())  # tarfile's message for a cut archive runs over several lines
         raise DataError(f"{source} is not a readable {kind} ({why})") from None
-    for split, reviews in found.items():
-        if not reviews:
+    for split in ("train", "test"):
+        if not found[split]:
             raise DataError(f"{source} has no aclImdb/{split}/{{pos,neg}}/*.txt reviews; is it the IMDB archive?")
     if undecodable or empty:
         log.warning("%d reviews had bytes that are not UTF-8 (replaced), %d reviews were empty", undecodable, empty)
@@ -266,19 +274,26 @@ def _review_files(source: Path) -> Iterator[tuple[str, bytes]]:
         for member in tar:
             if _escapes(member):
                 raise DataError(f"{source} has a member that escapes the archive ({member.name!r}); refused")
-            if _REVIEW.match(member.name) and member.isfile():
+            if _is_review(member.name) and member.isfile():
                 yield member.name, tar.extractfile(member).read()
 
 
 def _review_paths(folder: Path) -> list[tuple[str, os.DirEntry]]:
     """The review files of an extracted aclImdb folder, each as its name in the archive and its entry
-    (whose stat is one call), in a fixed order; the unlabelled train/unsup and anything else left out."""
+    (whose stat is one call), in a fixed order; anything else left out, and train/unsup where it is absent."""
     found = []
     for split, polarity in _SPLIT_FOLDERS:
+        if polarity == "unsup" and not (folder / split / polarity).is_dir():
+            continue
         with os.scandir(folder / split / polarity) as entries:
             named = sorted((f"aclImdb/{split}/{polarity}/{entry.name}", entry) for entry in entries)
-        found += [(name, entry) for name, entry in named if _REVIEW.match(name)]
+        found += [(name, entry) for name, entry in named if _is_review(name)]
     return found
+
+
+def _is_review(name: str) -> bool:
+    match = _REVIEW.match(name)
+    return bool(match) and (match[2] != "unsup" or match[1] == "train")
 
 
 @contextmanager
@@ -315,15 +330,13 @@ def _read_cache(path: Path) -> Corpus | None:
     if arrays is None:
         return None
     words = checked_npz.array_text(arrays["vocabulary"]).split("\n")
-    return Corpus(
-        *(Reviews(arrays[f"{s}_ids"], arrays[f"{s}_offsets"], arrays[f"{s}_labels"]) for s in ("train", "test")),
-        vocabulary=words,
-    )
+    train, test, unsup = (Reviews(arrays[f"{s}_ids"], arrays[f"{s}_offsets"], arrays[f"{s}_labels"]) for s in SPLITS)
+    return Corpus(train, test, words, unsup)
 
 
 def _write_cache(path: Path, corpus: Corpus) -> None:
     arrays = {"vocabulary": checked_npz.text_array("\n".join(corpus.vocabulary))}
-    for split in ("train", "test"):
+    for split in SPLITS:
         reviews = getattr(corpus, split)
         arrays |= {f"{split}_ids": reviews.ids, f"{split}_offsets": reviews.offsets, f"{split}_labels": reviews.labels}
     checked_npz.write(path, arrays, CACHE_FORMAT)

@@ -83,14 +83,21 @@ class Dataset:
     val: Split | None
     test: Split
     corpus: Corpus | None  # None where the source has no vocabulary (keras)
+    unlabeled: np.ndarray | None = None  # inputs of the text data.unlabeled adds, encoded as the splits'
 
     def mapped(self, inputs: Callable[[np.ndarray], np.ndarray]) -> "Dataset":
-        """The same reviews and labels, each split's inputs passed through ``inputs``."""
+        """The same reviews and labels, each split's inputs (and the unlabeled text's) passed through ``inputs``."""
 
         def mapped(split: Split) -> Split:
             return Split(inputs(split.x), split.y, split.rows)
 
-        return Dataset(mapped(self.train), mapped(self.val) if self.val else None, mapped(self.test), self.corpus)
+        return Dataset(
+            mapped(self.train),
+            mapped(self.val) if self.val else None,
+            mapped(self.test),
+            self.corpus,
+            None if self.unlabeled is None else inputs(self.unlabeled),
+        )
 
 
 def validation_count(val_size: float, n_train: int) -> int:
@@ -136,7 +143,7 @@ def load_dataset(data: DataConfig) -> Dataset:
     inputs into new arrays. One dataset kept bounds the memory."""
     key = _decided_by(data)
     if between_jobs.dataset is None or between_jobs.dataset[0] != key:
-        between_jobs.dataset = None  # the old arrays go before the new ones are built
+        between_jobs.dataset = between_jobs.fixed_part = None  # the old arrays go before the new ones are built
         between_jobs.dataset = key, _load_dataset(data)
     dataset = between_jobs.dataset[1]
     n_val = len(dataset.val) if dataset.val else 0
@@ -164,7 +171,20 @@ def _load_dataset(data: DataConfig) -> Dataset:
         return Split(x_train[rows], y_train[rows], rows)
 
     test_split = Split(x_test, y_test, np.arange(len(y_test)))
-    return Dataset(subset(fit_rows), subset(val_rows) if len(val_rows) else None, test_split, corpus)
+    unlabeled = unlabeled_inputs(data, corpus, x_test) if data.unlabeled else None
+    return Dataset(subset(fit_rows), subset(val_rows) if len(val_rows) else None, test_split, corpus, unlabeled)
+
+
+def unlabeled_inputs(data: DataConfig, corpus: Corpus, x_test: np.ndarray) -> np.ndarray:
+    """The inputs of the text ``data.unlabeled`` names, in its order: the archive's train/unsup
+    reviews (refused where it has none), the test reviews' (their text only: labels stay out)."""
+    if "unsup" in data.unlabeled and not len(corpus.unsup):
+        raise DataError(
+            f"data.unlabeled={data.unlabeled} asks for the archive's unlabeled reviews, but {corpus.archive} "
+            "has no aclImdb/train/unsup/*.txt (the original aclImdb_v1.tar.gz has 50,000); drop unsup"
+        )
+    parts = {"unsup": lambda: ENCODERS[data.encoding](corpus.unsup, data), "test": lambda: x_test}
+    return np.concatenate([parts[source]() for source in data.unlabeled])
 
 
 def load_keras_imdb(num_words: int) -> tuple[Reviews, Reviews]:

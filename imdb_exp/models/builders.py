@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Callable
 
 import keras
+import numpy as np
 from keras import layers
 
 from imdb_exp.config.families import (
@@ -13,10 +14,12 @@ from imdb_exp.config.families import (
     CnnConfig,
     CnnLstmConfig,
     DenseConfig,
+    DocvecConfig,
     FasttextConfig,
     LstmConfig,
     ModelConfig,
     NbsvmConfig,
+    NbsvmDocvecConfig,
     NgramConfig,
     PretrainedConfig,
     TransformerConfig,
@@ -24,7 +27,9 @@ from imdb_exp.config.families import (
 from imdb_exp.config.schema import DataConfig, OptimizerConfig
 from imdb_exp.data.splits import Dataset
 from imdb_exp.errors import ConfigError, first_line
+from imdb_exp.models.doc_vectors import DocVectors, NbVoteBesideVector
 from imdb_exp.models.layers import HashedBigrams, MaskedSum, NbVote, NgramBag, NgramSlots, UnpackBits
+from imdb_exp.runtime.process import between_jobs
 
 BUILDERS: dict[str, Callable[[ModelConfig, DataConfig], keras.Model]] = {}
 
@@ -109,6 +114,30 @@ def nbsvm(spec: NbsvmConfig, data: DataConfig) -> keras.Model:
         ],
         name="nbsvm",
     )
+
+
+def _over_doc_vectors(spec: DocvecConfig, data: DataConfig, with_slots: bool, head: list, name: str) -> keras.Model:
+    """Padded ids -> n-gram slots -> document vectors (with the slots, where the head reads both) -> ``head``."""
+    vectors = DocVectors(
+        spec.features, spec.dim, spec.learn_epochs, spec.negatives, spec.inference_steps, spec.inference_l2,
+        # run.train.build has just seeded numpy's generator with trainer.seed
+        seed=int(np.random.randint(2**31 - 1)), threads=spec.learn_threads, with_slots=with_slots,
+    )  # fmt: skip
+    ids = keras.Input(shape=(data.maxlen,), dtype="int32")
+    return keras.Sequential([ids, NgramSlots(spec.features, spec.max_n), vectors, *head], name=name)
+
+
+@builds("docvec")
+def docvec(spec: DocvecConfig, data: DataConfig) -> keras.Model:
+    """A logistic regression on document vectors over the review's n-grams (models/doc_vectors.py)."""
+    return _over_doc_vectors(spec, data, False, [_probability()], "docvec")
+
+
+@builds("nbsvm_docvec")
+def nbsvm_docvec(spec: NbsvmDocvecConfig, data: DataConfig) -> keras.Model:
+    """nbsvm's NB-weighted n-grams and docvec's document vector, both of one review, in one logistic regression."""
+    both = NbVoteBesideVector(spec.features, spec.dim, spec.interpolation, spec.l2, spec.vector_weight)
+    return _over_doc_vectors(spec, data, True, [both, layers.Activation("sigmoid", dtype="float32")], "nbsvm_docvec")
 
 
 @builds("ngram")
@@ -243,23 +272,47 @@ def prepare(model: keras.Model, dataset: Dataset) -> tuple[keras.Model, Dataset]
     """The part of ``model`` that trains, and the dataset it trains on.
 
     Layers that learn a table from the training reviews (``adapt``) see them before fit, and only
-    them: never the validation or test reviews. The leading layers that are a fixed function of the
-    ids once adapted (FIXED_AFTER_ADAPT: word ids to n-gram slots) map every split once, here,
-    instead of at every step of every epoch; the rest of the model trains on what they return. Its
-    layers are ``model``'s own, so ``model`` stays the whole model that serves raw text.
+    them: never the validation or test reviews (a layer that LEARNS_FROM_UNLABELED also reads the
+    text of data.unlabeled, which holds the test reviews' text only when asked for explicitly). The
+    leading layers that are a fixed function of the ids once adapted (FIXED_AFTER_ADAPT: word ids to
+    n-gram slots, slots to document vectors) map every split once, here, instead of at every step of
+    every epoch; the rest of the model trains on what they return. Its layers are ``model``'s own, so
+    ``model`` stays the whole model that serves raw text.
     """
     fixed = 0
     while fixed < len(model.layers) and getattr(model.layers[fixed], "FIXED_AFTER_ADAPT", False):
-        layer = model.layers[fixed]
-        layer.adapt(dataset.train.x)
-        one_layer = _reading(dataset.train.x, [layer])
-        dataset = dataset.mapped(lambda x, apply=one_layer: apply.predict(x, batch_size=FIXED_BATCH, verbose=0))
         fixed += 1
+    dataset = _fixed_part_applied(model.layers[:fixed], dataset)
     rest = _reading(dataset.train.x, model.layers[fixed:], name=model.name) if fixed else model
     for layer in rest.layers:
         if hasattr(layer, "adapt"):
             layer.adapt(dataset.train.x, dataset.train.y)
     return rest, dataset
+
+
+def _fixed_part_applied(stack: list[layers.Layer], dataset: Dataset) -> Dataset:
+    """``dataset`` through the fixed layers ``stack``, each adapted first; taken from the previous job
+    of this process where it adapted layers of the same settings on the same dataset (a search's
+    trials mostly vary what trains: document vectors take minutes to learn and infer)."""
+    settings = [{k: v for k, v in layer.get_config().items() if k != "name"} for layer in stack]
+    done = between_jobs.fixed_part
+    if done is not None and done[0] is dataset and done[1] == settings:
+        for layer, weights in zip(stack, done[2], strict=True):
+            layer.set_weights(weights)
+        return done[3]
+    between_jobs.fixed_part = None  # the old arrays go before the new ones are built
+    source = dataset
+    for layer in stack:
+        if getattr(layer, "LEARNS_FROM_UNLABELED", False):  # data.unlabeled's text: for learning without labels
+            layer.adapt(dataset.train.x, dataset.unlabeled)
+        else:
+            layer.adapt(dataset.train.x)
+        one_layer = _reading(dataset.train.x, [layer])
+        batch = getattr(layer, "FIXED_BATCH", FIXED_BATCH)
+        dataset = dataset.mapped(lambda x, apply=one_layer, batch=batch: apply.predict(x, batch_size=batch, verbose=0))
+    if stack:
+        between_jobs.fixed_part = source, settings, [layer.get_weights() for layer in stack], dataset
+    return dataset
 
 
 def _reading(x, stack: list[layers.Layer], name: str | None = None) -> keras.Model:

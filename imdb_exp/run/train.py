@@ -115,9 +115,18 @@ def pruned_trial(epoch: int, progress, checkpoint) -> search.Pruned:
 def identity_tags(cfg: DictConfig, settings: schema.Config) -> dict[str, str]:
     """What identifies the run beyond its overrides: its config's hash, the code that made it, its trial."""
     tags = {record.CONFIG_HASH: identity.config_hash(cfg)} | lineage.provenance(settings.trainer.backend)
+    if "test" in settings.data.unlabeled:
+        tags[record.TRANSDUCTIVE] = "true"
     if settings.trial.study:
         tags |= {record.STUDY: settings.trial.study, record.TRIAL: str(settings.trial.number)}
     return tags
+
+
+TRANSDUCTIVE_WARNING = (
+    "transductive run: data.unlabeled has the test reviews' text (never their labels) among what the model learns "
+    f"from; it is tagged {record.TRANSDUCTIVE}=true, and its test metrics are not comparable with those of runs "
+    "that did not see the test text"
+)
 
 
 def log_verdict(final: dict[str, float], timings: dict[str, float]) -> None:
@@ -143,6 +152,8 @@ def announce(run_name: str, tags: dict[str, str], settings: schema.Config) -> No
         trainer.batch_size,
         trainer.seed,
     )
+    if record.TRANSDUCTIVE in tags:
+        log.warning(TRANSDUCTIVE_WARNING)
 
 
 def build(settings: schema.Config, dataset: splits.Dataset):

@@ -10,6 +10,8 @@ Kept between the jobs of one process (Hydra's basic and joblib launchers run a s
 process that launched it), in ``between_jobs``:
   - ``dataset``: the last dataset loaded and what decided it (data/splits.load_dataset), replaced when a
     job's data config or archive differs;
+  - ``fixed_part``: the last dataset passed through a model's fixed layers (models/builders.prepare),
+    with those layers' settings and adapted weights, taken again by a job whose fixed layers are alike;
   - ``sweep``: the sweep run this process opened and has not ended (sweeps/multirun.py); while it is
     open, a job hands what it still has to record to the writer and goes on instead of waiting;
   - ``writer``: the records writer thread (records_writer.py), waited for at each sweep's end, after a
@@ -69,6 +71,7 @@ def configure() -> None:
 @dataclass
 class BetweenJobs:
     dataset: tuple[tuple, Any] | None = None  # (what decided it, splits.Dataset)
+    fixed_part: tuple | None = None  # (dataset, its fixed layers' settings, their weights, the dataset through them)
     sweep: Any = None  # multirun.SweepParentRun
     writer: RecordsWriter = field(default_factory=RecordsWriter)
     search_owner: tuple[str, int | None] | None = None  # (lock file, its descriptor)

@@ -50,7 +50,7 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
         served = served_settings(context)
         # Keras picks its backend at first import; a server process has not imported it yet.
         keras = process.use_backend(served["backend"])
-        from imdb_exp.models import layers  # noqa: F401  registers the project's layers, which the models use
+        from imdb_exp.models import doc_vectors, layers  # noqa: F401  registers the project's layers, which the models use
 
         if uses_keras_hub(context.artifacts["keras_model"]):
             with quiet.start_up_notices_dropped():

@@ -8,6 +8,7 @@ import io
 from imdb_exp.tracking import record, store
 
 OBJECTIVE = "final_val_accuracy"  # what sweeps rank by: the validation accuracy of the model each job keeps
+TRANSDUCTIVE_NOTE = "transductive: learned from the test reviews' text"
 COLUMNS = ["job", "run", "status", "test_accuracy", "test_auc", "test_loss", OBJECTIVE, "best_epoch", "fit_seconds",
            "note"]  # fmt: skip
 
@@ -20,7 +21,7 @@ def row(job: str, run, parent_run_id: str) -> dict:
     elif pruned is not None:
         note = f"pruned after epoch {pruned}"
     else:
-        note = record.failure(run)
+        note = record.failure(run) or (TRANSDUCTIVE_NOTE if record.transductive(run) else "")
     return {
         "job": job,
         "run": run.info.run_name,
@@ -30,6 +31,7 @@ def row(job: str, run, parent_run_id: str) -> dict:
         "overrides": run.data.tags.get(record.OVERRIDES, ""),
         "status": run.info.status,
         "pruned": pruned is not None,
+        "transductive": record.transductive(run),
         **{key: metrics.get(key) for key in ("test_accuracy", "test_auc", "test_loss", OBJECTIVE)},
         "best_epoch": int(metrics["best_epoch"]) if "best_epoch" in metrics else None,
         "fit_seconds": metrics.get("fit_seconds"),

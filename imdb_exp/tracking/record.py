@@ -17,6 +17,9 @@ OVERRIDES = "overrides"  # the command line's overrides, less those that only sa
 CONFIG_GROUP = "config_group"  # equal across the seeds and folds of one configuration: the UI's group-by
 CONFIG_HASH = "config_hash"  # the run's identity (config/identity.py)
 PACKAGE_VERSION, KERAS_VERSION = "imdb_exp.version", "keras.version"
+# "true" on a run that learned from the test reviews' text (data.unlabeled with test; never their
+# labels): its test metrics are not comparable with those of a run that did not.
+TRANSDUCTIVE = "transductive"
 GIT_COMMIT = "mlflow.source.git.commit"  # MLflow's own tag, which its UI shows as the run's source version
 
 
@@ -110,6 +113,10 @@ def parent_of(run: "Run") -> str | None:
 
 def is_sweep(run: "Run") -> bool:
     return SWEEP in run.data.tags
+
+
+def transductive(run: "Run") -> bool:
+    return run.data.tags.get(TRANSDUCTIVE) == "true"
 
 
 def pruned_at(run: "Run") -> int | None:

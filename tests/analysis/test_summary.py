@@ -74,3 +74,19 @@ def test_a_seed_summary_counts_finished_runs_and_gives_mean_and_sd():
         pytest.approx([0.6, 0.8, 0.9]),
         pytest.approx([statistics.stdev([0.5, 0.7])] * 2 + [0.0]),
     )
+
+
+def test_a_summary_that_puts_transductive_runs_beside_others_warns_and_one_of_a_kind_does_not():
+    def row(configuration, seed, transductive):
+        return {"configuration": configuration, "overrides": f"{configuration} trainer.seed={seed}",
+                "status": "FINISHED", "test_accuracy": 0.9 + seed / 100, "test_auc": 0.95,
+                "final_val_accuracy": 0.9, "fit_seconds": 1.0, "transductive": transductive}  # fmt: skip
+
+    mixed = [row("data.unlabeled=[]", s, False) for s in range(2)] + [
+        row("data.unlabeled=[test]", s, True) for s in range(2)
+    ]
+    words = summary.in_words(summary.by_configuration(mixed))
+    assert "- Warning: `data.unlabeled=[test]` learned from the test reviews' text (transductive)" in words
+    alike = [row("data.unlabeled=[test] model.dim=100", s, True) for s in range(2)]
+    alike += [row("data.unlabeled=[test] model.dim=200", s, True) for s in range(2)]
+    assert "Warning" not in summary.in_words(summary.by_configuration(alike))

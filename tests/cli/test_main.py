@@ -25,7 +25,10 @@ def test_help_lists_the_users_groups_and_the_config_as_written_at_once(tmp_path)
     result = run_cli("--help", cwd=tmp_path)
     seconds = time.monotonic() - started
     assert result.returncode == 0
-    models = "model: bigru, cnn, cnn_lstm, dense, fasttext, lstm, lstm_dropout, nbsvm, ngram, pretrained, transformer"
+    models = (
+        "model: bigru, cnn, cnn_lstm, dense, docvec, fasttext, lstm, lstm_dropout, nbsvm, nbsvm_docvec, ngram, "
+        "pretrained, transformer"
+    )
     groups = ("data: multihot, padded, text", models, "optimizer: adam, rmsprop", "debug: overfit, tiny")
     for line in groups:
         assert line in result.stdout

@@ -46,6 +46,18 @@ def test_a_run_of_one_family_holds_only_its_own_model_keys(compose_cfg):
         (["trainer.backend=mxnet"], "choose one of: tensorflow, jax, torch"),
         (["model.loss=hinge"], "choose one of: binary_crossentropy, mse"),
         (["model.family=lstm"], "model.family='lstm' does not name this model's family"),
+        (
+            ["data.unlabeled=[test]"],
+            r"data.unlabeled=\['test'\]: model family 'dense' learns nothing from text without",
+        ),
+        (
+            ["model=docvec", "data.unlabeled=[train]"],
+            "data.unlabeled='train' is not allowed; choose one of: unsup, test",
+        ),
+        (["model=docvec", "data.unlabeled=[test,test]"], "names a source twice"),
+        (["model=docvec", "data.unlabeled=[unsup]", "data.source=keras"], "keras.datasets.imdb has no unlabeled"),
+        (["model=nbsvm_docvec", "model.vector_weight=0"], "model.vector_weight=0.0 must be > 0"),
+        (["model=docvec", "model.features=20000000"], "must be < 2\\^24"),
         # With +, Hydra adds the key to the typed node; the run would silently train the default 4 epochs.
         (["+trainer.epoch=1"], "trainer.epoch is not a config key; the keys of trainer are: backend, batch_size, "),
         (["+model.lstm_units=8"], "model.lstm_units is not a config key; the keys of model are: activation, "),

@@ -79,3 +79,33 @@ def test_a_sequence_longer_than_a_presets_positions_is_capped_to_them_and_a_shor
     assert builders.sequence_cap(preset, DataConfig(encoding="text", maxlen=128)) == 64
     assert builders.sequence_cap(preset, DataConfig(encoding="text", maxlen=40)) is None
     assert builders.sequence_cap(LstmConfig(), DataConfig(encoding="padded", maxlen=5000)) is None
+
+
+def test_a_job_takes_the_fixed_part_from_the_one_before_only_when_its_dataset_and_settings_are_alike(monkeypatch):
+    """What a search's trials that vary only the trained part share: the fixed layers' adapted weights
+    and the dataset through them, not learned again."""
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.integers(0, 60, (40, 12)), axis=1).astype(np.int32)
+    split = splits.Split(x, (rng.random(40) > 0.5).astype(np.float32), np.arange(40))
+    dataset = splits.Dataset(split, None, split, None)
+    data = DataConfig(encoding="padded", num_words=60, maxlen=12)
+    adapted = []
+    monkeypatch.setattr(builders.NgramSlots, "adapt", lambda self, ids, real=builders.NgramSlots.adapt: (
+        adapted.append(self.features), real(self, ids))[1])  # fmt: skip
+
+    def prepared(features: int):
+        model = builders.build(families.NbsvmConfig(features=features, max_n=2), data)
+        trained, mapped = builders.prepare(model, dataset)
+        return keras.ops.convert_to_numpy(model.layers[0].keys), mapped.train.x
+
+    first_table, first_rows = prepared(50)
+    again_table, again_rows = prepared(50)
+    assert adapted == [50]  # adapted once: the second job took the table and the rows the first made
+    np.testing.assert_array_equal(again_table, first_table)
+    assert again_rows is first_rows
+    prepared(40)
+    assert adapted == [50, 40]  # other settings: adapted anew
+    builders.prepare(
+        builders.build(families.NbsvmConfig(features=40, max_n=2), data), splits.Dataset(split, None, split, None)
+    )
+    assert adapted == [50, 40, 40]  # another dataset (even of the same arrays): adapted anew

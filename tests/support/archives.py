@@ -18,8 +18,11 @@ def review_text(rng: np.random.Generator, positive: bool) -> str:
     return " ".join(words[:8]) + ". <br /><br />" + ", ".join(words[8:]).capitalize() + "!"
 
 
-def write_archive(path: Path, per_class: dict[str, int], seed: int = 0, extra: dict[str, bytes] | None = None) -> Path:
-    """A tar.gz laid out like aclImdb_v1.tar.gz: aclImdb/{train,test}/{pos,neg}/ID_RATING.txt."""
+def write_archive(
+    path: Path, per_class: dict[str, int], seed: int = 0, extra: dict[str, bytes] | None = None, unsup: int = 0
+) -> Path:
+    """A tar.gz laid out like aclImdb_v1.tar.gz: aclImdb/{train,test}/{pos,neg}/ID_RATING.txt, and
+    ``unsup`` reviews without a label (half of each kind) as aclImdb/train/unsup/ID_0.txt."""
     rng = np.random.default_rng(seed)
     files = {"aclImdb/README": b"synthetic test archive\n"}
     for split, count in per_class.items():
@@ -27,6 +30,8 @@ def write_archive(path: Path, per_class: dict[str, int], seed: int = 0, extra: d
             for i in range(count):
                 rating = rng.integers(7, 11) if polarity == "pos" else rng.integers(1, 5)
                 files[f"aclImdb/{split}/{polarity}/{i}_{rating}.txt"] = review_text(rng, polarity == "pos").encode()
+    for i in range(unsup):
+        files[f"aclImdb/train/unsup/{i}_0.txt"] = review_text(rng, i % 2 == 0).encode()
     files |= extra or {}
     with tarfile.open(path, "w:gz") as tar:
         for name, data in files.items():
