@@ -1,6 +1,7 @@
 """One small builder per model family, registered under the family's name (its config node, with
 the encoding it reads, is in schema.py); compiling a model for its optimizer and loss."""
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -302,11 +303,13 @@ def _fixed_part_applied(stack: list[layers.Layer], dataset: Dataset) -> Dataset:
         return done[3]
     between_jobs.fixed_part = None  # the old arrays go before the new ones are built
     source = dataset
-    for layer in stack:
+    for i, layer in enumerate(stack):
         if getattr(layer, "LEARNS_FROM_UNLABELED", False):  # data.unlabeled's text: for learning without labels
             layer.adapt(dataset.train.x, dataset.unlabeled)
         else:
             layer.adapt(dataset.train.x)
+        if not any(getattr(later, "LEARNS_FROM_UNLABELED", False) for later in stack[i + 1 :]):
+            dataset = dataclasses.replace(dataset, unlabeled=None)  # no layer after this one learns from it
         one_layer = _reading(dataset.train.x, [layer])
         batch = getattr(layer, "FIXED_BATCH", FIXED_BATCH)
         dataset = dataset.mapped(lambda x, apply=one_layer, batch=batch: apply.predict(x, batch_size=batch, verbose=0))

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from imdb_exp.config import schema
+from imdb_exp.config.families import DocvecConfig
+from imdb_exp.config.schema import DataConfig
 from imdb_exp.data import splits
 from imdb_exp.models import builders
 from imdb_exp.models.doc_vectors import NOISE_NGRAMS, DocVectors
@@ -103,6 +105,7 @@ def val_accuracy_of_vectors(train_x, train_y, val_x, val_y) -> float:
     return float(model.evaluate(val_x[:, -16:], val_y, verbose=0)[1])
 
 
+@pytest.mark.slow
 def test_the_two_views_of_each_review_stay_joined_by_its_id_when_the_reviews_come_shuffled(two_views):
     settings, dataset = two_views
     order = np.random.default_rng(6).permutation(len(dataset.train))
@@ -123,3 +126,19 @@ def test_the_two_views_of_each_review_stay_joined_by_its_id_when_the_reviews_com
     # Vectors joined to the labels by position after a shuffle, the mistake this guards against: chance.
     misjoined = val_accuracy_of_vectors(other.train.x, base.train.y, base.val.x, base.val.y)
     assert misjoined < 0.7, misjoined
+
+
+def test_the_unlabeled_text_reaches_the_vectors_learning_as_slots_and_goes_no_further(monkeypatch):
+    """Mapped through NgramSlots for the document vectors to learn from, and then dropped: its own
+    vectors would be inferred for nothing (a third of a transductive run's inference)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(3, 60, (30, 12)).astype(np.int32)
+    split = splits.Split(x, (rng.random(30) > 0.5).astype(np.float32), np.arange(30))
+    unlabeled = rng.integers(3, 60, (20, 12)).astype(np.int32)
+    dataset = splits.Dataset(split, None, split, None, unlabeled)
+    seen = []
+    monkeypatch.setattr(DocVectors, "adapt", lambda self, slots, more=None: seen.append((slots.shape, more.shape)))
+    model = builders.build(DocvecConfig(features=100, max_n=2, dim=4), DataConfig(encoding="padded", maxlen=12))
+    _, mapped = builders.prepare(model, dataset)
+    assert seen == [((30, 24), (20, 24))]  # each review's 12 words -> 24 uni- and bigram slots
+    assert mapped.unlabeled is None and mapped.train.x.shape == (30, 4)
