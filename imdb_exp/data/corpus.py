@@ -40,8 +40,9 @@ TOKENIZER_VERSION = 1  # bump when tokenize() changes: old caches then stop matc
 CACHE_FORMAT = 2  # 2: the unlabeled train/unsup reviews too
 
 _REVIEW = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
-# The original archive's 50,000 reviews without a label are in train/unsup (a test/unsup is no part of it).
-_SPLIT_FOLDERS = [("train", "pos"), ("train", "neg"), ("train", "unsup"), ("test", "pos"), ("test", "neg")]
+_SPLIT_FOLDERS = [(split, polarity) for split in ("train", "test") for polarity in ("pos", "neg")]
+# The original archive's 50,000 reviews without a label: optional (a test/unsup is no part of it).
+_UNLABELED_FOLDER = ("train", "unsup")
 # The punctuation keras' text tokenizer drops; the apostrophe stays, so "don't" is one word.
 _PUNCTUATION = str.maketrans({c: " " for c in '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'})
 
@@ -282,8 +283,8 @@ def _review_paths(folder: Path) -> list[tuple[str, os.DirEntry]]:
     """The review files of an extracted aclImdb folder, each as its name in the archive and its entry
     (whose stat is one call), in a fixed order; anything else left out, and train/unsup where it is absent."""
     found = []
-    for split, polarity in _SPLIT_FOLDERS:
-        if polarity == "unsup" and not (folder / split / polarity).is_dir():
+    for split, polarity in [*_SPLIT_FOLDERS, _UNLABELED_FOLDER]:
+        if (split, polarity) == _UNLABELED_FOLDER and not (folder / split / polarity).is_dir():
             continue
         with os.scandir(folder / split / polarity) as entries:
             named = sorted((f"aclImdb/{split}/{polarity}/{entry.name}", entry) for entry in entries)

@@ -61,3 +61,10 @@ def test_unlabeled_inputs_are_the_unsup_reviews_then_the_test_reviews_text_encod
 def test_asking_for_unsup_reviews_of_an_archive_without_them_says_so(archive):
     with pytest.raises(DataError, match=r"has no aclImdb/train/unsup/\*.txt .*; drop unsup"):
         splits.load_dataset(padded(archive, "unsup"))
+
+
+def test_an_extracted_folder_without_unsup_reviews_is_read_as_before(tmp_path, archive):
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    corpus = load_corpus(str(tmp_path / "x"), tmp_path / "cache")
+    assert len(corpus.unsup) == 0 and len(corpus.train) == 200
