@@ -10,6 +10,7 @@ and dropout: the spread is the training's own variance on one validation split. 
 import math
 import statistics
 
+from imdb_exp.analysis import transduction
 from imdb_exp.config.identity import override_key
 
 # Keys whose values repeat one configuration: the weights' seed, the fold held out, the split's seed.
@@ -26,14 +27,18 @@ LEVEL = 0.05  # the significance level the words in summary.md use
 
 
 ONLY_REPLICATES = "all"  # the configuration's name in a sweep that varies only seeds or folds
+# The name of the one configuration whose label has nothing the others' lack: it keeps its presets'
+# values where the others set their own (a sweep over data.unlabeled=[],[test] labels the first so).
+AT_PRESETS = "presets"
 
 
 def shown_names(labels: list[str]) -> dict[str, str]:
     """Each configuration's label less the words all of them share: what tells them apart."""
     words = [label.split() for label in labels]
     shared = set.intersection(*map(set, words)) if words else set()
+    unnamed = ONLY_REPLICATES if len(labels) == 1 else AT_PRESETS
     return {
-        label: " ".join(w for w in split if w not in shared) or ONLY_REPLICATES
+        label: " ".join(w for w in split if w not in shared) or unnamed
         for label, split in zip(labels, words, strict=True)
     }
 
@@ -124,7 +129,7 @@ def in_words(summary: list[dict]) -> str:
                 lines.append(f"  - {name}: not distinguishable from the best at {LEVEL:.0%} (Welch p={p:.3g}).")
     transductive = [f"`{entry['configuration']}`" for entry in summary if entry.get("transductive")]
     if lines and transductive and len(transductive) < len(summary):
-        lines.append(f"- Warning: {', '.join(transductive)} learned from the test reviews' text (transductive): "
+        lines.append(f"- Warning: {', '.join(transductive)} {transduction.LEARNED_FROM_TEST}: "
                      "test metrics are not comparable with the others'.")  # fmt: skip
     return "\n".join(lines) + "\n" if lines else ""
 

@@ -7,6 +7,8 @@ from mlflow.entities import Run
 
 from imdb_exp.tracking import record
 
+LEARNED_FROM_TEST = "learned from the test reviews' text (transductive)"
+
 
 def mixing_warning(runs: list[Run], names: list[str]) -> str | None:
     """A line saying which of ``runs`` (named ``names``) are transductive, where some are and some are not."""
@@ -14,6 +16,6 @@ def mixing_warning(runs: list[Run], names: list[str]) -> str | None:
     if not transductive or len(transductive) == len(runs):
         return None
     return (
-        f"{' and '.join(transductive)} learned from the test reviews' text (transductive) and the others did not: "
+        f"{' and '.join(transductive)} {LEARNED_FROM_TEST} and the others did not: "
         "their test metrics are not comparable"
     )

@@ -310,9 +310,11 @@ def _fixed_part_applied(stack: list[layers.Layer], dataset: Dataset) -> Dataset:
             layer.adapt(dataset.train.x)
         if not any(getattr(later, "LEARNS_FROM_UNLABELED", False) for later in stack[i + 1 :]):
             dataset = dataclasses.replace(dataset, unlabeled=None)  # no layer after this one learns from it
-        one_layer = _reading(dataset.train.x, [layer])
-        batch = getattr(layer, "FIXED_BATCH", FIXED_BATCH)
-        dataset = dataset.mapped(lambda x, apply=one_layer, batch=batch: apply.predict(x, batch_size=batch, verbose=0))
+        if hasattr(layer, "infer"):  # its own pass, faster than predict's (DocVectors: rows compacted)
+            dataset = dataset.mapped(layer.infer)
+        else:
+            one_layer = _reading(dataset.train.x, [layer])
+            dataset = dataset.mapped(lambda x, apply=one_layer: apply.predict(x, batch_size=FIXED_BATCH, verbose=0))
     if stack:
         between_jobs.fixed_part = source, settings, [layer.get_weights() for layer in stack], dataset
     return dataset

@@ -70,6 +70,9 @@ def test_a_seed_summary_counts_finished_runs_and_gives_mean_and_sd():
     assert second["test_accuracy_p_vs_best"] is None  # one run: nothing to test
     (folds,) = summary.by_configuration([row("data.fold=0", accuracy=0.8), row("data.fold=1", accuracy=0.9)])
     assert folds["configuration"] == summary.ONLY_REPLICATES and folds["n"] == 2  # named, not an empty cell
+    # A configuration at its presets beside one that sets a value: not "all", which would say it holds every run.
+    base, varied = summary.by_configuration([row("trainer.seed=0"), row("lr=2 trainer.seed=0")])
+    assert (base["configuration"], varied["configuration"]) == (summary.AT_PRESETS, "lr=2")
     assert summary.curve_bands([[0.5, 0.7, 0.9], [0.7, 0.9]]) == (
         pytest.approx([0.6, 0.8, 0.9]),
         pytest.approx([statistics.stdev([0.5, 0.7])] * 2 + [0.0]),

@@ -60,6 +60,19 @@ def test_a_reviews_vector_nears_its_objectives_maximum_whatever_the_batch_around
     assert np.max(np.linalg.norm(gradient(layer, slots, short), axis=1) / start) > 0.1
 
 
+def test_inferring_rows_compacted_gives_what_the_layer_gives_on_the_padded_rows():
+    layer, slots = inference_layer(), random_slots(150)
+    slots = np.concatenate([slots, np.zeros((150, 100), np.int32)], axis=1)  # room to spare, as at maxlen
+    slots[3] = 0  # a review without a known n-gram
+    padded = keras.ops.convert_to_numpy(layer(slots))
+    np.testing.assert_allclose(layer.infer(slots), padded, atol=1e-5)
+    both = DocVectors(FEATURES, DIM, epochs=1, with_slots=True)
+    both.build((None, 112))
+    both.set_weights(layer.get_weights())
+    np.testing.assert_allclose(both.infer(slots), keras.ops.convert_to_numpy(both(slots)), atol=1e-5)
+    assert not np.allclose(padded[3], padded[4])  # the check compares vectors that differ
+
+
 def test_learning_reads_the_unlabeled_documents_and_is_repeatable():
     train, unlabeled = random_slots(30, seed=3), random_slots(30, seed=4)
     train[train > 25] = 0  # n-grams 26-50 only in the unlabeled documents
