@@ -41,6 +41,11 @@ class ModelConfig:
             elif isinstance(value, int) and key != "family":
                 require(value > 0, f"model.{key}={value} must be > 0")
 
+    def unrepeatable_preparation(self) -> str | None:
+        """Why preparing this model again (models/builders.prepare) would not give the same fixed part,
+        or None: a checkpoint's epochs were fitted on top of the fixed part, and continue only on it."""
+        return None
+
 
 MODEL_FAMILIES: dict[str, type[ModelConfig]] = {}
 
@@ -148,6 +153,14 @@ class DocvecConfig(ModelConfig):
         super().__post_init__()
         require(self.inference_l2 > 0, f"model.inference_l2={self.inference_l2} must be > 0")
         require(self.features < 2**24, f"model.features={self.features} must be < 2^24 (16,777,216)")
+
+    def unrepeatable_preparation(self) -> str | None:
+        if self.learn_threads == 1:
+            return None
+        return (
+            f"its document vectors were learned by {self.learn_threads} threads at once (model.learn_threads), which "
+            "race: learned again they differ from those its checkpoint's epochs were fitted on"
+        )
 
 
 @model_family("nbsvm_docvec", encoding="padded")

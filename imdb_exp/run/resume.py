@@ -78,13 +78,14 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 
 
 class StartOver(Exception):
-    """The run logged epochs but its checkpoint is damaged: continued, it would log those steps twice
-    (MLflow cannot delete logged values), so it ends FAILED and its config trains as a new run."""
+    """The run logged epochs but cannot continue from its checkpoint (damaged, or fitted on a fixed
+    part that would not be prepared alike again): continued from the start, it would log those
+    steps twice (MLflow cannot delete logged values), so it ends FAILED and its config trains as a new run."""
 
-    def __init__(self, run_id: str):
+    def __init__(self, run_id: str, why: str = "its checkpoint is damaged"):
         super().__init__(
-            f"its checkpoint is damaged, and it has logged epochs that a new start would log twice; the same "
-            f"config trains again as a new run, tagged {record.STARTED_OVER_FROM}={run_id}"
+            f"{why}, and it has logged epochs that a new start would log twice; the same config trains again "
+            f"as a new run, tagged {record.STARTED_OVER_FROM}={run_id}"
         )
 
 

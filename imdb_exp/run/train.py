@@ -12,7 +12,7 @@ import time
 import keras
 from omegaconf import DictConfig
 
-from imdb_exp.config import identity, schema
+from imdb_exp.config import families, identity, schema
 from imdb_exp.data import splits
 from imdb_exp.models import builders
 from imdb_exp.run import after_fit, resume
@@ -50,7 +50,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
             active_run.log_config(cfg, open_run.run)
             model, trained, dataset, timings = load_and_build(settings)
             checkpoint = shared_checkpoints.RunCheckpoint(run_id, settings.tracking.uri)
-            progress = continued(checkpoint, trained, run_id) if continuing else checkpoints.Progress()
+            progress = continued(checkpoint, trained, run_id, settings.model) if continuing else checkpoints.Progress()
             ends = epoch_end.chosen(settings.trainer, trained, checkpoint, trial)
             try:
                 fit(trained, dataset, settings, progress, ends, keras_callbacks, interrupts)
@@ -169,10 +169,15 @@ def build(settings: schema.Config, dataset: splits.Dataset):
     return model, trained, dataset
 
 
-def continued(checkpoint, trained, run_id: str):
-    """The Progress of run ``run_id`` from its checkpoint, the model set to it; StartOver when the
-    checkpoint is damaged but the run logged epochs (they could not be continued exactly)."""
+def continued(checkpoint, trained, run_id: str, model: families.ModelConfig):
+    """The Progress of run ``run_id`` from its checkpoint, the model set to it; StartOver when the run
+    logged epochs that could not be continued exactly (a damaged checkpoint, a fixed part learned anew
+    unlike the first)."""
     progress = checkpoint.restore(trained)
+    unlike = model.unrepeatable_preparation()
+    if progress is not None and unlike:
+        checkpoint.discard()  # never to be tried again
+        raise resume.StartOver(run_id, unlike)
     if progress is None and active_run.epochs_logged(run_id):
         checkpoint.discard()  # damaged: never to be tried again
         raise resume.StartOver(run_id)

@@ -137,3 +137,45 @@ def test_a_run_whose_checkpoint_is_damaged_starts_over_as_a_new_run_and_no_step_
     kept = steps(client, old.info.run_id, "loss")
     assert kept == sorted(set(kept)) and steps(client, new.info.run_id, "loss") == list(range(1, 101))
     assert not checkpoints.path(old.info.run_id).exists()  # never tried again
+
+
+DOCUMENT_VECTORS = [*DEBUG, "model=nbsvm_docvec", "data.val_holdout=reviews", "model.features=3000", "model.dim=16",
+                    "trainer.epochs=60", "trainer.patience=null", "tracking.log_model=false"]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_document_vectors_learned_by_one_thread_continue_exactly_and_by_racing_threads_start_over(
+    tmp_path, compose_cfg, archive, isolated_home
+):
+    def killed_after_3_epochs(database: Path, *args: str):
+        process = start_cli(*args, cwd=tmp_path)
+        wait_for_epochs(process, database, 3)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        return recorded_runs(database)[1][-1]
+
+    # One thread: learned again, the vectors are the first ones, and the run ends as an uninterrupted one.
+    one = [f"data.archive={archive}", *DOCUMENT_VECTORS, "model.learn_threads=1"]
+    killed = killed_after_3_epochs(isolated_home / "mlflow.db", *one)
+    assert run_cli(f"resume={killed.info.run_id}", cwd=tmp_path).returncode == 0
+    train(compose_cfg(*one), {})
+    client, (resumed, straight) = recorded_runs(isolated_home / "mlflow.db")
+    assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+    history = {
+        r.info.run_id: {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_loss")}
+        for r in (resumed, straight)
+    }
+    assert len(history[resumed.info.run_id]) == 60 and history[resumed.info.run_id] == history[straight.info.run_id]
+
+    # Two threads race: the checkpoint's epochs would sit on other vectors, so the config trains anew.
+    racing = tmp_path / "racing.db"
+    killed = killed_after_3_epochs(racing, *one[:-1], "model.learn_threads=2", f"tracking.uri=sqlite:///{racing}")
+    result = run_cli(f"resume={killed.info.run_id}", f"tracking.uri=sqlite:///{racing}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training the same config as a new run" in result.stdout + result.stderr
+    client, (old, new) = recorded_runs(racing)
+    assert old.info.run_id == killed.info.run_id and old.info.status == "FAILED"
+    assert "learned by 2 threads at once (model.learn_threads)" in old.data.tags[record.FAILURE_REASON]
+    assert new.info.status == "FINISHED" and new.data.tags[record.STARTED_OVER_FROM] == old.info.run_id
+    assert steps(client, new.info.run_id, "loss") == list(range(1, 61))
