@@ -27,7 +27,7 @@ LEVEL = 0.05  # the significance level the words in summary.md use
 
 
 ONLY_REPLICATES = "all"  # the configuration's name in a sweep that varies only seeds or folds
-# The name of the one configuration whose label has nothing the others' lack: it keeps its presets'
+# The name of the one configuration whose label has nothing the others lack: it keeps its presets'
 # values where the others set their own (a sweep over data.unlabeled=[],[test] labels the first so).
 AT_PRESETS = "presets"
 

@@ -123,6 +123,7 @@ def _over_doc_vectors(spec: DocvecConfig, data: DataConfig, with_slots: bool, he
         spec.features, spec.dim, spec.learn_epochs, spec.negatives, spec.inference_steps, spec.inference_l2,
         # run.train.build has just seeded numpy's generator with trainer.seed
         seed=int(np.random.randint(2**31 - 1)), threads=spec.learn_threads, with_slots=with_slots,
+        dtype="float32",  # under mixed precision too: infer, outside Keras's autocast, must give what call gives
     )  # fmt: skip
     ids = keras.Input(shape=(data.maxlen,), dtype="int32")
     return keras.Sequential([ids, NgramSlots(spec.features, spec.max_n), vectors, *head], name=name)

@@ -82,10 +82,13 @@ class StartOver(Exception):
     part that would not be prepared alike again): continued from the start, it would log those
     steps twice (MLflow cannot delete logged values), so it ends FAILED and its config trains as a new run."""
 
-    def __init__(self, run_id: str, why: str = "its checkpoint is damaged"):
+    def __init__(
+        self,
+        run_id: str,
+        why: str = "its checkpoint is damaged, and it has logged epochs that a new start would log twice",
+    ):
         super().__init__(
-            f"{why}, and it has logged epochs that a new start would log twice; the same config trains again "
-            f"as a new run, tagged {record.STARTED_OVER_FROM}={run_id}"
+            f"{why}; the same config trains again as a new run, tagged {record.STARTED_OVER_FROM}={run_id}"
         )
 
 

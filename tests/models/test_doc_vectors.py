@@ -73,6 +73,20 @@ def test_inferring_rows_compacted_gives_what_the_layer_gives_on_the_padded_rows(
     assert not np.allclose(padded[3], padded[4])  # the check compares vectors that differ
 
 
+def test_under_mixed_precision_the_model_infers_its_vectors_in_float32_as_its_call_does():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = builders.build(
+            DocvecConfig(features=FEATURES, max_n=1, dim=DIM), DataConfig(encoding="padded", maxlen=12)
+        )
+    finally:
+        keras.config.set_dtype_policy("float32")
+    (layer,) = [layer for layer in model.layers if isinstance(layer, DocVectors)]
+    layer.set_weights(inference_layer().get_weights())
+    slots = random_slots(70)
+    np.testing.assert_allclose(layer.infer(slots), keras.ops.convert_to_numpy(layer(slots)), atol=1e-5)
+
+
 def test_learning_reads_the_unlabeled_documents_and_is_repeatable():
     train, unlabeled = random_slots(30, seed=3), random_slots(30, seed=4)
     train[train > 25] = 0  # n-grams 26-50 only in the unlabeled documents

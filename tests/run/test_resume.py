@@ -158,6 +158,7 @@ def test_document_vectors_learned_by_one_thread_continue_exactly_and_by_racing_t
     # One thread: learned again, the vectors are the first ones, and the run ends as an uninterrupted one.
     one = [f"data.archive={archive}", *DOCUMENT_VECTORS, "model.learn_threads=1"]
     killed = killed_after_3_epochs(isolated_home / "mlflow.db", *one)
+    assert len(steps(recorded_runs(isolated_home / "mlflow.db")[0], killed.info.run_id, "loss")) < 60  # cut off
     assert run_cli(f"resume={killed.info.run_id}", cwd=tmp_path).returncode == 0
     train(compose_cfg(*one), {})
     client, (resumed, straight) = recorded_runs(isolated_home / "mlflow.db")
@@ -166,7 +167,8 @@ def test_document_vectors_learned_by_one_thread_continue_exactly_and_by_racing_t
         r.info.run_id: {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_loss")}
         for r in (resumed, straight)
     }
-    assert len(history[resumed.info.run_id]) == 60 and history[resumed.info.run_id] == history[straight.info.run_id]
+    assert steps(client, resumed.info.run_id, "val_loss") == list(range(1, 61))  # each epoch once
+    assert history[resumed.info.run_id] == history[straight.info.run_id]
 
     # Two threads race: the checkpoint's epochs would sit on other vectors, so the config trains anew.
     racing = tmp_path / "racing.db"
@@ -179,3 +181,4 @@ def test_document_vectors_learned_by_one_thread_continue_exactly_and_by_racing_t
     assert "learned by 2 threads at once (model.learn_threads)" in old.data.tags[record.FAILURE_REASON]
     assert new.info.status == "FINISHED" and new.data.tags[record.STARTED_OVER_FROM] == old.info.run_id
     assert steps(client, new.info.run_id, "loss") == list(range(1, 61))
+    assert not checkpoints.path(old.info.run_id).exists()  # never tried again
