@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from imdb_exp.config import families, identity, schema
 from imdb_exp.config.identity import override_key
 from imdb_exp.errors import ConfigError
+from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import redact
 from imdb_exp.tracking import record, store
 from imdb_exp.training import checkpoints, shared_checkpoints
@@ -104,11 +105,13 @@ def earlier_run(cfg: DictConfig) -> Earlier | None:
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is None:
         return None
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        f"tags.{record.CONFIG_HASH} = '{identity.config_hash(cfg)}'",
-        order_by=["attributes.start_time DESC"],
-    )
+    same_config = f"tags.{record.CONFIG_HASH} = '{identity.config_hash(cfg)}'"
+    runs = client.search_runs([experiment.experiment_id], same_config, order_by=["attributes.start_time DESC"])
+    if any(between_jobs.writer.writing(run.info.run_id) for run in runs):
+        # An earlier job of this process trained it and its records are still being written (a search
+        # drew the same settings again, or a sweep repeats a job): written, it is FINISHED, and counts.
+        between_jobs.writer.wait()
+        runs = client.search_runs([experiment.experiment_id], same_config, order_by=["attributes.start_time DESC"])
     finished = (run for run in runs if run.info.status == "FINISHED" and record.pruned_at(run) is None)
     if done := next(finished, None):
         return Earlier(done, finished=True)

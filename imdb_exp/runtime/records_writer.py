@@ -22,7 +22,7 @@ from contextlib import contextmanager
 class RecordsWriter:
     def __init__(self) -> None:
         self.worker: ThreadPoolExecutor | None = None
-        self.pending: list[Future] = []
+        self.pending: list[tuple[str, Future]] = []  # (the run whose records they are, their writing)
         self.may_write = threading.Event()
         # Held while a job seeds the random generators and builds its model, and while the records
         # thread logs a model (MLflow loads it to check it answers its input example): constructing
@@ -30,9 +30,9 @@ class RecordsWriter:
         # in between would change the job's initial weights.
         self.model_seeding = threading.Lock()
 
-    def hand_over(self, records: Callable[[], None]) -> Future:
-        """``records`` runs after everything handed over before it, on the one background thread, once
-        a job trains or the records are waited for."""
+    def hand_over(self, run_id: str, records: Callable[[], None]) -> Future:
+        """``records`` (of run ``run_id``) runs after everything handed over before it, on the one
+        background thread, once a job trains or the records are waited for."""
         if self.worker is None:
             self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imdb-exp-records")
 
@@ -41,8 +41,13 @@ class RecordsWriter:
             records()
 
         future = self.worker.submit(when_allowed)
-        self.pending.append(future)
+        self.pending.append((run_id, future))
         return future
+
+    def writing(self, run_id: str) -> bool:
+        """Whether records of run ``run_id`` were handed over and are not written yet: the run is RUNNING
+        in the store meanwhile, its checkpoint still there, though nothing is left to train."""
+        return any(of == run_id and not future.done() for of, future in self.pending)
 
     @contextmanager
     def while_training(self) -> Iterator[None]:
@@ -58,5 +63,5 @@ class RecordsWriter:
         marked its run FAILED and was logged; the sweep's table reports it)."""
         self.may_write.set()
         while self.pending:
-            self.pending[0].exception()  # a signal meanwhile leaves it here, to be waited for again
+            self.pending[0][1].exception()  # a signal meanwhile leaves it here, to be waited for again
             self.pending.pop(0)

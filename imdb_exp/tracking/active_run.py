@@ -108,7 +108,7 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
             _tell_the_store(mlflow.end_run, status)
             if status == "RUNNING":
                 remaining, run_id = open_run.remaining, open_run.run.info.run_id
-                open_run.written = between_jobs.writer.hand_over(lambda: _write_and_end(run_id, remaining))
+                open_run.written = between_jobs.writer.hand_over(run_id, lambda: _write_and_end(run_id, remaining))
 
 
 def _say_why(reason: str, outcome: str) -> None:

@@ -107,6 +107,23 @@ def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_with
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
+def test_a_job_repeating_the_previous_ones_config_counts_it_even_while_its_records_are_being_written(
+    tmp_path, archive, isolated_home
+):
+    # The first job's records are written while a later job trains: when the second job asks for
+    # earlier runs of its config, the first is still RUNNING with its checkpoint. It was continued
+    # (two jobs in one run), or, its checkpoint going meanwhile, ended FAILED as damaged.
+    result = run_cli("-m", "trainer.seed=3,3", f"data.archive={archive}", *DEBUG, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, runs = recorded_runs(isolated_home / "mlflow.db")
+    (first,) = [run for run in runs if record.SWEEP not in run.data.tags]
+    assert first.info.status == "FINISHED"
+    assert f"already done: run {first.info.run_id} FINISHED" in result.stdout
+    assert "continuing run" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
 def test_a_sweep_job_counts_an_earlier_finished_run_of_its_config_unless_told_to_retrain(
     compose_cfg, archive, isolated_home, capsys
 ):
@@ -317,7 +334,7 @@ def test_a_signal_while_a_sweep_ends_waits_for_its_table_and_its_run_then_stops_
         time.sleep(0.5)
         client.set_terminated(job, "FINISHED")
 
-    process.between_jobs.writer.hand_over(last_records)
+    process.between_jobs.writer.hand_over(job, last_records)
     with Interrupts().handled(), pytest.raises(Interrupted):
         ending.end()
     assert client.get_run(job).info.status == "FINISHED"  # waited for, not taken for a lost job
