@@ -45,25 +45,26 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     run_name = naming.run_name(tags, cfg)
     with active_run.tracked_run(settings.tracking, run_name, tags, run_id) as open_run:
         run_id = open_run.run.info.run_id
-        with checkpoints.held(run_id):
-            announce(run_name, tags, settings)
-            active_run.log_config(cfg, open_run.run)
-            model, trained, dataset, timings = load_and_build(settings)
-            checkpoint = shared_checkpoints.RunCheckpoint(run_id, settings.tracking.uri)
-            progress = continued(checkpoint, trained, run_id, settings.model) if continuing else checkpoints.Progress()
-            ends = epoch_end.chosen(settings.trainer, trained, checkpoint, trial)
-            try:
-                fit(trained, dataset, settings, progress, ends, keras_callbacks, interrupts)
-            except search.TrialPruned as pruned:  # not a failure: the search learned what it needed
-                return pruned_trial(pruned.epoch, progress, checkpoint)
-            active_run.log_missing_epochs(run_id, progress.history)  # epochs a server that did not answer dropped
+        # Until the run has ended, its records written: no other process may take it for one cut off meanwhile.
+        open_run.let_go = checkpoints.hold(run_id)
+        announce(run_name, tags, settings)
+        active_run.log_config(cfg, open_run.run)
+        model, trained, dataset, timings = load_and_build(settings)
+        checkpoint = shared_checkpoints.RunCheckpoint(run_id, settings.tracking.uri)
+        progress = continued(checkpoint, trained, run_id, settings.model) if continuing else checkpoints.Progress()
+        ends = epoch_end.chosen(settings.trainer, trained, checkpoint, trial)
+        try:
+            fit(trained, dataset, settings, progress, ends, keras_callbacks, interrupts)
+        except search.TrialPruned as pruned:  # not a failure: the search learned what it needed
+            return pruned_trial(pruned.epoch, progress, checkpoint)
+        active_run.log_missing_epochs(run_id, progress.history)  # epochs a server that did not answer dropped
 
-            result = after_fit.evaluate(trained, model, dataset, settings, progress, interrupts)
-            final = after_fit.metrics(result)
-            active_run.log_metrics(final | timings)
-            log_verdict(final, timings)
-            # Written on the records thread: a sweep launched from this process goes on to its next job.
-            open_run.remaining = functools.partial(after_fit.write_records, result, checkpoint)
+        result = after_fit.evaluate(trained, model, dataset, settings, progress, interrupts)
+        final = after_fit.metrics(result)
+        active_run.log_metrics(final | timings)
+        log_verdict(final, timings)
+        # Written on the records thread: a sweep launched from this process goes on to its next job.
+        open_run.remaining = functools.partial(after_fit.write_records, result, checkpoint)
     if not multirun.launched_here():  # a run of its own, or a launcher's worker's job, waits for them
         process.between_jobs.writer.wait()
         open_run.written.result()  # and fails if they could not be written

@@ -10,8 +10,8 @@ stops early (cli.main calls `end_unfinished`).
 """
 
 import logging
-import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,7 +44,7 @@ class SweepParentRun(Callback):
     command instead (SystemExit), so that no sweep runs without its parent or ends without its table."""
 
     name, varies, searching = "sweep", (), False  # what on_multirun_start learns of the sweep
-    alive: int | None = None  # the descriptor of the sweep's lock, held while it runs: see _abandoned
+    let_go_of_lock: Callable[[], None] | None = None  # the sweep's lock, held while it runs: see _abandoned
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
@@ -66,7 +66,7 @@ class SweepParentRun(Callback):
         abandoned = self._abandoned(experiment, swept)
         self.run_id = self.client.create_run(experiment, run_name=self.name, tags=tags).info.run_id
         try:
-            self.alive = checkpoints.hold(self.run_id)
+            self.let_go_of_lock = checkpoints.hold(self.run_id)
             for run in abandoned:
                 self._end_abandoned(run)
             with read_write(config.hydra.overrides.task):  # the sweeper reads these after this callback
@@ -121,10 +121,10 @@ class SweepParentRun(Callback):
 
     def _let_go(self) -> None:
         """The sweep's lock, its file removed first: a launch of the same sweep never finds it free."""
-        if self.alive is not None:
+        if self.let_go_of_lock is not None:
             checkpoints.discard(self.run_id)
-            os.close(self.alive)
-            self.alive = None
+            self.let_go_of_lock()
+            self.let_go_of_lock = None
 
     def _abandoned(self, experiment: str, swept: str) -> list:
         """Earlier parents of this same sweep left RUNNING by a process killed outright: their lock is

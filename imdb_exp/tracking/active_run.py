@@ -35,11 +35,13 @@ PARAMS = ("data", "model", "optimizer", "trainer")  # the config's sections a ru
 class OpenRun:
     """The run a job trains. ``remaining``, when the body sets it, is what the run still has to write
     after the body (figures, reports, the model): it is written on the background thread, which then
-    ends the run; ``written`` is that work's future."""
+    ends the run; ``written`` is that work's future. ``let_go``, when the body sets it, is called once
+    the run has ended, its records written (a lock that keeps other processes from taking the run)."""
 
     run: mlflow.ActiveRun
     remaining: Callable[[], None] | None = None
     written: Future | None = None
+    let_go: Callable[[], None] = lambda: None
 
 
 @contextmanager
@@ -105,10 +107,15 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
         ) from None
     finally:
         with interrupts.held_off():  # cut in between, the run would stay RUNNING with nothing to end it
-            _tell_the_store(mlflow.end_run, status)
-            if status == "RUNNING":
-                remaining, run_id = open_run.remaining, open_run.run.info.run_id
-                open_run.written = between_jobs.writer.hand_over(run_id, lambda: _write_and_end(run_id, remaining))
+            try:
+                _tell_the_store(mlflow.end_run, status)
+            finally:
+                if status == "RUNNING":
+                    remaining, run_id, let_go = open_run.remaining, open_run.run.info.run_id, open_run.let_go
+                    written = between_jobs.writer.hand_over(run_id, lambda: _write_and_end(run_id, remaining, let_go))
+                    open_run.written = written
+                elif open_run:
+                    open_run.let_go()
 
 
 def _say_why(reason: str, outcome: str) -> None:
@@ -129,9 +136,10 @@ def _tell_the_store(call, *args) -> None:
         log.warning("the MLflow store did not answer; the run stays RUNNING there")
 
 
-def _write_and_end(run_id: str, remaining: Callable[[], None]) -> None:
+def _write_and_end(run_id: str, remaining: Callable[[], None], let_go: Callable[[], None]) -> None:
     """On the background thread: run ``run_id`` active here while ``remaining`` writes, then ended
-    (FAILED with the reason if they could not be written; RUNNING if the store cannot be reached)."""
+    (FAILED with the reason if they could not be written; RUNNING if the store cannot be reached),
+    then ``let_go``."""
     try:
         mlflow.start_run(run_id=run_id, log_system_metrics=False)
         with _ended_as_the_block_ends():
@@ -142,6 +150,8 @@ def _write_and_end(run_id: str, remaining: Callable[[], None]) -> None:
     except Exception:
         log.exception("the records of run %s could not be written", run_id)
         raise
+    finally:
+        let_go()
 
 
 def _flatten(node: dict, prefix: str = "") -> dict[str, str]:

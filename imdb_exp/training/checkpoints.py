@@ -15,11 +15,11 @@ process ends, however it ends: a RUNNING run whose lock is free was left behind 
 out-of-memory kill or a lost machine, and may be resumed.
 """
 
+import functools
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -121,24 +121,14 @@ def _index(name: str) -> int:
     return int(name.rsplit(".", 1)[1])
 
 
-@contextmanager
-def held(run_id: str) -> Iterator[None]:
-    """This process trains ``run_id``; CheckpointError if another live process does."""
-    fd = hold(run_id)
-    try:
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def hold(run_id: str) -> int:
-    """Takes the run's lock until the returned descriptor is closed; CheckpointError if another live
-    process holds it."""
+def hold(run_id: str) -> Callable[[], None]:
+    """Takes the run's lock: this process trains ``run_id`` until the returned function lets go of it;
+    CheckpointError if another live process holds it."""
     directory().mkdir(parents=True, exist_ok=True)
     fd = file_locks.hold(_lock_path(run_id))
     if fd is None:
         raise CheckpointError(f"run {run_id} is being trained by another live process")
-    return fd
+    return functools.partial(os.close, fd)
 
 
 def is_live(run_id: str) -> bool:

@@ -74,8 +74,10 @@ def test_resume_takes_the_recorded_config_and_more_epochs(compose_cfg, recorded_
         compose_cfg(f"resume={run_id}", "trainer.epochs=9"), [f"resume={run_id}", "trainer.epochs=9"]
     )
     assert cfg.trainer.epochs == 9 and cfg.model.family == "dense"
-    with checkpoints.held(run_id), pytest.raises(ConfigError, match="another live process is training it"):
+    let_go = checkpoints.hold(run_id)
+    with pytest.raises(ConfigError, match="another live process is training it"):
         resume.recorded_config(compose_cfg(f"resume={run_id}"), [f"resume={run_id}"])
+    let_go()
     result = run_cli("resume=0123456789abcdef", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("imdb-exp: error: resume=0123456789abcdef: there is no")

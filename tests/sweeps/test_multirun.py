@@ -12,11 +12,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from imdb_exp.cli.main import run_job
+from imdb_exp.run import resume
 from imdb_exp.run.train import train
 from imdb_exp.runtime import process
 from imdb_exp.runtime.interrupts import Interrupted, Interrupts
 from imdb_exp.sweeps import multirun
 from imdb_exp.tracking import record
+from imdb_exp.training import checkpoints
 from tests.support.commands import run_cli, start_cli, wait_for_epochs
 from tests.support.presets import DEBUG
 from tests.support.servers import mlflow_server
@@ -121,6 +123,22 @@ def test_a_job_repeating_the_previous_ones_config_counts_it_even_while_its_recor
     assert first.info.status == "FINISHED"
     assert f"already done: run {first.info.run_id} FINISHED" in result.stdout
     assert "continuing run" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_jobs_run_stays_held_until_its_records_are_written(compose_cfg, archive, isolated_home, monkeypatch):
+    # Meanwhile the run is RUNNING with its checkpoint: a parallel launcher's worker meeting the same
+    # config took it for one cut off and continued it, while this process went on to end it.
+    monkeypatch.setattr(multirun, "launched_here", lambda: True)  # the sweep's process: it goes on at once
+    try:
+        train(compose_cfg(f"data.archive={archive}", *DEBUG), {})
+        client, (run,) = recorded_runs(isolated_home / "mlflow.db")
+        assert run.info.status == "RUNNING" and checkpoints.path(run.info.run_id).is_file()  # records not yet written
+        assert resume.why_not_continuable(client, run) == "another live process is training it"
+    finally:
+        process.between_jobs.writer.wait()
+    written = client.get_run(run.info.run_id)
+    assert written.info.status == "FINISHED" and not checkpoints.is_live(run.info.run_id)
 
 
 @pytest.mark.slow

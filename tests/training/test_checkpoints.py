@@ -45,8 +45,9 @@ def test_a_damaged_checkpoint_is_not_used_and_one_for_another_model_is_refused(i
 
 def test_the_lock_tells_a_live_run_from_a_stale_one(isolated_home):
     assert not checkpoints.is_live("run-d")
-    with checkpoints.held("run-d"):
-        assert checkpoints.is_live("run-d")
-        with pytest.raises(checkpoints.CheckpointError, match="another live process"), checkpoints.held("run-d"):
-            pass
+    let_go = checkpoints.hold("run-d")
+    assert checkpoints.is_live("run-d")
+    with pytest.raises(checkpoints.CheckpointError, match="another live process"):
+        checkpoints.hold("run-d")
+    let_go()
     assert not checkpoints.is_live("run-d")
