@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("reviews", nargs="*", help="review texts; none or '-' reads stdin, one per line")
     args = parser.parse_args(argv)
     if args.file:
-        texts = args.file.read_text(encoding="utf-8").splitlines()
+        try:
+            texts = args.file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            parser.error(f"--file {args.file}: {getattr(err, 'strerror', None) or first_line(err)}")
     elif args.reviews and args.reviews != ["-"]:
         texts = args.reviews
     else:
@@ -33,7 +36,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("no reviews: give them as arguments, with --file, or one per line on stdin")
     client = preamble.open_store(args)
     with preamble.errors_in_one_line(PROG):
-        model_uri = args.model or record.logged_model_uri(client.get_run(args.run_id))
+        run = None if args.model else client.get_run(args.run_id)
+        model_uri = args.model or record.logged_model_uri(run)
+        if model_uri is None and record.SWEEP in run.data.tags:
+            raise UserError(f"run {args.run_id} is a sweep's parent run: give one of its jobs' run ids")
         if model_uri is None:
             raise UserError(f"run {args.run_id} logged no model (tracking.log_model=false)")
         try:

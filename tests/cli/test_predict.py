@@ -1,7 +1,9 @@
 """The imdb-exp-predict command in a subprocess."""
 
 import pytest
+from mlflow.tracking import MlflowClient
 
+from imdb_exp.tracking import record
 from tests.support.commands import run_cli
 
 
@@ -12,3 +14,22 @@ def test_predict_command_refuses_empty_input_before_loading_a_model(tmp_path):
                      program="imdb-exp-predict")  # fmt: skip
     assert result.returncode == 2
     assert "no reviews: give them as arguments, with --file, or one per line on stdin" in result.stderr
+
+
+@pytest.mark.e2e
+def test_predict_command_says_in_one_line_that_a_file_of_reviews_is_missing(tmp_path):
+    result = run_cli("--model", "models:/none@candidate", "--file", str(tmp_path / "absent.txt"), cwd=tmp_path,
+                     program="imdb-exp-predict")  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"--file {tmp_path / 'absent.txt'}: No such file or directory" in result.stderr
+
+
+@pytest.mark.e2e
+def test_predict_command_asks_for_a_job_when_given_a_sweeps_parent_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    parent = client.create_run(client.create_experiment("imdb-exp"), tags={record.SWEEP: "optimizer=rmsprop,adam"})
+    result = run_cli("--run-id", parent.info.run_id, "--tracking-uri", uri, "a fine film", cwd=tmp_path,
+                     program="imdb-exp-predict")  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"run {parent.info.run_id} is a sweep's parent run: give one of its jobs' run ids" in result.stderr
