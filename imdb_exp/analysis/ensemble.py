@@ -119,14 +119,15 @@ def log_ensemble(
     weights: np.ndarray,
     metric: str,
     p_value: float,
+    sweep: str | None,
 ) -> Run:
-    """The ensemble's MLflow run, in the first member's experiment, nested under the members' sweep
-    when they all come from one; each member's weight a metric named after it."""
+    """The ensemble's MLflow run, in the first member's experiment, nested under ``sweep`` if one;
+    each member's weight a metric named after it."""
     val = combined([k.val for k in predicted], weights)
     test = combined([k.test for k in predicted], weights)
     chosen = [(run, w) for run, w in zip(runs, weights, strict=True) if w > 0]
     name = naming.ensemble_name([r.info.run_name for r, _ in chosen])
-    with mlflow.start_run(experiment_id=runs[0].info.experiment_id, run_name=name, tags=_tags(runs)) as run:
+    with mlflow.start_run(experiment_id=runs[0].info.experiment_id, run_name=name, tags=_tags(runs, sweep)) as run:
         mlflow.set_tag(record.NOTE, _description(name, runs, weights))
         active_run.log_metrics(_weights_by_member(runs, weights))
         mlflow.log_params(
@@ -163,11 +164,10 @@ def _weights_by_member(runs: list[Run], weights: np.ndarray) -> dict[str, float]
     return {naming.metric_key(f"weight/{name}"): float(w) for name, w in zip(named, weights, strict=True)}
 
 
-def _tags(runs: list[Run]) -> dict[str, str]:
-    """Its members and family; its parent, the sweep every member comes from, if one; transductive
-    where any member is (it may then have chosen that member for what it learned from the test text)."""
-    parents = {record.parent_of(run) for run in runs}
-    nested = {record.PARENT: parents.pop()} if len(parents) == 1 and None not in parents else {}
+def _tags(runs: list[Run], sweep: str | None) -> dict[str, str]:
+    """Its members and family; its parent, the sweep they come from, if one; transductive where any
+    member is (it may then have chosen that member for what it learned from the test text)."""
+    nested = {record.PARENT: sweep} if sweep else {}
     transductive = {record.TRANSDUCTIVE: "true"} if any(map(record.transductive, runs)) else {}
     return {record.MEMBERS: ",".join(r.info.run_id for r in runs), record.MODEL: "ensemble"} | nested | transductive
 
@@ -199,6 +199,7 @@ class Candidates:
     runs: list[Run]
     predicted: list[Predictions]  # each run's predictions
     names: list[str]  # "run ID (NAME)", as the output names them
+    sweep: str | None  # the sweep's parent run the ensemble belongs under, if one holds them all
 
 
 def candidates(client: MlflowClient, ids: list[str]) -> Candidates:
@@ -218,4 +219,14 @@ def candidates(client: MlflowClient, ids: list[str]) -> Candidates:
     for run, name in zip(runs, names, strict=True):
         if record.logged_model_uri(run) is None:
             raise PredictionsError(f"{name} logged no model (tracking.log_model=false): it cannot be served")
-    return Candidates(runs, predicted, names)
+    return Candidates(runs, predicted, names, sweep_of(client, ids, runs))
+
+
+def sweep_of(client: MlflowClient, ids: list[str], runs: list[Run]) -> str | None:
+    """The one sweep named (its jobs may be runs an earlier launch trained, nested there), else the
+    one sweep every member is nested under."""
+    named = [run_id for run_id in ids if record.is_sweep(client.get_run(run_id))]
+    if named == ids and len(set(named)) == 1:
+        return named[0]
+    parents = {record.parent_of(run) for run in runs}
+    return parents.pop() if len(parents) == 1 else None

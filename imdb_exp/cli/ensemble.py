@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     val = [predicted.val for predicted in found.predicted]
     counts, p_value = ensemble.beyond_chance(val, ensemble.select(val, metric=args.metric))
     weights = counts / counts.sum()
-    run = ensemble.log_ensemble(client, found.runs, found.predicted, weights, args.metric, p_value)
+    run = ensemble.log_ensemble(client, found.runs, found.predicted, weights, args.metric, p_value, found.sweep)
     for name, weight, member in zip(found.names, weights, found.predicted, strict=True):
         print(f"{weight:.2f}  {name}: validation accuracy {np.mean(member.val.correct()):.4f}")
     metrics = run.data.metrics

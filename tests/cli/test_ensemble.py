@@ -42,6 +42,18 @@ def test_imdb_exp_ensemble_of_a_sweep_is_a_run_with_members_weights_metrics_and_
     label, probability, _ = served.stdout.strip().split("\t")
     assert label in ("positive", "negative") and 0.0 <= float(probability) <= 1.0
 
+    # The same sweep launched again counts the runs the first launch trained as its jobs: an ensemble of
+    # it belongs to it, though its members are nested under the first.
+    again = run_cli("-m", "model=dense,ngram", f"data.archive={archive}", *DEBUG, "trainer.epochs=3", cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("already done") == 2, again.stderr[-3000:]
+    (relaunch,) = [r for r in recorded_runs(isolated_home / "mlflow.db")[1] if r.data.tags.get(record.SWEEP)
+                   and r.info.run_id != parent.info.run_id]  # fmt: skip
+    made = run_cli(relaunch.info.run_id, cwd=tmp_path, program="imdb-exp-ensemble")
+    assert made.returncode == 0, made.stderr[-3000:]
+    second = client.get_run(made.stdout.strip().splitlines()[-1].split()[2].rstrip(":"))
+    assert second.data.tags[record.PARENT] == relaunch.info.run_id
+    assert set(second.data.tags[record.MEMBERS].split(",")) == members
+
     other = run_cli(f"data.archive={archive}", *DEBUG, "data.val_size=0.3", cwd=tmp_path)
     assert other.returncode == 0, other.stderr[-3000:]
     _, (*_, elsewhere) = recorded_runs(isolated_home / "mlflow.db")
