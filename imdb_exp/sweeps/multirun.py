@@ -169,7 +169,8 @@ class SweepParentRun(Callback):
         jobs = list(self._jobs().items())
         rows = [results.row(job, run, self.run_id) for job, run in jobs]
         curves = [self._history(row["run_id"], "val_accuracy") for row in rows]
-        self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), record.SWEEP_COMPARISON)
+        if rows:  # a sweep Hydra stopped before its first job has nothing to draw
+            self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), record.SWEEP_COMPARISON)
         self._log_table(rows, results.COLUMNS, record.SWEEP_RESULTS_CSV, record.SWEEP_RESULTS_MD)
         if summary.replicates_vary([row["overrides"] for row in rows]):
             self._summarise_replicates(rows, curves)
@@ -214,7 +215,7 @@ class SweepParentRun(Callback):
         self.client.set_tag(self.run_id, record.BEST_JOB, best["run"])
         self.client.log_metric(self.run_id, "best_val_accuracy", readable(best[objective]))
         print(
-            f"imdb-exp: best of {len(rows)} jobs: {best['run']} (run {best['run_id']}), "
+            f"imdb-exp: best of {naming.counted(len(rows), 'job')}: {best['run']} (run {best['run_id']}), "
             f"{objective}={best[objective]:.4f}, test_accuracy={results.cell(best['test_accuracy'])}"
         )
 

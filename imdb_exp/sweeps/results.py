@@ -5,7 +5,7 @@ the best marked, pruned and failed jobs said so."""
 import csv
 import io
 
-from imdb_exp.tracking import record, store
+from imdb_exp.tracking import naming, record, store
 
 OBJECTIVE = "final_val_accuracy"  # what sweeps rank by: the validation accuracy of the model each job keeps
 TRANSDUCTIVE_NOTE = "transductive: learned from the test reviews' text"
@@ -74,7 +74,7 @@ def description(name: str, rows: list[dict]) -> str:
     """The parent's note: what the sweep was, and each job linked to its page, the best marked."""
     top = best(rows)
     lines = [
-        f"**{name}**: {len(rows)} jobs, {sum(outcome(r) == 'finished' for r in rows)} finished. "
+        f"**{name}**: {naming.counted(len(rows), 'job')}, {sum(outcome(r) == 'finished' for r in rows)} finished. "
         f"Ranked by `{OBJECTIVE}` (validation); the test set never chose.",
         "",
         "| job | outcome | " + OBJECTIVE + " | test_accuracy | note |",

@@ -81,11 +81,16 @@ def job_name(varies: list[str], overrides: dict[str, str], trial: int | None = N
     return " ".join([*([f"trial {trial}"] if trial is not None else []), *parts]) or "job"
 
 
+def counted(number: int, noun: str) -> str:
+    """``1 job``, ``6 jobs``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def sweep_name(varies: list[str], jobs: int | None, search: bool) -> str:
     """A sweep's parent named by the keys it varies, sorted: ``sweep optimizer x seed, 6 jobs``; at most
     LONGEST_PARENT_NAME characters, the keys that do not fit counted instead."""
-    kind, unit = ("search", "trials") if search else ("sweep", "jobs")
-    count = f", {jobs} {unit}" if jobs is not None else ""
+    kind, unit = ("search", "trial") if search else ("sweep", "job")
+    count = f", {counted(jobs, unit)}" if jobs is not None else ""
     keys = sorted({short_key(key) for key in varies})
     for shown in range(len(keys), 0, -1):
         hidden = len(keys) - shown

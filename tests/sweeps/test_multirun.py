@@ -68,6 +68,7 @@ def test_a_sweep_stopped_by_hydras_error_for_a_jobs_config_ends_failed_with_its_
         "Value 'abc' of type 'str' could not be converted to Integer"
     )
     assert results_table(client, parent, tmp_path)[0][:2] == ["job", "run"]
+    assert "UserWarning" not in result.stderr  # no empty comparison drawn
 
 
 @pytest.mark.e2e
