@@ -122,7 +122,8 @@ def run_job(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts) -> fl
     schema.validate(cfg)  # a value out of range is reported before the store is searched
     run_id = None
     if cfg.resume:
-        cfg, tags, run_id = resume.recorded_config(cfg, list(HydraConfig.get().overrides.task)), {}, cfg.resume
+        recorded = resume.recorded_config(cfg, list(HydraConfig.get().overrides.task))
+        cfg, tags, run_id = recorded, resume.recorded_tags(cfg), cfg.resume
     elif cfg.tracking.parent_run_id and not cfg.retrain and (earlier := resume.earlier_run(cfg)):
         if earlier.finished:
             return multirun.count_done_job(cfg, tags, earlier.run)

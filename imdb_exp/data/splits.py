@@ -136,6 +136,13 @@ def _decided_by(data: DataConfig) -> tuple:
     return dataclasses.astuple(data), source and (str(source.resolve()), *fingerprint(source)), str(default_cache_dir())
 
 
+def check_source(data: DataConfig) -> None:
+    """DataError where data.archive names nothing the reviews can come from (no such path, a folder
+    without them): found before a run opens. An archive that cannot be read is found as it is read."""
+    if data.archive and data.source == "aclimdb":
+        review_source(data.archive)
+
+
 def load_dataset(data: DataConfig) -> Dataset:
     """The splits of ``cfg``; the same arrays as the last call when nothing that decides them changed
     (process.between_jobs: sweep jobs in one process mostly read the same data, and would otherwise hash the

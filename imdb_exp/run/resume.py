@@ -78,6 +78,13 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return resumed
 
 
+def recorded_tags(cfg: DictConfig) -> dict[str, str]:
+    """What run ``cfg.resume`` was set up with (its group choices, overrides and configuration): set
+    again as it goes on, they keep its name and its first line saying what it trains."""
+    tags = store.client(cfg.tracking.uri).get_run(cfg.resume).data.tags
+    return {key: tags[key] for key in (*record.CHOSEN_GROUPS, record.OVERRIDES, record.CONFIG_GROUP) if key in tags}
+
+
 class StartOver(Exception):
     """The run logged epochs but cannot continue from its checkpoint (damaged, or fitted on a fixed
     part that would not be prepared alike again): continued from the start, it would log those

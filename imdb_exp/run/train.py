@@ -39,6 +39,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
     settings = fitted_to_model(cfg, settings)
     builders.warn_if_slow(settings.model, settings.trainer.backend)
     keras_callbacks = callbacks.built(settings.callbacks)  # a name that is none fails before the run opens
+    splits.check_source(settings.data)  # and so does an archive that is not there
     trial = search.TrialReporter(settings.trial) if settings.trial.study else None
     tags = tags | identity_tags(cfg, settings)
     continuing = run_id is not None
@@ -47,7 +48,7 @@ def train(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts | None =
         run_id = open_run.run.info.run_id
         # Until the run has ended, its records written: no other process may take it for one cut off meanwhile.
         open_run.let_go = checkpoints.hold(run_id)
-        announce(run_name, tags, settings)
+        announce(run_name, run_id, tags, settings, continuing)
         active_run.log_config(cfg, open_run.run)
         model, trained, dataset, timings = load_and_build(settings)
         checkpoint = shared_checkpoints.RunCheckpoint(run_id, settings.tracking.uri)
@@ -142,16 +143,18 @@ def log_verdict(final: dict[str, float], timings: dict[str, float]) -> None:
     )
 
 
-def announce(run_name: str, tags: dict[str, str], settings: schema.Config) -> None:
+def announce(run_name: str, run_id: str, tags: dict[str, str], settings: schema.Config, continuing: bool) -> None:
+    """The run's first line: its name, settings and id (the one line a run killed outright leaves to resume it by)."""
     trainer = settings.trainer
     log.info(
-        "run %s: %s, %s backend, %d epochs of batch %d, seed %d",
+        "run %s: %s, %s backend, %s of batch %d, seed %d; run id %s",
         run_name,
-        tags.get(record.OVERRIDES) or "the defaults",
+        tags.get(record.OVERRIDES) or ("its recorded config" if continuing else "the defaults"),
         trainer.backend,
-        trainer.epochs,
+        naming.counted(trainer.epochs, "epoch"),
         trainer.batch_size,
         trainer.seed,
+        run_id,
     )
     if record.TRANSDUCTIVE in tags:
         log.warning(TRANSDUCTIVE_WARNING)

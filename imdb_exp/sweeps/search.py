@@ -10,6 +10,7 @@ imported only when a search runs.
 """
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from imdb_exp.config.schema import TrialConfig
@@ -18,6 +19,8 @@ from imdb_exp.sweeps.study_storage import open_storage, patiently
 
 PRUNER_ATTR = "imdb_exp.pruner"  # the study's pruner config: jobs in other processes rebuild it from there
 REPORTED = "val_accuracy"  # what a trial reports after every epoch; what a search maximizes is its final value
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,22 @@ class TrialReporter:
         pruner = storage.get_study_user_attrs(study_id).get(PRUNER_ATTR)
         pruner = instantiate(pruner) if pruner else optuna.pruners.NopPruner()
         study = optuna.load_study(study_name=trial.study, storage=storage, pruner=pruner)
-        self.trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        self.trial = optuna.trial.Trial(study, trial_id)
+        # A trial whose run was stopped ended FAIL in its study, and the search went on without it; the
+        # run, continued with resume=RUN_ID, trains to its end as a run of its own.
+        state = storage.get_trial(trial_id).state
+        self.ended = state.is_finished()
+        if self.ended:
+            log.warning(
+                "trial %d of study %s has ended in its study (%s): this run reports nothing to it and is not pruned",
+                trial.number,
+                trial.study,
+                state.name,
+            )
 
     def report(self, epoch: int, history: dict[str, list[float]]) -> None:
-        if REPORTED not in history:
+        if REPORTED not in history or self.ended:
             return
         patiently(lambda: self.trial.report(history[REPORTED][epoch - 1], step=epoch))
         if patiently(self.trial.should_prune):

@@ -95,6 +95,8 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
     except KeyboardInterrupt as err:
         status = "KILLED"
         _tell_the_store(_say_why, interrupts.reason(err), "stopped")
+        run_id = mlflow.active_run().info.run_id
+        log.warning("run %s stopped: imdb-exp resume=%s continues it from its last completed epoch", run_id, run_id)
         raise
     except Exception as err:
         if not store.stopped_answering(err):
@@ -120,9 +122,10 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
 
 def _say_why(reason: str, outcome: str) -> None:
     """The active run's reason for ending, and its name saying so (a chart's legend shows no status)."""
-    run = mlflow.active_run()
+    client, run_id = mlflow.MlflowClient(), mlflow.active_run().info.run_id
     mlflow.set_tag(record.FAILURE_REASON, reason)
-    mlflow.MlflowClient().update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, outcome))
+    # The store's name: a continued run was renamed after it started (its old outcome dropped).
+    client.update_run(run_id, name=naming.ended_name(client.get_run(run_id).info.run_name, outcome))
 
 
 def _tell_the_store(call, *args) -> None:

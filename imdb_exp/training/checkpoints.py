@@ -15,7 +15,6 @@ process ends, however it ends: a RUNNING run whose lock is free was left behind 
 out-of-memory kill or a lost machine, and may be resumed.
 """
 
-import functools
 import json
 import os
 import sys
@@ -128,7 +127,13 @@ def hold(run_id: str) -> Callable[[], None]:
     fd = file_locks.hold(_lock_path(run_id))
     if fd is None:
         raise CheckpointError(f"run {run_id} is being trained by another live process")
-    return functools.partial(os.close, fd)
+
+    def let_go() -> None:
+        if not path(run_id).exists():  # the run ended with nothing to continue from: no file left behind
+            _lock_path(run_id).unlink(missing_ok=True)
+        os.close(fd)
+
+    return let_go
 
 
 def is_live(run_id: str) -> bool:

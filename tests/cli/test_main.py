@@ -192,6 +192,11 @@ def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
     assert f"imdb-exp: stopped by {signal.Signals(signum).name}; the MLflow run is marked KILLED" in stderr
     client, (run,) = recorded_runs(database)
     assert run.info.status == "KILLED"
+    # Its id, to resume it by, in the first line (all a SIGKILL leaves) and the last ones.
+    (job_log,) = tmp_path.glob("**/*.log")
+    run_id, logged = run.info.run_id, job_log.read_text()
+    assert f"seed 0; run id {run_id}" in logged
+    assert f"run {run_id} stopped: imdb-exp resume={run_id} continues it" in logged
     assert len(client.get_metric_history(run.info.run_id, "loss")) >= 2
 
 

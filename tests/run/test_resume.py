@@ -99,6 +99,8 @@ def test_a_run_killed_with_sigkill_resumes_as_the_same_run_and_ends_as_an_uninte
     # Resumed for 3 more epochs than it set out to train; epoch 11 is the same whenever it is reached.
     result = run_cli(f"resume={killed.info.run_id}", "trainer.epochs=13", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "run dense-rmsprop: data.archive=" in result.stdout + result.stderr  # its name and settings kept
+    assert "debug=tiny model.dropout=0.3 trainer.epochs=10" in result.stdout + result.stderr  # not "the defaults"
     train(compose_cfg(*args, "trainer.epochs=13"), {})  # the same experiment, uninterrupted
     _, (resumed, straight) = recorded_runs(isolated_home / "mlflow.db")
     assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"

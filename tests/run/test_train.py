@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_module
 from imdb_exp.analysis import plots
 from imdb_exp.config import families
 from imdb_exp.config.schema import DataConfig
+from imdb_exp.data.corpus import DataError
 from imdb_exp.models import builders
 from imdb_exp.run.train import train
 from imdb_exp.serving.classifier import uses_keras_hub
@@ -148,12 +149,20 @@ def test_a_run_with_its_own_store_does_not_redirect_the_next_run(compose_cfg, ar
     assert elsewhere.info.artifact_uri.startswith((tmp_path / "artifacts").as_uri())
 
 
-def test_an_unusable_store_fails_before_any_data_is_read(compose_cfg, tmp_path):
+def test_an_unusable_store_fails_before_any_data_is_read(compose_cfg, archive, isolated_home, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a directory should be")
-    cfg = compose_cfg(f"tracking.uri=sqlite:///{blocker}/sub/mlflow.db", "data.archive=/nonexistent.tar.gz")
+    cfg = compose_cfg(f"tracking.uri=sqlite:///{blocker}/sub/mlflow.db", f"data.archive={archive}")
     with pytest.raises(active_run.TrackingError, match="cannot be used"):
         train(cfg, {})
+    assert not (isolated_home / "cache").exists()  # the reviews were not read
+
+
+def test_an_archive_that_is_not_there_fails_before_a_run_opens(compose_cfg, isolated_home, tmp_path):
+    cfg = compose_cfg(f"data.archive={tmp_path / 'nowhere.tar.gz'}")
+    with pytest.raises(DataError, match="nowhere.tar.gz does not exist"):
+        train(cfg, {})
+    assert not (isolated_home / "mlflow.db").exists()  # no FAILED run left in the store
 
 
 NEW_FAMILIES = ["transformer", "bigru", "cnn", "fasttext"]

@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from imdb_exp.config.schema import TrialConfig
 from imdb_exp.sweeps import search, study_storage
 from imdb_exp.sweeps.occupancy import idle_share
 from imdb_exp.tracking import record
@@ -113,3 +114,16 @@ def test_parallel_trials_start_as_workers_free_up_not_when_their_batch_ends(tmp_
     idle, share = idle_share([(t.info.start_time / 1000, t.info.end_time / 1000) for t in trials], workers=2)
     # Measured 0.06 here; launched in batches of two, the same trials left the workers idle 0.22 of the time.
     assert share < 0.15, f"the workers stood idle {idle:.1f} s ({share:.0%}) while trials waited"
+
+
+def test_a_trial_that_ended_in_its_study_is_reported_nothing_when_its_run_is_continued(tmp_path):
+    # A stopped trial ends FAIL in its study; its run, continued with resume=RUN_ID, reported to it
+    # after its first epoch and failed with Optuna's UpdateFinishedTrialError.
+    journal = str(tmp_path / "optuna-journal.log")
+    study = optuna.create_study(study_name="dense-0", storage=study_storage.open_storage(journal))
+    stopped, running = study.ask(), study.ask()
+    study.tell(stopped, state=optuna.trial.TrialState.FAIL)
+    history = {search.REPORTED: [0.61]}
+    for trial in (stopped, running):
+        search.TrialReporter(TrialConfig(study="dense-0", storage=journal, number=trial.number)).report(1, history)
+    assert [trial.intermediate_values for trial in study.get_trials()] == [{}, {1: 0.61}]

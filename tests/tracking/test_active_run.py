@@ -52,6 +52,17 @@ def test_a_run_whose_step_a_signal_cut_fails_in_its_clean_up_ends_killed(isolate
     assert run.info.status == "KILLED" and run.data.tags[record.FAILURE_REASON] == "stopped by SIGINT"
 
 
+def test_a_continued_run_that_fails_is_named_for_this_outcome_only(isolated_home):
+    cfg = TrackingConfig(uri=f"sqlite:///{isolated_home}/mlflow.db", system_metrics=False)
+    with Interrupts().handled(), pytest.raises(Interrupted), active_run.tracked_run(cfg, "trial 1", {}) as stopped:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    with pytest.raises(RuntimeError), active_run.tracked_run(cfg, "trial 1", {}, stopped.run.info.run_id):
+        raise RuntimeError("the continued run failed")
+    _, (run,) = recorded_runs(isolated_home / "mlflow.db")
+    assert run.info.status == "FAILED" and run.info.run_name == "trial 1 (failed)"  # not "(stopped) (failed)"
+
+
 @pytest.mark.slow
 def test_a_run_ends_without_waiting_for_the_thread_that_writes_its_epochs(isolated_home):
     """MLflow writes each epoch's metrics on its own thread (tracking.log_epoch); the run's end drains it.

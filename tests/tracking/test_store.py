@@ -20,13 +20,14 @@ def test_tracking_uri_resolution_order(monkeypatch, isolated_home):
 
 
 @pytest.mark.e2e
-def test_a_tracking_server_that_does_not_answer_fails_fast_before_data(tmp_path):
+def test_a_tracking_server_that_does_not_answer_fails_fast_before_data(tmp_path, archive, isolated_home):
     started = time.monotonic()
-    result = run_cli(f"tracking.uri=http://127.0.0.1:{free_port()}", "data.archive=/nonexistent.tar.gz", cwd=tmp_path)
+    result = run_cli(f"tracking.uri=http://127.0.0.1:{free_port()}", f"data.archive={archive}", cwd=tmp_path)
     assert result.returncode == 2
     assert "imdb-exp: error: the MLflow server http://127.0.0.1:" in result.stderr
     assert "does not answer" in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - started < 60
+    assert not (isolated_home / "cache").exists()  # the reviews were not read
 
 
 @pytest.mark.slow

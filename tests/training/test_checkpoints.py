@@ -51,3 +51,4 @@ def test_the_lock_tells_a_live_run_from_a_stale_one(isolated_home):
         checkpoints.hold("run-d")
     let_go()
     assert not checkpoints.is_live("run-d")
+    assert not list(checkpoints.directory().iterdir())  # nothing to continue from: no lock file left either
