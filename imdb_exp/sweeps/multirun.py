@@ -10,6 +10,7 @@ stops early (cli.main calls `end_unfinished`).
 """
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp.analysis import plots, summary
 from imdb_exp.errors import ConfigError, first_line
-from imdb_exp.runtime.interrupts import held_off
+from imdb_exp.runtime import interrupts
 from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
 from imdb_exp.sweeps import plan, results, study_storage
@@ -94,7 +95,7 @@ class SweepParentRun(Callback):
         run: KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not
         finish (and FAILED if the table itself cannot be written). Its last lines name the parent."""
         between_jobs.sweep = None  # ended once; a failure in here is reported, not tried again
-        with held_off():  # a signal meanwhile stops the command once the table is written and the run ended
+        with interrupts.held_off():  # a signal meanwhile stops the command once the table is written and the run ended
             rows = self._end(stopped_by)
         parent = self.client.get_run(self.run_id)
         print(f"imdb-exp: sweep run {self.run_id} ({parent.info.run_name}) {parent.info.status}")
@@ -108,13 +109,17 @@ class SweepParentRun(Callback):
             self._end_lost_jobs(self.run_id)
             rows = self._write_results()
             if stopped_by is not None:
-                self.client.set_tag(self.run_id, record.FAILURE_REASON, as_tag(describe(stopped_by)))
                 status = RunStatus.KILLED if was_interrupted(stopped_by) else RunStatus.FAILED
+                reason = why_stopped(stopped_by) if status == RunStatus.KILLED else describe(stopped_by)
+                self.client.set_tag(self.run_id, record.FAILURE_REASON, as_tag(reason))
             elif all(row["status"] == "FINISHED" for row in rows):
                 status = RunStatus.FINISHED
             return rows
         finally:
             try:
+                if status != RunStatus.FINISHED:  # as its jobs' names say it, where a chart's legend shows no status
+                    outcome = "stopped" if status == RunStatus.KILLED else "failed"
+                    self.client.update_run(self.run_id, name=naming.ended_name(self.name, outcome))
                 self.client.set_terminated(self.run_id, RunStatus.to_string(status))
             finally:
                 self._let_go()
@@ -261,6 +266,14 @@ def end_unfinished(stopped_by: BaseException) -> None:
 def was_interrupted(err: BaseException) -> bool:
     """Ctrl-C, a kill or a hang-up, also as the exit status a job ended the process with (128 + the signal)."""
     return isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and err.code in (129, 130, 143))
+
+
+def why_stopped(err: BaseException) -> str:
+    """A signal's reason, as a job's run says it (``stopped by SIGTERM``), also from the exit status a job
+    ended the process with."""
+    if isinstance(err, KeyboardInterrupt):
+        return interrupts.reason(err)
+    return f"stopped by {signal.Signals(err.code - 128).name}"
 
 
 def describe(err: BaseException) -> str:

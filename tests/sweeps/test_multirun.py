@@ -94,6 +94,8 @@ def test_a_sweep_stopped_by_a_signal_ends_killed_and_a_relaunch_finishes_it_with
     assert (parent.info.status, rmsprop.info.status, adam.info.status) == ("KILLED", "FINISHED", "KILLED")
     assert [row[2] for row in results_table(client, parent, tmp_path)[1:]] == ["FINISHED", "KILLED"]
     assert adam.info.run_name == "adam (stopped)"  # the name says it, where a chart's legend shows no status
+    assert parent.info.run_name == "sweep optimizer, 2 jobs (stopped)"
+    assert parent.data.tags[record.FAILURE_REASON] == adam.data.tags[record.FAILURE_REASON] == "stopped by SIGTERM"
 
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
