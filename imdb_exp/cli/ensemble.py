@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     client = preamble.open_store(args)
-    with preamble.errors_in_one_line(PROG):
+    with preamble.errors_in_one_line(PROG, client):
         found = ensemble.candidates(client, args.ids)
     if warning := mixing_warning(found.runs, found.names):
         print(f"{PROG}: warning: {warning}; the ensemble is tagged transductive", file=sys.stderr)

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from imdb_exp.errors import UserError, first_line
 from imdb_exp.runtime import process
+from imdb_exp.runtime.redaction import redact
 from imdb_exp.tracking import store
 
 
@@ -30,10 +31,13 @@ def open_store(args: argparse.Namespace) -> MlflowClient:
 
 
 @contextmanager
-def errors_in_one_line(prog: str) -> Iterator[None]:
+def errors_in_one_line(prog: str, client: MlflowClient) -> Iterator[None]:
     """A UserError, or MLflow's refusal (an unknown run id, a store that cannot be read), ends the command
-    with one line."""
+    with one line; a run not found there names the store it was looked for in."""
     try:
         yield
     except (UserError, MlflowException) as err:
-        sys.exit(f"{prog}: error: {first_line(err)}")
+        where = ""
+        if isinstance(err, MlflowException) and err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            where = f" in {redact(client.tracking_uri)} (--tracking-uri or MLFLOW_TRACKING_URI names another store)"
+        sys.exit(f"{prog}: error: {first_line(err)}{where}")
