@@ -225,8 +225,7 @@ def candidates(client: MlflowClient, ids: list[str]) -> Candidates:
 def sweep_of(client: MlflowClient, ids: list[str], runs: list[Run]) -> str | None:
     """The one sweep named (its jobs may be runs an earlier launch trained, nested there), else the
     one sweep every member is nested under."""
-    named = [run_id for run_id in ids if record.is_sweep(client.get_run(run_id))]
-    if named == ids and len(set(named)) == 1:
-        return named[0]
+    if len(set(ids)) == 1 and record.is_sweep(client.get_run(ids[0])):
+        return ids[0]
     parents = {record.parent_of(run) for run in runs}
     return parents.pop() if len(parents) == 1 else None

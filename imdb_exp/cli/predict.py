@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     with preamble.errors_in_one_line(PROG, client):
         run = None if args.model else client.get_run(args.run_id)
         model_uri = args.model or record.logged_model_uri(run)
-        if model_uri is None and record.SWEEP in run.data.tags:
+        if model_uri is None and record.is_sweep(run):
             raise UserError(f"run {args.run_id} is a sweep's parent run: give one of its jobs' run ids")
         if model_uri is None:
             raise UserError(f"run {args.run_id} logged no model (tracking.log_model=false)")

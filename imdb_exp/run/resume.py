@@ -113,12 +113,16 @@ def earlier_run(cfg: DictConfig) -> Earlier | None:
     if experiment is None:
         return None
     same_config = f"tags.{record.CONFIG_HASH} = '{identity.config_hash(cfg)}'"
-    runs = client.search_runs([experiment.experiment_id], same_config, order_by=["attributes.start_time DESC"])
+
+    def runs_of_config() -> list[Run]:
+        return client.search_runs([experiment.experiment_id], same_config, order_by=["attributes.start_time DESC"])
+
+    runs = runs_of_config()
     if any(between_jobs.writer.writing(run.info.run_id) for run in runs):
         # An earlier job of this process trained it and its records are still being written (a search
         # drew the same settings again, or a sweep repeats a job): written, it is FINISHED, and counts.
         between_jobs.writer.wait()
-        runs = client.search_runs([experiment.experiment_id], same_config, order_by=["attributes.start_time DESC"])
+        runs = runs_of_config()
     finished = (run for run in runs if run.info.status == "FINISHED" and record.pruned_at(run) is None)
     if done := next(finished, None):
         return Earlier(done, finished=True)

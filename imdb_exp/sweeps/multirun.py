@@ -117,17 +117,17 @@ class SweepParentRun(Callback):
             return rows
         finally:
             try:
+                self.client.set_terminated(self.run_id, RunStatus.to_string(status))
                 if status != RunStatus.FINISHED:  # as its jobs' names say it, where a chart's legend shows no status
                     outcome = "stopped" if status == RunStatus.KILLED else "failed"
                     self.client.update_run(self.run_id, name=naming.ended_name(self.name, outcome))
-                self.client.set_terminated(self.run_id, RunStatus.to_string(status))
             finally:
                 self._let_go()
 
     def _let_go(self) -> None:
-        """The sweep's lock, its file removed first: a launch of the same sweep never finds it free."""
+        """The sweep's lock, its file removed first (a parent has no checkpoint to keep it for): a launch
+        of the same sweep never finds it free."""
         if self.let_go_of_lock is not None:
-            checkpoints.discard(self.run_id)
             self.let_go_of_lock()
             self.let_go_of_lock = None
 

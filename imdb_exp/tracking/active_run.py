@@ -2,6 +2,7 @@
 to record handed to the records writer) and what it logs as it trains. Which store: store.py; what a
 run was made from: lineage.py; the names of what it records: record.py."""
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -114,8 +115,8 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
             finally:
                 if status == "RUNNING":
                     remaining, run_id, let_go = open_run.remaining, open_run.run.info.run_id, open_run.let_go
-                    written = between_jobs.writer.hand_over(run_id, lambda: _write_and_end(run_id, remaining, let_go))
-                    open_run.written = written
+                    records = functools.partial(_write_and_end, run_id, remaining, let_go)
+                    open_run.written = between_jobs.writer.hand_over(run_id, records)
                 elif open_run:
                     open_run.let_go()
 
