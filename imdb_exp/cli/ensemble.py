@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
         "--metric", choices=ensemble.METRICS, default="accuracy", help="what each round maximises on validation"
     )
     args = parser.parse_args(argv)
-    client = preamble.open_store(args)
+    client = preamble.open_store(PROG, args)
     with preamble.errors_in_one_line(PROG, client):
         found = ensemble.candidates(client, args.ids)
     if warning := mixing_warning(found.runs, found.names):

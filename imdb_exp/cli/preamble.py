@@ -14,6 +14,8 @@ from imdb_exp.runtime import process
 from imdb_exp.runtime.redaction import redact
 from imdb_exp.tracking import store
 
+ANOTHER_STORE = "--tracking-uri or MLFLOW_TRACKING_URI names another store"
+
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     arguments = argparse.ArgumentParser(prog=prog, description=description)
@@ -21,11 +23,15 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     return arguments
 
 
-def open_store(args: argparse.Namespace) -> MlflowClient:
+def open_store(prog: str, args: argparse.Namespace) -> MlflowClient:
     """The process configured (no backend notices, no MLflow progress bars) and the store the arguments
-    name, which MLflow's fluent API then uses too."""
+    name, which MLflow's fluent API then uses too; a SQLite file that is not there ends the command
+    (MLflow would create an empty store in its place and then find no run in it)."""
     process.configure()
     uri = store.resolve_uri(args.tracking_uri)
+    database = store.sqlite_file(uri)
+    if database and not database.exists():
+        sys.exit(f"{prog}: error: no store at {database} ({ANOTHER_STORE})")
     store.activate(uri)
     return store.client(uri)
 
@@ -39,5 +45,5 @@ def errors_in_one_line(prog: str, client: MlflowClient) -> Iterator[None]:
     except (UserError, MlflowException) as err:
         where = ""
         if isinstance(err, MlflowException) and err.error_code == "RESOURCE_DOES_NOT_EXIST":
-            where = f" in {redact(client.tracking_uri)} (--tracking-uri or MLFLOW_TRACKING_URI names another store)"
+            where = f" in {redact(client.tracking_uri)} ({ANOTHER_STORE})"
         sys.exit(f"{prog}: error: {first_line(err)}{where}")

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     texts = [text for text in texts if text.strip()]
     if not texts:
         parser.error("no reviews: give them as arguments, with --file, or one per line on stdin")
-    client = preamble.open_store(args)
+    client = preamble.open_store(PROG, args)
     with preamble.errors_in_one_line(PROG, client):
         run = None if args.model else client.get_run(args.run_id)
         model_uri = args.model or record.logged_model_uri(run)

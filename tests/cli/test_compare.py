@@ -36,3 +36,14 @@ def test_imdb_exp_compare_reads_two_runs_predictions_and_refuses_runs_of_another
     refused = run_cli(dense.info.run_id, elsewhere.info.run_id, cwd=tmp_path, program="imdb-exp-compare")
     assert refused.returncode == 1
     assert refused.stderr.strip().startswith("imdb-exp-compare: error: the runs were tested on different data")
+
+
+@pytest.mark.e2e
+def test_a_store_that_is_not_there_is_said_and_left_uncreated(tmp_path, isolated_home):
+    result = run_cli("a" * 32, "b" * 32, cwd=tmp_path, program="imdb-exp-compare")  # the default store: none yet
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    database = isolated_home / "mlflow.db"
+    assert result.stderr.strip() == (
+        f"imdb-exp-compare: error: no store at {database} (--tracking-uri or MLFLOW_TRACKING_URI names another store)"
+    )
+    assert not database.exists()

@@ -38,6 +38,7 @@ def test_predict_command_asks_for_a_job_when_given_a_sweeps_parent_run(tmp_path)
 @pytest.mark.e2e
 def test_a_run_id_not_in_the_store_is_said_with_the_store_it_was_looked_for_in(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()  # the store exists, without the run
     result = run_cli("--run-id", "0" * 32, "--tracking-uri", uri, "a fine film", cwd=tmp_path,
                      program="imdb-exp-predict")  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
