@@ -4,6 +4,7 @@ run was made from: lineage.py; the names of what it records: record.py."""
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -28,6 +29,11 @@ if TYPE_CHECKING:  # Keras is imported by whoever chose its backend; its notices
     import keras
 
 log = logging.getLogger(__name__)
+
+# A run's end shuts down the store's one queue of background writes (MLflow's set_terminated does),
+# whichever thread ends it: the records thread ending the previous sweep job must not fall between
+# this job's check that the queue is up and its write to it ("cannot schedule new futures after shutdown").
+BACKGROUND_WRITES = threading.Lock()
 
 PARAMS = ("data", "model", "optimizer", "trainer")  # the config's sections a run records as params
 
@@ -111,7 +117,7 @@ def _ended_as_the_block_ends(open_run: OpenRun | None = None) -> Iterator[None]:
     finally:
         with interrupts.held_off():  # cut in between, the run would stay RUNNING with nothing to end it
             try:
-                _tell_the_store(mlflow.end_run, status)
+                _tell_the_store(end_run, status)
             finally:
                 if status == "RUNNING":
                     remaining, run_id, let_go = open_run.remaining, open_run.run.info.run_id, open_run.let_go
@@ -127,6 +133,12 @@ def _say_why(reason: str, outcome: str) -> None:
     mlflow.set_tag(record.FAILURE_REASON, reason)
     # The store's name: a continued run was renamed after it started (its old outcome dropped).
     client.update_run(run_id, name=naming.ended_name(client.get_run(run_id).info.run_name, outcome))
+
+
+def end_run(status: str) -> None:
+    """The active run ended with ``status``, no background write of another run's in flight meanwhile."""
+    with BACKGROUND_WRITES:
+        mlflow.end_run(status)
 
 
 def _tell_the_store(call, *args) -> None:
@@ -219,7 +231,8 @@ def log_epoch(history: dict[str, list[float]]) -> None:
     number, from 1); written while the next epoch trains (the run's end waits for them; after a kill,
     the checkpoint has them: log_missing_epochs)."""
     metrics = readable_metrics({name: values[-1] for name, values in history.items()})
-    mlflow.log_metrics(metrics, step=len(history["loss"]), synchronous=False)
+    with BACKGROUND_WRITES:
+        mlflow.log_metrics(metrics, step=len(history["loss"]), synchronous=False)
 
 
 def log_pruned(epoch: int, history: dict[str, list[float]]) -> None:

@@ -3,6 +3,7 @@
 import os
 import signal
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -61,6 +62,35 @@ def test_a_continued_run_that_fails_is_named_for_this_outcome_only(isolated_home
         raise RuntimeError("the continued run failed")
     _, (run,) = recorded_runs(isolated_home / "mlflow.db")
     assert run.info.status == "FAILED" and run.info.run_name == "trial 1 (failed)"  # not "(stopped) (failed)"
+
+
+def test_a_run_ended_on_one_thread_never_cuts_an_epochs_write_of_another_run_on_another(isolated_home):
+    """A sweep's records thread ends job k while job k+1 writes its epochs: MLflow's end shuts the
+    store's queue of background writes down, and a write that had found it up then failed the job
+    ("cannot schedule new futures after shutdown"; without the lock, within a few ends here)."""
+    process.configure()
+    mlflow.set_tracking_uri(f"sqlite:///{isolated_home}/mlflow.db")
+    history, failures, done = {"loss": [0.5]}, [], threading.Event()
+
+    def next_job_writing_epochs():
+        with mlflow.start_run(run_name="next job"):
+            while not done.is_set():
+                try:
+                    active_run.log_epoch(history)
+                except Exception as err:
+                    failures.append(repr(err))
+                time.sleep(0.005)
+
+    writer = threading.Thread(target=next_job_writing_epochs)
+    writer.start()
+    try:
+        for _ in range(40):
+            mlflow.start_run(run_name="previous job")
+            active_run.end_run("FINISHED")
+    finally:
+        done.set()
+        writer.join()
+    assert failures == []
 
 
 @pytest.mark.slow
