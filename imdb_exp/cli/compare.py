@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run_a", help="an MLflow run id")
     parser.add_argument("run_b", help="another run id, tested on the same reviews")
     args = parser.parse_args(argv)
+    if args.run_a == args.run_b:
+        parser.error(f"run_a and run_b are the same run ({args.run_a}): give two runs to compare")
     client = preamble.open_store(PROG, args)
     with preamble.errors_in_one_line(PROG, client):
         runs = [client.get_run(run_id) for run_id in (args.run_a, args.run_b)]

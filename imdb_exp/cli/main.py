@@ -153,8 +153,10 @@ def job(cfg: DictConfig) -> float | None:
             return run_job(cfg, tags, interrupts)
     except KeyboardInterrupt as err:
         signum = signal_of(err)
-        print(f"imdb-exp: stopped by {signum.name}; the MLflow run is marked KILLED", file=sys.stderr)
-        interrupts.pass_on(signum)  # a scheduler's own handler (submitit's requeue on preemption) acts now
+        # The command's own handler (main's, which says so) or a scheduler's (submitit's requeue on
+        # preemption) acts now; a run that was open has said it is KILLED and how to resume it.
+        interrupts.pass_on(signum)
+        print(f"imdb-exp: stopped by {signum.name}", file=sys.stderr)  # a launcher's worker has neither
         sys.exit(128 + signum)
     except Exception as err:
         if isinstance(err, errors.UserError):

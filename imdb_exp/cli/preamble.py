@@ -25,13 +25,17 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def open_store(prog: str, args: argparse.Namespace) -> MlflowClient:
     """The process configured (no backend notices, no MLflow progress bars) and the store the arguments
-    name, which MLflow's fluent API then uses too; a SQLite file that is not there ends the command
-    (MLflow would create an empty store in its place and then find no run in it)."""
+    name, which MLflow's fluent API then uses too; a SQLite file that is not there (MLflow would create
+    an empty store in its place and then find no run in it) or a server that does not answer ends the command."""
     process.configure()
     uri = store.resolve_uri(args.tracking_uri)
     database = store.sqlite_file(uri)
     if database and not database.exists():
         sys.exit(f"{prog}: error: no store at {database} ({ANOTHER_STORE})")
+    try:
+        store.check_server_answers(uri)  # in seconds, not after MLflow's minutes of retries
+    except store.TrackingError as err:
+        sys.exit(f"{prog}: error: {str(err).replace('tracking.uri', '--tracking-uri')}")
     store.activate(uri)
     return store.client(uri)
 

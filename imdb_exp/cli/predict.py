@@ -9,7 +9,7 @@ import pandas as pd
 from imdb_exp.cli import preamble
 from imdb_exp.errors import UserError, first_line
 from imdb_exp.serving.classifier import COLUMN
-from imdb_exp.tracking import record
+from imdb_exp.tracking import naming, record
 
 PROG = "imdb-exp-predict"
 
@@ -31,15 +31,23 @@ def main(argv: list[str] | None = None) -> None:
         texts = args.reviews
     else:
         texts = sys.stdin.read().splitlines()
+    empty = [number for number, text in enumerate(texts, 1) if not text.strip()]
     texts = [text for text in texts if text.strip()]
+    one, numbers = len(empty) == 1, ", ".join(map(str, empty))
     if not texts:
-        parser.error("no reviews: give them as arguments, with --file, or one per line on stdin")
+        given = f"the {naming.counted(len(empty), 'review')} given {'is' if one else 'are'} empty; " if empty else ""
+        parser.error(f"no reviews: {given}give them as arguments, with --file, or one per line on stdin")
+    if empty:  # one output line a review: a script pairing them with its input lines is told which went
+        said = f"review {numbers} is" if one else f"reviews {numbers} are"
+        print(f"{PROG}: warning: {said} empty, left out of the output", file=sys.stderr)
     client = preamble.open_store(PROG, args)
     with preamble.errors_in_one_line(PROG, client):
         run = None if args.model else client.get_run(args.run_id)
         model_uri = args.model or record.logged_model_uri(run)
         if model_uri is None and record.is_sweep(run):
             raise UserError(f"run {args.run_id} is a sweep's parent run: give one of its jobs' run ids")
+        if model_uri is None and run.info.status != "FINISHED":
+            raise UserError(f"run {args.run_id} is {run.info.status}: a run logs its model when it finishes")
         if model_uri is None:
             raise UserError(f"run {args.run_id} logged no model (tracking.log_model=false)")
         try:

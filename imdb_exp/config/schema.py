@@ -51,9 +51,11 @@ class DataConfig:
             isinstance(self.val_size, int | float) and not isinstance(self.val_size, bool),
             f"data.val_size={self.val_size!r} must be a number",
         )
+        # 1.0 or 2.0 is more likely a fraction mistyped than one or two reviews meant.
         require(
-            self.val_size == 0 or 0 < self.val_size < 1 or float(self.val_size).is_integer(),
-            f"data.val_size={self.val_size} must be 0, a fraction in (0, 1), or a whole count",
+            isinstance(self.val_size, int) or self.val_size < 1,
+            f"data.val_size={self.val_size} must be 0, a fraction in (0, 1), or a count written as a whole number "
+            "(e.g. 5000)",
         )
         require(self.val_size >= 0, f"data.val_size={self.val_size} must be >= 0")
         for source in self.unlabeled:
@@ -173,6 +175,7 @@ class Config:
             f"data.unlabeled={data.unlabeled}: model family {model.family!r} learns nothing from text without "
             "labels; choose model=docvec or model=nbsvm_docvec, or drop data.unlabeled",
         )
+        require(self.resume != "", "resume= needs the id of the run to continue: resume=RUN_ID")
         require(
             self.trainer.patience is None or self.data.val_size != 0,
             f"trainer.patience={self.trainer.patience} watches the validation loss, but data.val_size=0 "

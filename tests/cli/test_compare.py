@@ -1,6 +1,9 @@
 """The imdb-exp-compare command in a subprocess, on two runs of the imdb-exp command."""
 
+import time
+
 import pytest
+from mlflow.tracking import MlflowClient
 
 from imdb_exp.analysis import predictions
 from tests.support.archives import write_archive
@@ -47,3 +50,27 @@ def test_a_store_that_is_not_there_is_said_and_left_uncreated(tmp_path, isolated
         f"imdb-exp-compare: error: no store at {database} (--tracking-uri or MLFLOW_TRACKING_URI names another store)"
     )
     assert not database.exists()
+
+
+@pytest.mark.e2e
+def test_the_same_run_twice_an_unfinished_run_and_a_server_that_does_not_answer_are_each_said_in_one_line(
+    tmp_path,
+):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("imdb-exp")
+    killed, other = (client.create_run(experiment).info.run_id for _ in range(2))
+    client.set_terminated(killed, "KILLED")
+
+    same = run_cli(killed, killed, "--tracking-uri", uri, cwd=tmp_path, program="imdb-exp-compare")
+    assert same.returncode == 2 and f"run_a and run_b are the same run ({killed}): give two runs" in same.stderr
+    unfinished = run_cli(killed, other, "--tracking-uri", uri, cwd=tmp_path, program="imdb-exp-compare")
+    assert unfinished.returncode == 1 and "Traceback" not in unfinished.stderr
+    assert f"run {killed} is KILLED: a run keeps its predictions when it finishes" in unfinished.stderr
+
+    started = time.monotonic()
+    absent = run_cli(killed, other, "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path, program="imdb-exp-compare")
+    assert time.monotonic() - started < 60  # MLflow's own retries would take minutes
+    assert absent.returncode == 1
+    assert "imdb-exp-compare: error: the MLflow server http://127.0.0.1:9 does not answer" in absent.stderr
+    assert "start it or fix --tracking-uri" in absent.stderr

@@ -189,7 +189,7 @@ def test_a_signal_during_training_kills_the_run_promptly_and_keeps_its_metrics(
     _, stderr = process.communicate(timeout=60)
     assert time.monotonic() - sent < 30
     assert process.returncode == 128 + signum, stderr[-3000:]
-    assert f"imdb-exp: stopped by {signal.Signals(signum).name}; the MLflow run is marked KILLED" in stderr
+    assert stderr.count("imdb-exp: stopped by") == 1 and f"imdb-exp: stopped by {signal.Signals(signum).name}" in stderr
     client, (run,) = recorded_runs(database)
     assert run.info.status == "KILLED"
     # Its id, to resume it by, in the first line (all a SIGKILL leaves) and the last ones.

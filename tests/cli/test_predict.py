@@ -13,7 +13,7 @@ def test_predict_command_refuses_empty_input_before_loading_a_model(tmp_path):
     result = run_cli("--model", "models:/none@candidate", "--file", str(tmp_path / "empty.txt"), cwd=tmp_path,
                      program="imdb-exp-predict")  # fmt: skip
     assert result.returncode == 2
-    assert "no reviews: give them as arguments, with --file, or one per line on stdin" in result.stderr
+    assert "no reviews: the 2 reviews given are empty; give them as arguments, with --file," in result.stderr
 
 
 @pytest.mark.e2e
@@ -43,3 +43,15 @@ def test_a_run_id_not_in_the_store_is_said_with_the_store_it_was_looked_for_in(t
                      program="imdb-exp-predict")  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"not found in {uri} (--tracking-uri or MLFLOW_TRACKING_URI names another store)" in result.stderr
+
+
+@pytest.mark.e2e
+def test_empty_reviews_are_named_when_left_out_and_an_unfinished_run_is_said_to_have_no_model_yet(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    running = client.create_run(client.create_experiment("imdb-exp"))  # a run still training: no model yet
+    result = run_cli("--run-id", running.info.run_id, "--tracking-uri", uri, "a fine film", "", "dull", " ",
+                     cwd=tmp_path, program="imdb-exp-predict")  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "imdb-exp-predict: warning: reviews 2, 4 are empty, left out of the output" in result.stderr
+    assert f"run {running.info.run_id} is RUNNING: a run logs its model when it finishes" in result.stderr

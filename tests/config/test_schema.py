@@ -41,6 +41,8 @@ def test_a_run_of_one_family_holds_only_its_own_model_keys(compose_cfg):
         (["model=lstm", "model.lstm_units=0"], "model.lstm_units=0 must be > 0"),
         (["model.hidden_units=[16,0]"], r"model.hidden_units=\[16, 0\] must be > 0"),
         (["data.val_size=2.5"], "a fraction in"),
+        (["data.val_size=1.0"], r"data.val_size=1.0 must be 0, a fraction in \(0, 1\), or a count written as a whole"),
+        (["resume="], "resume= needs the id of the run to continue: resume=RUN_ID"),
         (["optimizer.learning_rate=0"], "must be > 0"),
         (["optimizer.clipnorm=0"], "optimizer.clipnorm=0.0 must be > 0 or null"),
         (["trainer.backend=mxnet"], "choose one of: tensorflow, jax, torch"),
