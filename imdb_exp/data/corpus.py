@@ -134,6 +134,11 @@ def review_source(archive: str) -> Path:
     folder holding it); anything else is refused in one line saying what is accepted."""
     path = Path(archive).expanduser()
     if path.is_file():
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                tar.next()  # a file that is no tar archive at all is refused here, before a run opens
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise _unreadable(path, err) from None
         return path
     if not path.exists():
         raise DataError(f"data.archive={archive} does not exist")
@@ -250,15 +255,19 @@ def _read_reviews(source: Path) -> dict[str, list[tuple[int, str]]]:
             split, polarity, review_id, _ = _REVIEW.match(name).groups()
             found["unsup" if polarity == "unsup" else split].append((polarity == "pos", int(review_id), text))
     except (tarfile.TarError, EOFError, OSError) as err:
-        kind = "folder" if source.is_dir() else "tar archive"
-        why = " ".join(str(err).split())  # tarfile's message for a cut archive runs over several lines
-        raise DataError(f"{source} is not a readable {kind} ({why})") from None
+        raise _unreadable(source, err) from None
     for split in ("train", "test"):
         if not found[split]:
             raise DataError(f"{source} has no aclImdb/{split}/{{pos,neg}}/*.txt reviews; is it the IMDB archive?")
     if undecodable or empty:
         log.warning("%d reviews had bytes that are not UTF-8 (replaced), %d reviews were empty", undecodable, empty)
     return {split: [(int(pos), text) for pos, _, text in sorted(reviews)] for split, reviews in found.items()}
+
+
+def _unreadable(source: Path, err: Exception) -> DataError:
+    kind = "folder" if source.is_dir() else "tar archive"
+    why = " ".join(str(err).split())  # tarfile's message for a cut archive runs over several lines
+    return DataError(f"{source} is not a readable {kind} ({why})")
 
 
 def _review_files(source: Path) -> Iterator[tuple[str, bytes]]:

@@ -138,7 +138,8 @@ def _decided_by(data: DataConfig) -> tuple:
 
 def check_source(data: DataConfig) -> None:
     """DataError where data.archive names nothing the reviews can come from (no such path, a folder
-    without them): found before a run opens. An archive that cannot be read is found as it is read."""
+    without them, a file that is no tar archive): found before a run opens. An archive damaged further
+    in is found as it is read."""
     if data.archive and data.source == "aclimdb":
         review_source(data.archive)
 

@@ -45,6 +45,12 @@ def why_not_continuable(client: MlflowClient, run: Run) -> str | None:
 def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """The config run ``cfg.resume`` was started with, and what the command may change of it."""
     run_id = cfg.resume
+    uri = store.resolve_uri(cfg.tracking.uri)
+    client = store.client(uri)
+    try:  # a mistyped id is said first, not hidden behind the refusal of overrides below
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"resume={run_id}: there is no such run in {redact(uri)}") from None
     changed = {override_key(override): override for override in overrides}
     refused = [override for key, override in changed.items() if key not in RESUME_MAY_SET]
     if refused:
@@ -52,12 +58,6 @@ def recorded_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             f"resume={run_id} continues the run with the config it recorded; only trainer.epochs (to train "
             f"longer) and tracking.uri may be given with it, not: {' '.join(refused)}"
         )
-    uri = store.resolve_uri(cfg.tracking.uri)
-    client = store.client(uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise ConfigError(f"resume={run_id}: there is no such run in {redact(uri)}") from None
     if reason := why_not_continuable(client, run):
         raise ConfigError(f"resume={run_id}: the run cannot be continued: {reason}")
     with tempfile.TemporaryDirectory() as tmp:

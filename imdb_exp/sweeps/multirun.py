@@ -85,10 +85,8 @@ class SweepParentRun(Callback):
             rows = self.end()
         except Exception as err:
             raise SystemExit(f"imdb-exp: error: the sweep's MLflow run cannot be completed: {describe(err)}") from err
-        failed = [row for row in rows if row["status"] != "FINISHED"]
-        if failed:
-            names = "; ".join(row["run"] for row in failed)  # each name says how it ended
-            raise SystemExit(f"imdb-exp: error: {len(failed)} of {len(rows)} sweep jobs failed: {names}")
+        if failed := failed_jobs(rows):
+            raise SystemExit(f"imdb-exp: error: {failed}")
 
     def end(self, stopped_by: BaseException | None = None) -> list[dict]:
         """Writes the results table, figure and description, names the best job, and ends the parent
@@ -112,7 +110,9 @@ class SweepParentRun(Callback):
                 status = RunStatus.KILLED if was_interrupted(stopped_by) else RunStatus.FAILED
                 reason = why_stopped(stopped_by) if status == RunStatus.KILLED else describe(stopped_by)
                 self.client.set_tag(self.run_id, record.FAILURE_REASON, as_tag(reason))
-            elif all(row["status"] == "FINISHED" for row in rows):
+            elif failed := failed_jobs(rows):
+                self.client.set_tag(self.run_id, record.FAILURE_REASON, as_tag(failed))
+            else:
                 status = RunStatus.FINISHED
             return rows
         finally:
@@ -266,6 +266,15 @@ def end_unfinished(stopped_by: BaseException) -> None:
 def was_interrupted(err: BaseException) -> bool:
     """Ctrl-C, a kill or a hang-up, also as the exit status a job ended the process with (128 + the signal)."""
     return isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and err.code in (129, 130, 143))
+
+
+def failed_jobs(rows: list[dict]) -> str | None:
+    """Which jobs of a sweep did not finish, as the command's last line and the parent's failure_reason say it."""
+    failed = [row for row in rows if row["status"] != "FINISHED"]
+    if not failed:
+        return None
+    names = "; ".join(row["run"] for row in failed)  # each name says how it ended
+    return f"{len(failed)} of {len(rows)} sweep jobs failed: {names}"
 
 
 def why_stopped(err: BaseException) -> str:

@@ -11,7 +11,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from imdb_exp.data import corpus
+from imdb_exp.config.schema import DataConfig
+from imdb_exp.data import corpus, splits
 from imdb_exp.data.corpus import OOV, START, DataError, build_corpus, fetch_archive, load_corpus, tokenize
 from tests.support.archives import write_archive
 
@@ -96,6 +97,8 @@ def test_missing_archive_and_non_tar_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match="not a readable tar"):
         load_corpus(str(tmp_path / "x.tar.gz"), tmp_path)
     assert not list(tmp_path.glob("corpus-*"))
+    with pytest.raises(DataError, match=r"x.tar.gz is not a readable tar archive \("):  # before a run opens
+        splits.check_source(DataConfig(archive=str(tmp_path / "x.tar.gz")))
 
 
 def test_download_keeps_the_file_only_when_its_md5_matches(archive, tmp_path, caplog, monkeypatch):

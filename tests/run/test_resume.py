@@ -78,7 +78,7 @@ def test_resume_takes_the_recorded_config_and_more_epochs(compose_cfg, recorded_
     with pytest.raises(ConfigError, match="another live process is training it"):
         resume.recorded_config(compose_cfg(f"resume={run_id}"), [f"resume={run_id}"])
     let_go()
-    result = run_cli("resume=0123456789abcdef", cwd=tmp_path)
+    result = run_cli("resume=0123456789abcdef", "debug=tiny", cwd=tmp_path)  # the id said first, not the override
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("imdb-exp: error: resume=0123456789abcdef: there is no")
 

@@ -48,6 +48,7 @@ def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, arch
     assert "imdb-exp: error: 1 of 2 sweep jobs failed: dropout=1 (failed)" in result.stderr
     client, (parent,), jobs = sweep_runs(isolated_home)
     assert parent.info.status == "FAILED"
+    assert parent.data.tags[record.FAILURE_REASON] == "1 of 2 sweep jobs failed: dropout=1 (failed)"
     assert [j.data.tags[record.PARENT] for j in jobs] == [parent.info.run_id] * 2
     assert [j.info.status for j in jobs] == ["FINISHED", "FAILED"]
     assert jobs[1].data.tags[record.FAILURE_REASON] == "ConfigError: model.dropout=1.0 must be in [0, 1)"
