@@ -22,7 +22,7 @@ from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp.analysis import plots, summary
-from imdb_exp.errors import ConfigError, first_line
+from imdb_exp.errors import ConfigError, UserError, first_line
 from imdb_exp.runtime import interrupts
 from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
@@ -48,6 +48,8 @@ class SweepParentRun(Callback):
     let_go_of_lock: Callable[[], None] | None = None  # the sweep's lock, held while it runs: see _abandoned
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if not plan.is_search(config):  # a search's values are drawn inside the ranges it was given
+            _refuse_values_no_job_can_run(config)
         try:
             self._start(config)
         except Exception as err:
@@ -266,6 +268,27 @@ def end_unfinished(stopped_by: BaseException) -> None:
 def was_interrupted(err: BaseException) -> bool:
     """Ctrl-C, a kill or a hang-up, also as the exit status a job ended the process with (128 + the signal)."""
     return isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and err.code in (129, 130, 143))
+
+
+def _refuse_values_no_job_can_run(config: DictConfig) -> None:
+    """A swept value of the wrong type or out of range (``trainer.epochs=1,-1``), or an archive that is
+    not there, ends the command before the sweep's run opens, in one line and exit status 2 as for a
+    single run; found as a job, it would come after the jobs before it, as a FAILED run or Hydra's
+    report of its own."""
+    from hydra import compose
+    from hydra.errors import HydraException
+
+    from imdb_exp.config import schema
+    from imdb_exp.data import splits
+
+    for overrides in plan.each_value(config):
+        try:
+            splits.check_source(schema.validate(compose("config", overrides)).data)
+        except (UserError, HydraException) as err:
+            lines = str(err).split("Config search path:")[0].split()  # Hydra lists a group's options over lines
+            cause = f": {first_line(err.__cause__)}" if err.__cause__ else ""
+            print(f"imdb-exp: error: {' '.join(lines)}{cause}", file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 def failed_jobs(rows: list[dict]) -> str | None:

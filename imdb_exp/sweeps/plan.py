@@ -38,3 +38,19 @@ def job_count(config: DictConfig) -> int | None:
         return math.prod(len(list(override.sweep_iterator())) for override in swept(config))
     except Exception:  # a sweep Hydra expands itself (glob): known once it has run
         return None
+
+
+def each_value(config: DictConfig) -> list[list[str]]:
+    """Overrides of jobs of the grid in which every swept value occurs: the first job, and for each
+    other value of a key the first job with that value. Each is a job the sweep runs, so a value that
+    fails there fails in the sweep; checked in as many configs as the sweep has values, not jobs. None
+    where a key's values are known only once Hydra expands them."""
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    fixed = [override.input_line for override in parsed if not override.is_sweep_override()]
+    try:
+        values = {override.get_key_element(): list(override.sweep_string_iterator()) for override in swept(config)}
+    except Exception:  # a sweep Hydra expands itself (glob): its jobs check themselves
+        return []
+    first = {key: listed[0] for key, listed in values.items()}
+    jobs = [first] + [first | {key: value} for key, listed in values.items() for value in listed[1:]]
+    return [[*fixed, *(f"{key}={value}" for key, value in job.items())] for job in jobs]

@@ -43,15 +43,16 @@ def test_slurm_launcher_composes_with_the_documented_settings():
 @pytest.mark.xdist_group("cluster")  # never beside the cluster tests' Ray nodes
 def test_a_sweep_through_the_ray_launcher_accounts_for_every_job_under_its_parent(tmp_path, archive, isolated_home):
     # The jobs find their parent run in their config, which Ray ships to its workers (a remote
-    # cluster's workers do not share the launching process's environment). The second job cannot start.
+    # cluster's workers do not share the launching process's environment). The second job cannot train:
+    # it holds out more reviews than the archive has, found once they are read.
     ray_settings = ["+hydra.launcher.ray.init.num_cpus=2", "+hydra.launcher.ray.init.include_dashboard=false"]
     result = run_cli(
         "-m",
         "hydra/launcher=ray",
         *ray_settings,
-        "optimizer.learning_rate=0.001,-1",
         f"data.archive={archive}",
         *DEBUG,
+        "data.val_size=0.25,100000",
         "tracking.log_model=false",
         cwd=tmp_path,
         env={"RAY_USAGE_STATS_ENABLED": "0"},
@@ -60,8 +61,8 @@ def test_a_sweep_through_the_ray_launcher_accounts_for_every_job_under_its_paren
     assert "Ray Launcher is launching 2 jobs" in result.stdout + result.stderr
     _, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
     _, jobs = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.PARENT} = '{parent.info.run_id}'")
-    assert sorted(j.data.tags[record.OVERRIDES].split()[0] for j in jobs) == [
-        "optimizer.learning_rate=-1",
-        "optimizer.learning_rate=0.001",
+    assert sorted(next(o for o in j.data.tags[record.OVERRIDES].split() if "val_size" in o) for j in jobs) == [
+        "data.val_size=0.25",
+        "data.val_size=100000",
     ]
     assert sorted(j.info.status for j in jobs) == ["FAILED", "FINISHED"] and parent.info.status == "FAILED"
