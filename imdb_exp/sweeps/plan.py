@@ -43,8 +43,8 @@ def job_count(config: DictConfig) -> int | None:
 def each_value(config: DictConfig) -> list[list[str]]:
     """Overrides of jobs of the grid in which every swept value occurs: the first job, and for each
     other value of a key the first job with that value. Each is a job the sweep runs, so a value that
-    fails there fails in the sweep; checked in as many configs as the sweep has values, not jobs. None
-    where a key's values are known only once Hydra expands them."""
+    fails there fails in the sweep; checked in as many configs as the sweep has values, not jobs. No job
+    where a key's values are known only once Hydra expands them (a glob)."""
     parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
     fixed = [override.input_line for override in parsed if not override.is_sweep_override()]
     try:
