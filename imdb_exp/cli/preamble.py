@@ -33,9 +33,9 @@ def open_store(prog: str, args: argparse.Namespace) -> MlflowClient:
     if database and not database.exists():
         sys.exit(f"{prog}: error: no store at {database} ({ANOTHER_STORE})")
     try:
-        store.check_server_answers(uri)  # in seconds, not after MLflow's minutes of retries
+        store.check_server_answers(uri, setting="--tracking-uri")  # in seconds, not after MLflow's minutes of retries
     except store.TrackingError as err:
-        sys.exit(f"{prog}: error: {str(err).replace('tracking.uri', '--tracking-uri')}")
+        sys.exit(f"{prog}: error: {err}")
     store.activate(uri)
     return store.client(uri)
 

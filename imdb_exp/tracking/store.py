@@ -83,8 +83,9 @@ def stopped_answering(err: BaseException) -> bool:
     return False
 
 
-def check_server_answers(uri: str, timeout: float = 5) -> None:
-    """Fail in seconds, not after MLflow's minutes of retries, when a tracking server is unreachable."""
+def check_server_answers(uri: str, timeout: float = 5, setting: str = "tracking.uri") -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when a tracking server is unreachable;
+    the message names ``setting``, where the user gave the URI."""
     if not is_server(uri):
         return
     try:
@@ -92,7 +93,7 @@ def check_server_answers(uri: str, timeout: float = 5) -> None:
     except urllib.error.HTTPError:
         return  # it answered, if not on this path: the server is there
     except OSError as err:
-        message = f"the MLflow server {redact(uri)} does not answer ({err}); start it or fix tracking.uri"
+        message = f"the MLflow server {redact(uri)} does not answer ({err}); start it or fix {setting}"
         raise TrackingError(message) from None
 
 
