@@ -5,6 +5,7 @@ import tempfile
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from imdb_exp.analysis import evaluation, plots, predictions
 from imdb_exp.analysis.predictions import Predictions, Scored
@@ -52,16 +53,33 @@ def evaluate(
     own thread)."""
 
     def scored(split: Split) -> Scored:
-        with interrupts.deferred():
-            batches, size = [InterruptAtBatchEnd(interrupts)], settings.trainer.batch_size
-            probabilities = trained.predict(split.x, batch_size=size, callbacks=batches, verbose=0).ravel()
-        return Scored(split.rows, split.y, probabilities)
+        return Scored(split.rows, split.y, predicted(trained, split.x, settings.trainer.batch_size, interrupts))
 
     corpus, served = dataset.corpus, None
     if corpus and settings.tracking.log_model:
         served = logged_model.save_classifier(model, corpus.vocabulary_tsv)
     val = scored(dataset.val) if dataset.val else None
     return FitResult(settings, progress, scored(dataset.test), val, corpus, served)
+
+
+def predicted(trained: keras.Model, x: np.ndarray, batch_size: int, interrupts: Interrupts) -> np.ndarray:
+    """The probabilities of rows ``x``, a signal taken at a batch's end.
+
+    On TensorFlow, one call of the model's predict function a batch: keras.Model.predict builds a
+    tf.data dataset and its iterator for every call, 40% of the time of a dense sweep job's test and
+    validation predictions; the probabilities are the same. The other backends' predict builds no such
+    pipeline and keeps the device a batch ahead of the host (a batch a call was 10% slower on JAX).
+    """
+    with interrupts.deferred():
+        if keras.backend.backend() != "tensorflow":
+            return trained.predict(
+                x, batch_size=batch_size, callbacks=[InterruptAtBatchEnd(interrupts)], verbose=0
+            ).ravel()
+        batches = []
+        for start in range(0, len(x), batch_size):
+            batches.append(trained.predict_on_batch(x[start : start + batch_size]))
+            interrupts.raise_pending()
+    return np.concatenate(batches).ravel()
 
 
 def metrics(result: FitResult) -> dict[str, float]:
