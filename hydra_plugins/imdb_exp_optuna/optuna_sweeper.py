@@ -22,14 +22,12 @@ from typing import Any
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.config_store import ConfigStore
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp import errors
 from imdb_exp.config import identity
 
 log = logging.getLogger(__name__)
@@ -62,10 +60,7 @@ ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=OptunaSw
 
 class OptunaSweeper(Sweeper):
     def __init__(self, direction, study_name, storage, n_trials, n_jobs, sampler, pruner, params) -> None:
-        if direction not in ("maximize", "minimize"):
-            raise errors.ConfigError(f"hydra.sweeper.direction={direction!r}: choose maximize or minimize")
-        if n_trials < 1 or n_jobs < 1:
-            raise errors.ConfigError("hydra.sweeper.n_trials and hydra.sweeper.n_jobs must be >= 1")
+        # Checked before the sweep's run opens (imdb_exp.sweeps.multirun, search.check_settings).
         self.direction, self.study_name, self.storage = direction, study_name, storage
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.sampler, self.pruner = _plain(sampler), _plain(pruner)
@@ -88,7 +83,7 @@ class OptunaSweeper(Sweeper):
 
         from imdb_exp.sweeps import multirun, search, study_storage
 
-        fixed, space = self._fixed_and_space(arguments)
+        fixed, space = search.fixed_and_space(self.params, arguments)
         what_it_is = [o for o in fixed if not identity.is_launch_only(o)]
         search_name = self.config.hydra.runtime.choices.get("hparams_search") or "search"
         name = self.study_name or search.study_name(search_name, what_it_is, {k: str(v) for k, v in space.items()})
@@ -105,7 +100,7 @@ class OptunaSweeper(Sweeper):
         log.info("Optuna study %s in %s: %d trials so far, %d more", name, storage, len(study.trials), self.n_trials)
 
         def overrides_of(trial) -> list[str]:
-            return fixed + _overrides(trial.params) + _plumbing(name, storage, trial)
+            return fixed + search.as_overrides(trial.params) + _plumbing(name, storage, trial)
 
         parallel = self.n_jobs > 1 and not isinstance(self.launcher, BasicLauncher)
         run_trials = self._as_workers_free if parallel else self._in_batches
@@ -171,24 +166,6 @@ class OptunaSweeper(Sweeper):
             _tell(study, trial, result)
         return results
 
-    def _fixed_and_space(self, arguments: list[str]) -> tuple[list[str], dict]:
-        """The command's plain overrides, and the search space: the config's params, then the command's
-        own sweep overrides (which win for the same key)."""
-        from imdb_exp.sweeps import search
-
-        parser = OverridesParser.create()
-        searched = [f"{key}={value}" for key, value in self.params.items()]
-        fixed, space = [], {}
-        for override in parser.parse_overrides(searched) + parser.parse_overrides(arguments):
-            key = override.key_or_group
-            if override.is_sweep_override():
-                space[key] = search.distribution(key, override)
-                fixed = [o for o in fixed if identity.override_key(o) != key]
-            else:
-                space.pop(key, None)
-                fixed.append(override.input_line)
-        return fixed, space
-
     def _write_best(self, study) -> None:
         try:
             best = study.best_trial
@@ -212,11 +189,6 @@ def _set_up(launcher) -> None:
 
 def _plain(node) -> dict | None:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-
-def _overrides(params: dict) -> list[str]:
-    # A string choice is given back as written in choice(...): "[16,16]" composes as a list.
-    return [f"{key}={value if isinstance(value, str) else repr(value)}" for key, value in params.items()]
 
 
 def _plumbing(study: str, storage: str, trial) -> list[str]:

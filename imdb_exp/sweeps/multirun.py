@@ -48,8 +48,9 @@ class SweepParentRun(Callback):
     let_go_of_lock: Callable[[], None] | None = None  # the sweep's lock, held while it runs: see _abandoned
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        if not plan.is_search(config):  # a search's values are drawn inside the ranges it was given
-            _refuse_values_no_job_can_run(config)
+        if plan.is_search(config):
+            _refuse_unsound_search(config)
+        _refuse_values_no_job_can_run(config)
         try:
             self._start(config)
         except Exception as err:
@@ -57,8 +58,6 @@ class SweepParentRun(Callback):
 
     def _start(self, config: DictConfig) -> None:
         self.searching, self.varies = plan.is_search(config), plan.varied_keys(config)
-        if self.searching:
-            _refuse_unsound_search(config)
         store.bound_server_waits(config.tracking.server_timeout)
         store.check_server_answers(store.resolve_uri(config.tracking.uri))
         self.client = store.client(config.tracking.uri)
@@ -236,7 +235,10 @@ def _params(values: dict[str, str]) -> list[Param]:
 
 def _refuse_unsound_search(config: DictConfig) -> None:
     """Ends the command (exit status 2) before any run is made, for a search that could not be sound."""
+    from imdb_exp.sweeps import search
+
     try:
+        search.check_settings(config.hydra.sweeper)
         if not config.data.val_size:
             raise ConfigError(
                 "a search ranks trials by their validation accuracy, and data.val_size=0 holds no reviews out "
@@ -271,8 +273,9 @@ def was_interrupted(err: BaseException) -> bool:
 
 
 def _refuse_values_no_job_can_run(config: DictConfig) -> None:
-    """A swept value of the wrong type or out of range (``trainer.epochs=1,-1``), or an archive that is
-    not there, ends the command before the sweep's run opens, in one line and exit status 2 as for a
+    """A swept value of the wrong type or out of range (``trainer.epochs=1,-1``, a search's
+    ``model.dropout=interval(0.5,1.5)``), or an archive that is not there, ends the command before the
+    sweep's run opens, in one line and exit status 2 as for a
     single run; found as a job, it would come after the jobs before it, as a FAILED run or Hydra's
     report of its own."""
     from hydra import compose
@@ -281,7 +284,7 @@ def _refuse_values_no_job_can_run(config: DictConfig) -> None:
     from imdb_exp.config import schema
     from imdb_exp.data import splits
 
-    for overrides in plan.each_value(config):
+    for overrides in _each_value(config):
         try:
             splits.check_source(schema.validate(compose("config", overrides)).data)
         except (UserError, HydraException) as err:
@@ -289,6 +292,20 @@ def _refuse_values_no_job_can_run(config: DictConfig) -> None:
             cause = f": {first_line(err.__cause__)}" if err.__cause__ else ""
             print(f"imdb-exp: error: {' '.join(lines)}{cause}", file=sys.stderr)
             raise SystemExit(2) from None
+
+
+def _each_value(config: DictConfig) -> list[list[str]]:
+    """Overrides of configs in which every value the sweep can give each key occurs: a grid's values,
+    or a search space's ends (each choice, each range's lowest and highest value)."""
+    if not plan.is_search(config):
+        return plan.each_value(config)
+    from imdb_exp.sweeps import search
+
+    try:
+        return search.each_end(*search.fixed_and_space(config.hydra.sweeper.params or {}, config.hydra.overrides.task))
+    except ConfigError as err:
+        print(f"imdb-exp: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def failed_jobs(rows: list[dict]) -> str | None:

@@ -13,8 +13,9 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+from imdb_exp.config.identity import override_key
 from imdb_exp.config.schema import TrialConfig
-from imdb_exp.errors import ConfigError
+from imdb_exp.errors import ConfigError, first_line
 from imdb_exp.sweeps.study_storage import open_storage, patiently
 
 PRUNER_ATTR = "imdb_exp.pruner"  # the study's pruner config: jobs in other processes rebuild it from there
@@ -43,12 +44,70 @@ def study_name(search: str, fixed_overrides: list[str], space: dict[str, str]) -
     return f"{search}-{digest}"
 
 
+def check_settings(sweeper) -> None:
+    """Refuses (ConfigError) hydra.sweeper settings no search runs with: a direction, a count of trials
+    or workers, a sampler or pruner that cannot be made."""
+    from hydra.utils import instantiate
+
+    if sweeper.direction not in ("maximize", "minimize"):
+        raise ConfigError(f"hydra.sweeper.direction={sweeper.direction}: choose maximize or minimize")
+    for key in ("n_trials", "n_jobs"):
+        if sweeper[key] < 1:
+            raise ConfigError(f"hydra.sweeper.{key}={sweeper[key]}: a search runs at least 1")
+    for part in ("sampler", "pruner"):
+        try:
+            instantiate(sweeper[part])
+        except Exception as err:  # Hydra's wrapper names the class; its cause says what was wrong
+            what = "its _target_ and arguments" + (", or null for none" if part == "pruner" else "")
+            raise ConfigError(
+                f"hydra.sweeper.{part} cannot be made ({first_line(err.__cause__ or err)}); set {what} (docs/sweeps.md)"
+            ) from None
+
+
+def fixed_and_space(params: dict, arguments: list[str]) -> tuple[list[str], dict]:
+    """The command's plain overrides, and the search space: the config's params, then the command's
+    own sweep overrides (which win for the same key). Unsound settings are refused (ConfigError)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    searched = [f"{key}={value}" for key, value in params.items()]
+    fixed, space = [], {}
+    for override in parser.parse_overrides(searched) + parser.parse_overrides(arguments):
+        key = override.key_or_group
+        if override.is_sweep_override():
+            space[key] = distribution(key, override)
+            fixed = [o for o in fixed if override_key(o) != key]
+        else:
+            space.pop(key, None)
+            fixed.append(override.input_line)
+    return fixed, space
+
+
+def as_overrides(params: dict) -> list[str]:
+    """A trial's values as overrides. A string choice is given back as written in choice(...):
+    "[16,16]" composes as a list."""
+    return [f"{key}={value if isinstance(value, str) else repr(value)}" for key, value in params.items()]
+
+
+def each_end(fixed: list[str], space: dict) -> list[list[str]]:
+    """Overrides of configs in which every end of the space occurs (each choice, each range's lowest
+    and highest value): the first, all at their lowest or first choice, then one other end at a time.
+    The settings' checks are ranges, so a space whose ends pass them holds no trial they refuse."""
+    ends = {key: list(d.choices) if hasattr(d, "choices") else [d.low, d.high] for key, d in space.items()}
+    first = {key: values[0] for key, values in ends.items()}
+    configs = [first] + [first | {key: value} for key, values in ends.items() for value in values[1:]]
+    return [[*fixed, *as_overrides(config)] for config in configs]
+
+
 def distribution(key: str, override):
     """An Optuna distribution from Hydra's sweep syntax: choice(...), range(a, b[, step]), and
     interval(a, b) (real numbers; tag(int, ...) for whole ones, tag(log, ...) for a log scale)."""
     import optuna.distributions as d
+    from hydra.core.override_parser.types import Glob
 
     value = override.value()
+    if isinstance(value, Glob):  # its options are known only to Hydra's config loader, in the jobs
+        raise ConfigError(f"{override.input_line}: a search lists its options, choice(...) rather than glob(...)")
     if override.is_choice_sweep():
         return d.CategoricalDistribution(list(override.sweep_iterator()))
     if override.is_range_sweep():
@@ -57,13 +116,13 @@ def distribution(key: str, override):
         last = value.start + (value.stop - 1 - value.start) // value.step * value.step  # range() stops before stop
         return d.IntDistribution(value.start, last, step=value.step)
     if override.is_interval_sweep():
-        log = "log" in value.tags
-        if "int" in value.tags:
-            return d.IntDistribution(int(value.start), int(value.end), log=log)
-        return d.FloatDistribution(value.start, value.end, log=log)
-    raise ConfigError(
-        f"{key}={override.get_value_element_as_str()} is not a search space; use choice, range or interval"
-    )
+        log, kind = "log" in value.tags, d.IntDistribution if "int" in value.tags else d.FloatDistribution
+        ends = (int(value.start), int(value.end)) if "int" in value.tags else (value.start, value.end)
+        try:
+            return kind(*ends, log=log)
+        except ValueError as err:  # Optuna's own words: "`low <= high` must hold, but got (low=0.01, high=0.0001)."
+            raise ConfigError(f"{override.input_line}: {err}") from None
+    raise ConfigError(f"{override.input_line} is not a search space; use choice, range or interval")
 
 
 class TrialReporter:
@@ -92,9 +151,11 @@ class TrialReporter:
                 state.name,
             )
 
-    def report(self, epoch: int, history: dict[str, list[float]]) -> None:
+    def report(self, epoch: int, history: dict[str, list[float]], last: bool) -> None:
+        """The epoch's validation accuracy to the trial; pruned if its pruner says so, except after the
+        ``last`` epoch: the fit is done then, and pruning would save no time, only lose its results."""
         if REPORTED not in history or self.ended:
             return
         patiently(lambda: self.trial.report(history[REPORTED][epoch - 1], step=epoch))
-        if patiently(self.trial.should_prune):
+        if not last and patiently(self.trial.should_prune):
             raise TrialPruned(epoch)

@@ -64,11 +64,11 @@ class LogEpochMetrics(EpochEnd):
 class ReportToTrial(EpochEnd):
     """In an Optuna search: the epoch's validation accuracy to the trial, whose pruner may stop it."""
 
-    def __init__(self, trial):
-        self.trial = trial  # a search.TrialReporter
+    def __init__(self, trial, epochs: int):
+        self.trial, self.epochs = trial, epochs  # a search.TrialReporter, and the fit's last epoch
 
     def after_epoch(self, progress: Progress) -> None:
-        self.trial.report(progress.epochs_done, progress.history)
+        self.trial.report(progress.epochs_done, progress.history, last=progress.epochs_done >= self.epochs)
 
 
 def chosen(trainer: TrainerConfig, model: keras.Model, checkpoint, trial) -> list[EpochEnd]:
@@ -81,5 +81,5 @@ def chosen(trainer: TrainerConfig, model: keras.Model, checkpoint, trial) -> lis
         ends.append(SaveCheckpoint(checkpoint, model))
     ends.append(LogEpochMetrics())
     if trial:
-        ends.append(ReportToTrial(trial))
+        ends.append(ReportToTrial(trial, trainer.epochs))
     return ends

@@ -69,8 +69,32 @@ def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, arch
         (["optimizer=adam,rmsprop", "trainer.epochs=1,-1"], "trainer.epochs=-1 must be > 0"),
         (["model=dense,lstmm"], "In 'config': Could not find 'model/lstmm' Available options in 'model': bigru cnn"),
         (["optimizer=adam,rmsprop", "data.archive=/no/such/archive"], "data.archive=/no/such/archive does not exist"),
+        # A search's space: each choice and the ends of each range, and the sweeper's own settings.
+        (["hparams_search=dense", "model.dropout=interval(0.5,1.5)"], "model.dropout=1.5 must be in [0, 1)"),
+        (["hparams_search=dense", "trainer.batch_size=choice(0,128)"], "trainer.batch_size=0 must be > 0"),
+        (
+            ["hparams_search=dense", "optimizer.learnig_rate=interval(1e-4,1e-3)"],
+            "Could not override 'optimizer.learnig",
+        ),
+        (
+            ["hparams_search=dense", "optimizer.learning_rate=interval(1e-2,1e-4)"],
+            "optimizer.learning_rate=interval(1e-2,1e-4): `low <= high` must hold",
+        ),
+        (["hparams_search=dense", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0: a search runs at least 1"),
+        (["hparams_search=dense", "hydra.sweeper.pruner=hyperband"], "hydra.sweeper.pruner cannot be made"),
     ],
-    ids=["type", "range", "option", "archive"],
+    ids=[
+        "type",
+        "range",
+        "option",
+        "archive",
+        "search-range",
+        "search-choice",
+        "search-key",
+        "search-ends",
+        "search-trials",
+        "search-pruner",
+    ],  # fmt: skip
 )
 def test_a_swept_value_no_job_could_run_with_is_refused_before_the_sweep_opens_a_run(
     tmp_path, isolated_home, sweep, said

@@ -88,7 +88,8 @@ def test_a_search_continues_its_study_and_two_workers_at_once_share_it(tmp_path,
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_search_whose_every_trial_fails_ends_failed_with_its_table(tmp_path, archive, isolated_home):
-    result = run_cli(*SEARCH, f"data.archive={archive}", "optimizer.learning_rate=interval(-2, -1)", cwd=tmp_path)
+    # Rates no check refuses, at which the loss is no longer finite.
+    result = run_cli(*SEARCH, f"data.archive={archive}", "optimizer.learning_rate=interval(1e29, 1e30)", cwd=tmp_path)
     assert result.returncode == 1
     assert "2 of 2 sweep jobs failed" in result.stderr
     client, runs = recorded_runs(isolated_home / "mlflow.db")
@@ -125,5 +126,39 @@ def test_a_trial_that_ended_in_its_study_is_reported_nothing_when_its_run_is_con
     study.tell(stopped, state=optuna.trial.TrialState.FAIL)
     history = {search.REPORTED: [0.61]}
     for trial in (stopped, running):
-        search.TrialReporter(TrialConfig(study="dense-0", storage=journal, number=trial.number)).report(1, history)
+        search.TrialReporter(TrialConfig(study="dense-0", storage=journal, number=trial.number)).report(
+            1, history, last=False
+        )
     assert [trial.intermediate_values for trial in study.get_trials()] == [{}, {1: 0.61}]
+
+
+def test_the_pruner_stops_a_hopeless_trial_before_its_last_epoch_never_after_it(tmp_path):
+    # After the last epoch the fit is done: pruning then saved no time and threw its results away.
+    journal = str(tmp_path / "optuna-journal.log")
+    pruner = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1, "n_warmup_steps": 0}
+    study = optuna.create_study(study_name="dense-0", storage=study_storage.open_storage(journal), direction="maximize")
+    study.set_user_attr(search.PRUNER_ATTR, pruner)
+    good = study.ask()
+    good.report(0.9, step=1)
+    study.tell(good, 0.9)
+    hopeless = {search.REPORTED: [0.5]}
+    for last in (False, True):
+        reporter = search.TrialReporter(TrialConfig(study="dense-0", storage=journal, number=study.ask().number))
+        if last:
+            reporter.report(1, hopeless, last=True)
+        else:
+            with pytest.raises(search.TrialPruned):
+                reporter.report(1, hopeless, last=False)
+    assert [trial.intermediate_values for trial in study.get_trials()[1:]] == [{1: 0.5}, {1: 0.5}]
+
+
+def test_a_search_is_checked_at_each_choice_and_at_both_ends_of_each_range():
+    params = {"model.dropout": "interval(0.0, 0.5)", "trainer.batch_size": "choice(128, 512)"}
+    command = ["trainer.epochs=2", "optimizer.learning_rate=tag(log, interval(1e-4, 1e-2))", "model.dropout=0.1"]
+    fixed, space = search.fixed_and_space(params, command)
+    assert fixed == ["trainer.epochs=2", "model.dropout=0.1"]  # a value given on the command line is not searched
+    assert search.each_end(fixed, space) == [
+        [*fixed, "trainer.batch_size=128", "optimizer.learning_rate=0.0001"],
+        [*fixed, "trainer.batch_size=512", "optimizer.learning_rate=0.0001"],
+        [*fixed, "trainer.batch_size=128", "optimizer.learning_rate=0.01"],
+    ]

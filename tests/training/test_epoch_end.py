@@ -28,10 +28,11 @@ class PrunesAtEpoch:
     """Stands in for an Optuna trial whose pruner stops the fit after ``epoch``."""
 
     def __init__(self, epoch: int):
-        self.epoch, self.reported = epoch, []
+        self.epoch, self.reported, self.last = epoch, [], []
 
-    def report(self, epoch: int, history: dict) -> None:
+    def report(self, epoch: int, history: dict, last: bool) -> None:
         self.reported.append((epoch, history["val_loss"][epoch - 1]))
+        self.last.append(last)
         if epoch == self.epoch:
             raise search.TrialPruned(epoch)
 
@@ -61,9 +62,18 @@ def test_a_trials_pruner_ends_the_fit_at_the_epoch_it_prunes():
     progress = Progress()
     with pytest.raises(search.TrialPruned):
         fitting.fit(model, noisy_dataset(), TrainerConfig(epochs=6, batch_size=32), progress, [],
-                    [epoch_end.ReportToTrial(trial)], verbose=0)  # fmt: skip
+                    [epoch_end.ReportToTrial(trial, epochs=6)], verbose=0)  # fmt: skip
     assert progress.epochs_done == 2 and [epoch for epoch, _ in trial.reported] == [1, 2]
+    assert trial.last == [False, False]
     assert trial.reported[1][1] == progress.history["val_loss"][1]
+
+
+@pytest.mark.slow
+def test_the_trial_is_told_which_epoch_is_the_fits_last():
+    model, trial = small_model(), PrunesAtEpoch(0)  # never prunes
+    fitting.fit(model, noisy_dataset(), TrainerConfig(epochs=3, batch_size=32), Progress(), [],
+                [epoch_end.ReportToTrial(trial, epochs=3)], verbose=0)  # fmt: skip
+    assert trial.last == [False, False, True]
 
 
 def test_epoch_metrics_are_logged_at_the_epochs_step(isolated_home):
