@@ -1,14 +1,14 @@
 """imdb-exp-ensemble ID...: runs combined by greedy ensemble selection on their validation predictions.
 
-Each ID is a run, or a sweep's parent run (its FINISHED jobs). Starting from nothing, each round adds
-the member (again, if it is best) whose addition gives the average of the chosen members' validation
-probabilities the highest accuracy, ties broken by the lower log loss (Caruana et al., "Ensemble
-selection from libraries of models", 2004), and of the rounds keeps the one whose ensemble scored
-best; a member's weight is how often it was chosen up to that round. The combination is kept only
-where it gets more validation reviews right than its best member beyond chance (McNemar's exact
-test at 5%); otherwise the best member alone is the ensemble: greedy rounds on a few thousand
-reviews also fit their noise (scripts/ensemble_holdout.py measures it). Only the validation reviews
-choose: the test reviews are read once, for the chosen combination.
+Each ID is a run, or a sweep's parent run (its FINISHED jobs, pruned trials left out). Starting from
+nothing, each round adds the member (again, if it is best) whose addition gives the average of the
+chosen members' validation probabilities the highest accuracy, ties broken by the lower log loss
+(Caruana et al., "Ensemble selection from libraries of models", 2004), and of the rounds keeps the
+one whose ensemble scored best; a member's weight is how often it was chosen up to that round. The
+combination is kept only where it gets more validation reviews right than its best member beyond
+chance (McNemar's exact test at 5%); otherwise the best member alone is the ensemble: greedy rounds
+on a few thousand reviews also fit their noise (scripts/ensemble_holdout.py measures it). Only the
+validation reviews choose: the test reviews are read once, for the chosen combination.
 
 The ensemble is an MLflow run of its own: tags naming its members and weights, validation and test
 metrics, the evaluation figures and predictions of any run, and a servable model (raw text in, the
@@ -34,13 +34,14 @@ ROUNDS = 25
 
 
 def members_of(client: MlflowClient, ids: list[str]) -> list[Run]:
-    """The runs ``ids`` name: a run itself, or a sweep's parent run's FINISHED jobs, each once."""
+    """The runs ``ids`` name: a run itself, or a sweep's parent run's jobs that kept a model and
+    predictions (FINISHED, not pruned), each once."""
     members: dict[str, Run] = {}
     for run_id in ids:
         run = client.get_run(run_id)
         if record.is_sweep(run):
             jobs = [client.get_run(job_run_id) for job_run_id in record.counted_jobs(run).values()]
-            members |= {job.info.run_id: job for job in jobs if job.info.status == "FINISHED"}
+            members |= {job.info.run_id: job for job in jobs if not record.why_nothing_kept(job)}
         else:
             members[run_id] = run
     return list(members.values())

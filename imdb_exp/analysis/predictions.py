@@ -62,11 +62,8 @@ def of_run(client: MlflowClient, run_id: str) -> Predictions:
         try:
             path = client.download_artifacts(run_id, record.PREDICTIONS, folder)
         except Exception as err:
-            status = client.get_run(run_id).info.status
-            if status != "FINISHED":
-                raise PredictionsError(
-                    f"run {run_id} is {status}: a run keeps its predictions when it finishes"
-                ) from None
+            if why := record.why_nothing_kept(client.get_run(run_id)):
+                raise PredictionsError(f"run {run_id} {why}") from None
             raise PredictionsError(
                 f"run {run_id} kept no predictions ({record.PREDICTIONS}: {first_line(err)})"
             ) from None

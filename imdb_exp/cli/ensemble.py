@@ -14,7 +14,9 @@ PROG = "imdb-exp-ensemble"
 
 def main(argv: list[str] | None = None) -> None:
     parser = preamble.parser(PROG, __doc__.splitlines()[0])
-    parser.add_argument("ids", nargs="+", help="run ids, or a sweep's parent run id (its FINISHED jobs)")
+    parser.add_argument(
+        "ids", nargs="+", help="run ids, or a sweep's parent run id (its FINISHED jobs but pruned trials)"
+    )
     parser.add_argument(
         "--metric", choices=ensemble.METRICS, default="accuracy", help="what each round maximises on validation"
     )

@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         model_uri = args.model or record.logged_model_uri(run)
         if model_uri is None and record.is_sweep(run):
             raise UserError(f"run {args.run_id} is a sweep's parent run: give one of its jobs' run ids")
-        if model_uri is None and run.info.status != "FINISHED":
-            raise UserError(f"run {args.run_id} is {run.info.status}: a run logs its model when it finishes")
+        if model_uri is None and (why := record.why_nothing_kept(run)):
+            raise UserError(f"run {args.run_id} {why}")
         if model_uri is None:
             raise UserError(f"run {args.run_id} logged no model (tracking.log_model=false)")
         try:

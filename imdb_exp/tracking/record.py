@@ -125,6 +125,16 @@ def pruned_at(run: "Run") -> int | None:
     return None if epoch is None else int(epoch)
 
 
+def why_nothing_kept(run: "Run") -> str | None:
+    """Why the run kept no model or test predictions, where its status or its search says so (None
+    for a finished run that was not pruned), as the rest of a sentence that begins "run ID"."""
+    if run.info.status != "FINISHED":
+        return f"is {run.info.status}: a run keeps its model and predictions when it finishes"
+    if (epoch := pruned_at(run)) is not None:
+        return f"was pruned by its search after epoch {epoch}: a pruned trial keeps no model or predictions"
+    return None
+
+
 def failure(run: "Run") -> str:
     """The first line of why the run failed or was stopped; empty where it says nothing."""
     reason = run.data.tags.get(FAILURE_REASON, "")

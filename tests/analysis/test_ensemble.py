@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 
 from imdb_exp.analysis import ensemble
 from imdb_exp.analysis.predictions import Predictions, PredictionsError, Scored
+from imdb_exp.tracking import record
 
 
 def scored(probabilities, labels=None, rows=None) -> Scored:
@@ -58,3 +60,24 @@ def test_members_held_out_on_other_reviews_or_tested_on_other_data_are_refused()
         ensemble.check_alike([kept(), kept(first_row=1)], names)
     with pytest.raises(PredictionsError, match="run b was tested on other data than run a"):
         ensemble.check_alike([kept(), kept(source="other")], names)
+
+
+def test_a_parent_brings_its_finished_jobs_but_pruned_trials_which_kept_nothing(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("e")
+    parent = client.create_run(experiment, tags={record.SWEEP: "hparams_search=dense"}).info.run_id
+    outcomes = {
+        "kept": ("FINISHED", {}),
+        "pruned": ("FINISHED", {record.PRUNED_AT_EPOCH: "1"}),
+        "failed": ("FAILED", {}),
+    }
+    ids = {}
+    for number, (name, (status, tags)) in enumerate(outcomes.items()):
+        ids[name] = client.create_run(experiment, tags=tags, run_name=name).info.run_id
+        client.set_terminated(ids[name], status)
+        record.count_job(client, parent, str(number), ids[name])
+    assert [run.info.run_id for run in ensemble.members_of(client, [parent])] == [ids["kept"]]
+    pruned = client.get_run(ids["pruned"])
+    assert record.why_nothing_kept(pruned) == (
+        "was pruned by its search after epoch 1: a pruned trial keeps no model or predictions"
+    )

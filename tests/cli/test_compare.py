@@ -66,7 +66,7 @@ def test_the_same_run_twice_an_unfinished_run_and_a_server_that_does_not_answer_
     assert same.returncode == 2 and f"run_a and run_b are the same run ({killed}): give two runs" in same.stderr
     unfinished = run_cli(killed, other, "--tracking-uri", uri, cwd=tmp_path, program="imdb-exp-compare")
     assert unfinished.returncode == 1 and "Traceback" not in unfinished.stderr
-    assert f"run {killed} is KILLED: a run keeps its predictions when it finishes" in unfinished.stderr
+    assert f"run {killed} is KILLED: a run keeps its model and predictions when it finishes" in unfinished.stderr
 
     started = time.monotonic()
     absent = run_cli(killed, other, "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path, program="imdb-exp-compare")

@@ -54,4 +54,6 @@ def test_empty_reviews_are_named_when_left_out_and_an_unfinished_run_is_said_to_
                      cwd=tmp_path, program="imdb-exp-predict")  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "imdb-exp-predict: warning: reviews 2, 4 are empty, left out of the output" in result.stderr
-    assert f"run {running.info.run_id} is RUNNING: a run logs its model when it finishes" in result.stderr
+    assert (
+        f"run {running.info.run_id} is RUNNING: a run keeps its model and predictions when it finishes" in result.stderr
+    )
