@@ -108,6 +108,8 @@ def load_and_build(settings: schema.Config):
 
 def pruned_trial(epoch: int, progress, checkpoint) -> search.Pruned:
     """What a trial its pruner stopped records: no final model, nothing to continue."""
+    reached = progress.history[search.REPORTED][epoch - 1]  # what the pruner judged
+    log.info("pruned by its search after epoch %d (%s=%.4f): no test metrics or model", epoch, search.REPORTED, reached)
     active_run.log_pruned(epoch, progress.history)
     active_run.log_metrics({"epochs_trained": progress.epochs_done, "fit_seconds": progress.fit_seconds})
     checkpoint.discard()

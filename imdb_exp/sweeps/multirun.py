@@ -221,7 +221,8 @@ class SweepParentRun(Callback):
         self.client.set_tag(self.run_id, record.BEST_JOB, best["run"])
         self.client.log_metric(self.run_id, "best_val_accuracy", readable(best[objective]))
         print(
-            f"imdb-exp: best of {naming.counted(len(rows), 'job')}: {best['run']} (run {best['run_id']}), "
+            f"imdb-exp: best of {naming.counted(len(rows), 'job')} ({results.tally(rows)}): {best['run']} "
+            f"(run {best['run_id']}), "
             f"{objective}={best[objective]:.4f}, test_accuracy={results.cell(best['test_accuracy'])}"
         )
 

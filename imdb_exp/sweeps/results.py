@@ -2,6 +2,7 @@
 parent's description (MLflow's run note, which the UI renders): each job's name linked to its page,
 the best marked, pruned and failed jobs said so."""
 
+import collections
 import csv
 import io
 
@@ -45,11 +46,20 @@ def best(rows: list[dict]) -> dict | None:
     return max(scored, key=lambda row: row[OBJECTIVE], default=None)
 
 
+OUTCOMES = ("finished", "pruned", "failed", "stopped", "running", "scheduled")
+
+
 def outcome(row: dict) -> str:
-    """How a job ended, in a word a reader scans for: finished, pruned, failed, stopped, running."""
+    """How a job ended, in a word a reader scans for: one of OUTCOMES."""
     if row["pruned"]:
         return "pruned"
     return {"FINISHED": "finished", "FAILED": "failed", "KILLED": "stopped"}.get(row["status"], row["status"].lower())
+
+
+def tally(rows: list[dict]) -> str:
+    """How the jobs ended, counted: "2 finished, 6 pruned"."""
+    counts = collections.Counter(outcome(row) for row in rows)
+    return ", ".join(f"{counts[word]} {word}" for word in [*OUTCOMES, *(counts.keys() - OUTCOMES)] if counts[word])
 
 
 def cell(value) -> str:
@@ -73,8 +83,9 @@ def to_markdown(rows: list[dict], columns: list[str]) -> str:
 def description(name: str, rows: list[dict]) -> str:
     """The parent's note: what the sweep was, and each job linked to its page, the best marked."""
     top = best(rows)
+    chosen = f"best **{top['run']}**, {OBJECTIVE} {cell(top[OBJECTIVE])}" if top else "no best: none finished"
     lines = [
-        f"**{name}**: {naming.counted(len(rows), 'job')}, {sum(outcome(r) == 'finished' for r in rows)} finished. "
+        f"**{name}**: {naming.counted(len(rows), 'job')} ({tally(rows)}); {chosen}. "
         f"Ranked by `{OBJECTIVE}` (validation); the test set never chose.",
         "",
         "| job | outcome | " + OBJECTIVE + " | test_accuracy | note |",
