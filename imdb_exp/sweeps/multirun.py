@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 LOST = (
     "still RUNNING when its sweep ended: the process training it was lost (its node lost, a SIGKILL, or a retry "
-    "that started the job over); launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
+    "that started the job over); "
 )
 ABANDONED = "its sweep process was killed outright (a SIGKILL, out of memory); the sweep launched again is run {}"
 
@@ -150,7 +150,10 @@ class SweepParentRun(Callback):
         if self.client.get_run(run_id).info.status != "RUNNING" or not checkpoints.was_abandoned(run_id):
             return  # ended meanwhile, by its own process or by another launch of the same sweep
         self._end_lost_jobs(run_id, leave_live=True)
-        self._end_with_reason(run, RunStatus.KILLED, ABANDONED.format(self.run_id))
+        reached = naming.sweep_name(self.varies, len(record.counted_jobs(run)), self.searching)  # as a stopped one
+        reason = ABANDONED.format(self.run_id)
+        self.client.set_tag(run_id, record.NOTE, f"**{reached}**: {reason}")  # no longer "running ..."
+        self._end_with_reason(run, RunStatus.KILLED, reason, reached)
         checkpoints.discard(run_id)
 
     def _end_lost_jobs(self, parent_id: str, leave_live: bool = False) -> None:
@@ -162,14 +165,14 @@ class SweepParentRun(Callback):
         for run in self.client.search_runs([experiment], running):
             if leave_live and checkpoints.is_live(run.info.run_id):
                 continue
-            self._end_with_reason(run, RunStatus.FAILED, LOST)
+            self._end_with_reason(run, RunStatus.FAILED, lost(run))
 
-    def _end_with_reason(self, run, status: int, reason: str) -> None:
+    def _end_with_reason(self, run, status: int, reason: str, name: str | None = None) -> None:
         """Another process's run ended for it: its reason, its status, and its name saying how it ended."""
         outcome = "killed" if status == RunStatus.KILLED else "failed"
         self.client.set_tag(run.info.run_id, record.FAILURE_REASON, reason)
         self.client.set_terminated(run.info.run_id, RunStatus.to_string(status))
-        self.client.update_run(run.info.run_id, name=naming.ended_name(run.info.run_name, outcome))
+        self.client.update_run(run.info.run_id, name=naming.ended_name(name or run.info.run_name, outcome))
 
     def _write_results(self) -> list[dict]:
         jobs = list(self._jobs().items())
@@ -228,6 +231,14 @@ class SweepParentRun(Callback):
 
     def _history(self, run_id: str, metric: str) -> list[float]:
         return [m.value for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+
+
+def lost(run) -> str:
+    """The failure_reason of a job run whose process was lost, and how to continue it: a search
+    launched again asks its study for new trials rather than continuing its trials."""
+    if record.STUDY in run.data.tags:
+        return LOST + "imdb-exp resume=RUN_ID continues it (the search launched again asks its study for new trials)"
+    return LOST + "launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
 
 
 def _params(values: dict[str, str]) -> list[Param]:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from imdb_exp.tracking import record
+from imdb_exp.tracking import naming, record
 from tests.support.commands import run_cli, start_cli
 from tests.support.presets import DEBUG
 from tests.support.store import recorded_runs
@@ -51,3 +51,6 @@ def test_a_sweep_signalled_at_a_random_moment_is_accounted_and_finished_by_the_s
     jobs = [run for run in runs if record.JOB in run.data.tags]
     finished = sorted(run.data.params["trainer.seed"] for run in jobs if run.info.status == "FINISHED")
     assert finished == ["0", "1"], f"{signum.name} after {delay:.1f} s: finished jobs {finished}"
+    for parent in (run for run in runs if record.is_sweep(run) and run.info.status != "FINISHED"):
+        reached = naming.counted(len(record.counted_jobs(parent)), "job")  # also one a SIGKILL left to the next
+        assert parent.info.run_name.startswith(f"sweep seed, {reached} ("), parent.info.run_name
