@@ -28,8 +28,6 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imdb_exp.config import identity
-
 log = logging.getLogger(__name__)
 
 
@@ -84,10 +82,8 @@ class OptunaSweeper(Sweeper):
         from imdb_exp.sweeps import multirun, search, study_storage
 
         fixed, space = search.fixed_and_space(self.params, arguments)
-        what_it_is = [o for o in fixed if not identity.is_launch_only(o)]
-        search_name = self.config.hydra.runtime.choices.get("hparams_search") or "search"
-        name = self.study_name or search.study_name(search_name, what_it_is, {k: str(v) for k, v in space.items()})
-        storage = self.storage or study_storage.default_storage(self.config.tracking.uri)
+        of = search.study_of(self.config, fixed, space)  # continuing one was checked before the sweep's run opened
+        name, storage = of.name, of.storage
         study = optuna.create_study(
             study_name=name,
             storage=study_storage.open_storage(storage),
@@ -96,6 +92,8 @@ class OptunaSweeper(Sweeper):
             load_if_exists=True,
         )
         study.set_user_attr(search.PRUNER_ATTR, self.pruner)
+        if search.SETUP_ATTR not in study.user_attrs:  # its first search's
+            study.set_user_attr(search.SETUP_ATTR, of.setup)
         study_storage.fail_orphaned_trials(study, storage)
         log.info("Optuna study %s in %s: %d trials so far, %d more", name, storage, len(study.trials), self.n_trials)
 
@@ -232,5 +230,7 @@ def _draw_the_search(study, direction: str, parent_run_id: str, tracking_uri: st
     if finished < 2:  # importances need trials that differ
         log.warning("no parameter importances for study %s: %d finished trial(s)", study.study_name, finished)
         return
-    importances = optuna.importance.get_param_importances(study)
+    with warnings.catch_warnings():  # that a small search's importances are rough: its figure is drawn from few trials
+        warnings.filterwarnings("ignore", "Some regimes for parameter", UserWarning)
+        importances = optuna.importance.get_param_importances(study)
     client.log_figure(parent_run_id, plots.param_importances(importances), record.SEARCH_IMPORTANCES)

@@ -257,6 +257,8 @@ def _refuse_unsound_search(config: DictConfig) -> None:
                 "(the test set is never used to choose); set data.val_size"
             )
         study_storage.refuse_storage_out_of_reach(config.hydra.sweeper.storage, config.hydra.launcher)
+        fixed, space = search.fixed_and_space(config.hydra.sweeper.params or {}, config.hydra.overrides.task)
+        search.check_continued(search.study_of(config, fixed, space), config.hydra.sweeper.direction)
     except ConfigError as err:
         print(f"imdb-exp: error: {err}", file=sys.stderr)
         sys.exit(2)

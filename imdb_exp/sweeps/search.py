@@ -13,11 +13,12 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from imdb_exp.config.identity import override_key
+from imdb_exp.config.identity import is_launch_only, override_key
 from imdb_exp.config.schema import TrialConfig
 from imdb_exp.errors import ConfigError, first_line
-from imdb_exp.sweeps.study_storage import open_storage, patiently
+from imdb_exp.sweeps.study_storage import default_storage, open_storage, patiently
 
+SETUP_ATTR = "imdb_exp.setup"  # what the study's first search fixed and searched (StudyOf.setup)
 PRUNER_ATTR = "imdb_exp.pruner"  # the study's pruner config: jobs in other processes rebuild it from there
 REPORTED = "val_accuracy"  # what a trial reports after every epoch; what a search maximizes is its final value
 
@@ -35,6 +36,70 @@ class TrialPruned(Exception):
     def __init__(self, epoch: int):
         super().__init__(f"pruned after epoch {epoch}")
         self.epoch = epoch
+
+
+@dataclass(frozen=True)
+class StudyOf:
+    """The study a search command runs on: its name, its storage, and what the search holds fixed and
+    searches (kept in the study, so that a later search under the same name is told what differs)."""
+
+    name: str
+    storage: str
+    setup: dict
+
+
+def study_of(config, fixed: list[str], space: dict) -> StudyOf:
+    """The study of a search: hydra.sweeper.study_name, else one named by the search and a digest of
+    what it fixes and searches; in hydra.sweeper.storage, else the journal file beside the store."""
+    what_it_is = sorted(o for o in fixed if not is_launch_only(o))
+    searched = {key: str(d) for key, d in sorted(space.items())}
+    search = config.hydra.runtime.choices.get("hparams_search") or "search"
+    name = config.hydra.sweeper.study_name or study_name(search, what_it_is, searched)
+    storage = config.hydra.sweeper.storage or default_storage(config.tracking.uri)
+    return StudyOf(name, storage, {"fixed": what_it_is, "space": searched})
+
+
+def check_continued(study: StudyOf, direction: str) -> None:
+    """A study that exists is continued: refused (ConfigError) if it ranks trials the other way; a
+    warning where its first search held other settings fixed or searched another space."""
+    storage = open_storage(study.storage)
+    try:
+        study_id = storage.get_study_id_from_name(study.name)
+    except KeyError:
+        return  # a new study
+    kept = storage.get_study_directions(study_id)[0].name.lower()
+    if kept != direction:
+        raise ConfigError(
+            f"study {study.name} ({study.storage}) is to {kept} its trials' value; hydra.sweeper.direction={direction} "
+            "cannot continue it: give another hydra.sweeper.study_name"
+        )
+    first = storage.get_study_user_attrs(study_id).get(SETUP_ATTR)
+    if first and first != study.setup:
+        log.warning(
+            "study %s holds trials of a search with other settings (%s): they steer its sampler and stand in its "
+            "best; another hydra.sweeper.study_name starts a study of its own",
+            study.name,
+            ", ".join(_differences(first, study.setup)),
+        )
+
+
+def _differences(first: dict, now: dict) -> list[str]:
+    """What a search changed from the study's first: ``trainer.epochs=60 -> trainer.epochs=1``,
+    ``model.dropout searched: FloatDistribution(...) -> no``."""
+    fixed = [{override_key(o): o for o in setup["fixed"]} for setup in (first, now)]
+    settings = _changed(*fixed, lambda key, was, is_: f"{was or key + ' (default)'} -> {is_ or key + ' (default)'}")
+    space = _changed(
+        first["space"], now["space"], lambda key, was, is_: f"{key} searched: {was or 'no'} -> {is_ or 'no'}"
+    )
+    return settings + space
+
+
+def _changed(before: dict, after: dict, said) -> list[str]:
+    return [
+        said(key, before.get(key), after.get(key))
+        for key in sorted(before | after)
+        if before.get(key) != after.get(key)
+    ]
 
 
 def study_name(search: str, fixed_overrides: list[str], space: dict[str, str]) -> str:

@@ -10,6 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from imdb_exp.config.schema import TrialConfig
+from imdb_exp.errors import ConfigError
 from imdb_exp.sweeps import search, study_storage
 from imdb_exp.sweeps.occupancy import idle_share
 from imdb_exp.tracking import record
@@ -162,3 +163,23 @@ def test_a_search_is_checked_at_each_choice_and_at_both_ends_of_each_range():
         [*fixed, "trainer.batch_size=512", "optimizer.learning_rate=0.0001"],
         [*fixed, "trainer.batch_size=128", "optimizer.learning_rate=0.01"],
     ]
+
+
+def test_a_study_is_continued_only_in_its_direction_and_told_what_its_first_search_held_otherwise(tmp_path, caplog):
+    journal = str(tmp_path / "optuna-journal.log")
+    first = {"fixed": ["trainer.epochs=60"], "space": {"model.dropout": "a range"}}
+    study = optuna.create_study(study_name="s", storage=study_storage.open_storage(journal), direction="maximize")
+    study.set_user_attr(search.SETUP_ATTR, first)
+    caplog.clear()
+    search.check_continued(search.StudyOf("s", journal, first), "maximize")
+    assert not caplog.records
+    with pytest.raises(
+        ConfigError, match="study s .* is to maximize its trials' value; hydra.sweeper.direction=minimize"
+    ):
+        search.check_continued(search.StudyOf("s", journal, first), "minimize")
+    now = {"fixed": ["trainer.epochs=1"], "space": {"optimizer.learning_rate": "another range"}}
+    search.check_continued(search.StudyOf("s", journal, now), "maximize")
+    (said,) = [record.getMessage() for record in caplog.records if record.name == search.log.name]
+    assert "study s holds trials of a search with other settings (trainer.epochs=60 -> trainer.epochs=1, " in said
+    assert "model.dropout searched: a range -> no, optimizer.learning_rate searched: no -> another range)" in said
+    search.check_continued(search.StudyOf("new", journal, now), "minimize")  # no such study yet: nothing to continue
