@@ -63,7 +63,9 @@ class SweepParentRun(Callback):
         self.client = store.client(config.tracking.uri)
         experiment = store.experiment_id(self.client, config.tracking.experiment)
         self.name = naming.sweep_name(self.varies, plan.job_count(config), self.searching)
-        swept = redact(" ".join(config.hydra.overrides.task))
+        # The command as typed, Hydra's settings too (a search's n_trials, its sampler's seed), so it can be run again.
+        typed = [*config.hydra.overrides.task, *(o for o in config.hydra.overrides.hydra if o != "hydra.mode=MULTIRUN")]
+        swept = redact(" ".join(typed))
         tags = resolve_tags({record.SWEEP: swept, record.NOTE: f"**{self.name}**: running `imdb-exp -m {swept}`"})
         abandoned = self._abandoned(experiment, swept)
         self.run_id = self.client.create_run(experiment, run_name=self.name, tags=tags).info.run_id

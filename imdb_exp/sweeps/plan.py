@@ -14,11 +14,16 @@ def is_search(config: DictConfig) -> bool:
 
 def swept(config: DictConfig) -> list:
     """The sweep overrides: the command line's (``optimizer=rmsprop,adam``) and the sweeper's params
-    (an experiment's grid, a search space), in that order, each key once."""
-    params = config.hydra.sweeper.get("params") or {}
-    written = [*config.hydra.overrides.task, *(f"{key}={value}" for key, value in params.items())]
+    (an experiment's grid, a search space), in that order, each key once; a key the command line
+    gives one value is not swept."""
+    parser = OverridesParser.create()
+    command = parser.parse_overrides(list(config.hydra.overrides.task))
+    fixed = {override.key_or_group for override in command if not override.is_sweep_override()}
+    params = parser.parse_overrides(
+        [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    )
     found: dict[str, object] = {}
-    for override in OverridesParser.create().parse_overrides(written):
+    for override in [*command, *(override for override in params if override.key_or_group not in fixed)]:
         if override.is_sweep_override():
             found.setdefault(override.key_or_group, override)
     return list(found.values())

@@ -80,6 +80,8 @@ def test_a_search_continues_its_study_and_two_workers_at_once_share_it(tmp_path,
         kept = {t.info.run_id: t.data.metrics["final_val_accuracy"] for t in mine if record.pruned_at(t) is None}
         assert parent.data.tags.get(record.BEST_RUN_ID) == (max(kept, key=kept.get) if kept else None)
     assert len(parents) == 3 and {p.info.status for p in parents} == {"FINISHED"}
+    for parent in parents:  # the command as typed, to be run again: the sweeper's settings too
+        assert parent.data.tags[record.SWEEP].endswith(f"data.archive={archive} hydra.sweeper.n_trials=2")
     for parent in parents:  # the study so far, drawn on each launch's parent
         assert record.SEARCH_HISTORY in {a.path for a in client.list_artifacts(parent.info.run_id, "search")}
     (results,) = tmp_path.glob("multirun/*/*/optimization_results.yaml")
