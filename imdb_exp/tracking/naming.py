@@ -70,8 +70,13 @@ def ensemble_name(members: list[str]) -> str:
 
 
 def ended_name(name: str, outcome: str) -> str:
-    """A run's name once it ended otherwise than FINISHED: ``trial 3 lr=0.0022 (pruned)``."""
-    return f"{name} ({outcome})"
+    """A run's name once it ended otherwise than FINISHED: ``seed=4 (failed)``; a trial's right after
+    its number, which the UI's narrow name column still shows of its long name:
+    ``trial 3 (pruned) lr=0.0022 units=[64] dropout=0.35 batch=512``."""
+    trial = re.match(r"trial \d+", name)
+    if trial is None:
+        return f"{name} ({outcome})"
+    return f"{trial.group()} ({outcome}){name[trial.end() :]}"
 
 
 def job_name(varies: list[str], overrides: dict[str, str], trial: int | None = None) -> str:

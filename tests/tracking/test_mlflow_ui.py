@@ -123,7 +123,7 @@ def test_what_the_store_holds_reads_as_a_person_needs_it(ui_store):
         epoch = record.pruned_at(trial)
         at_pruning = {m.step: m.value for m in client.get_metric_history(trial.info.run_id, "val_accuracy")}[epoch]
         assert trial.data.metrics["final_val_accuracy"] == at_pruning  # charts place it by its real value
-        assert trial.info.run_name.endswith("(pruned)") and "test_accuracy" not in trial.data.metrics
+        assert re.match(r"trial \d+ \(pruned\) ", trial.info.run_name) and "test_accuracy" not in trial.data.metrics
 
 
 def test_the_ui_opens_on_training_runs_groups_seeds_and_links_a_sweeps_jobs(ui_server, browser, tmp_path):

@@ -24,7 +24,10 @@ def test_a_run_of_its_own_keeps_its_model_and_optimizer_and_a_sweep_job_its_valu
     assert naming.run_name(tags, compose_cfg("model=lstm")) == "lstm-adam"
     job = compose_cfg("model=lstm", "tracking.sweep_varies=[trainer.seed]")
     assert naming.run_name(tags, job) == "seed=4"
-    assert naming.ended_name("seed=4", "pruned") == "seed=4 (pruned)"
+    assert naming.ended_name("seed=4", "failed") == "seed=4 (failed)"
+    # A trial's long name is cut in the UI's run list: its outcome goes right after its number.
+    assert naming.ended_name("trial 13 lr=0.0022 units=[64]", "pruned") == "trial 13 (pruned) lr=0.0022 units=[64]"
+    assert naming.ended_name("trial 1", "failed") == "trial 1 (failed)"
 
 
 def test_a_sweep_is_named_by_the_keys_it_varies_sorted_and_never_longer_than_60_characters():
