@@ -183,19 +183,20 @@ class SweepParentRun(Callback):
         if rows:  # a sweep Hydra stopped before its first job has nothing to draw
             self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), record.SWEEP_COMPARISON)
         self._log_table(rows, results.COLUMNS, record.SWEEP_RESULTS_CSV, record.SWEEP_RESULTS_MD)
+        over_seeds = None  # what the seeds or folds of each configuration tell apart, where the sweep has them
         if summary.replicates_vary([row["overrides"] for row in rows]):
-            self._summarise_replicates(rows, curves)
+            over_seeds = self._summarise_replicates(rows, curves)
         self._name_the_best(rows)
         self.client.log_batch(self.run_id, params=_params(results.common_params([run for _, run in jobs])))
         if (counted := naming.sweep_name(self.varies, len(rows), self.searching)) != self.name:  # a glob's jobs
             self.name = counted
             self.client.update_run(self.run_id, name=counted)
-        self.client.set_tag(self.run_id, record.NOTE, results.description(self.name, rows))
+        self.client.set_tag(self.run_id, record.NOTE, results.description(self.name, rows, over_seeds))
         return rows
 
-    def _summarise_replicates(self, rows: list[dict], curves: list[list[float]]) -> None:
-        """Over the seeds or folds of each configuration: a table, its verdict in words, and the
-        validation curves as bands."""
+    def _summarise_replicates(self, rows: list[dict], curves: list[list[float]]) -> str:
+        """Over the seeds or folds of each configuration: a table, its verdict in words (returned), and
+        the validation curves as bands."""
         configurations = summary.by_configuration(rows)
         csv_text = results.to_csv(configurations, summary.COLUMNS)
         self.client.log_text(self.run_id, csv_text, record.SWEEP_SUMMARY_CSV)
@@ -206,6 +207,7 @@ class SweepParentRun(Callback):
             for entry, runs in summary.curves_by_configuration(rows, curves, configurations)
         }
         self.client.log_figure(self.run_id, plots.seed_bands(bands), record.SWEEP_SUMMARY_FIGURE)
+        return verdict
 
     def _log_table(self, rows: list[dict], columns: list[str], csv_path: str, markdown_path: str) -> None:
         self.client.log_text(self.run_id, results.to_csv(rows, columns), csv_path)

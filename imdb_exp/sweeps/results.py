@@ -80,17 +80,24 @@ def to_markdown(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def description(name: str, rows: list[dict]) -> str:
-    """The parent's note: what the sweep was, and each job linked to its page, the best marked."""
+def description(name: str, rows: list[dict], over_seeds: str | None = None) -> str:
+    """The parent's note: how its jobs ended and the best, what its seeds or folds tell apart
+    (``over_seeds``, where it has them: its best job is then one seed's luck), then each job linked to
+    its page, the best marked."""
     top = best(rows)
     chosen = f"best **{top['run']}**, {OBJECTIVE} {cell(top[OBJECTIVE])}" if top else "no best: none finished"
     lines = [
         f"**{name}**: {naming.counted(len(rows), 'job')} ({tally(rows)}); {chosen}. "
-        f"Ranked by `{OBJECTIVE}` (validation); the test set never chose.",
-        "",
-        "| job | outcome | " + OBJECTIVE + " | test_accuracy | note |",
-        "| --- | --- | --- | --- | --- |",
+        f"Ranked by `{OBJECTIVE}` (validation); the test set never chose."
     ]
+    if over_seeds:
+        lines += [
+            "",
+            f"Over the seeds or folds of each configuration (`{record.SWEEP_SUMMARY_MD}`):",
+            "",
+            over_seeds.rstrip(),
+        ]
+    lines += ["", "| job | outcome | " + OBJECTIVE + " | test_accuracy | note |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         link = f"[{r['run'].replace('|', '/')}]({store.run_page(r['experiment_id'], r['run_id'])})"
         marked = f"**{link}** (best)" if r is top else link

@@ -1,6 +1,7 @@
 """A sweep's results as its parent run tells them: how its jobs ended, counted, and the best named first."""
 
 from imdb_exp.sweeps import results
+from imdb_exp.tracking import record
 
 
 def row(run: str, status: str, value: float | None, pruned: bool = False) -> dict:
@@ -27,3 +28,14 @@ def test_the_description_counts_how_the_jobs_ended_and_names_the_best_in_its_fir
 def test_a_sweep_none_of_whose_jobs_finished_names_no_best():
     first = results.description("sweep seed, 1 job", [row("seed=0", "FAILED", None)]).splitlines()[0]
     assert "1 job (1 failed); no best: none finished." in first
+
+
+def test_a_seed_sweeps_description_says_what_its_seeds_tell_apart_before_its_jobs():
+    verdict = "- final_val_accuracy: best `adam`, mean 0.8800 (n=3).\n"
+    text = results.description("sweep optimizer x seed, 2 jobs", [row("adam seed=0", "FINISHED", 0.88)], verdict)
+    lines = text.splitlines()
+    assert lines[2] == f"Over the seeds or folds of each configuration (`{record.SWEEP_SUMMARY_MD}`):"
+    assert (
+        lines[4] == verdict.strip()
+        and lines.index("| job | outcome | final_val_accuracy | test_accuracy | note |") == 6
+    )
