@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from imdb_exp.config.identity import is_launch_only, override_key
 from imdb_exp.config.schema import TrialConfig
 from imdb_exp.errors import ConfigError, first_line
+from imdb_exp.runtime.redaction import redact
 from imdb_exp.sweeps.study_storage import default_storage, open_storage, patiently
 
 SETUP_ATTR = "imdb_exp.setup"  # what the study's first search fixed and searched (StudyOf.setup)
@@ -62,7 +63,10 @@ def study_of(config, fixed: list[str], space: dict) -> StudyOf:
 def check_continued(study: StudyOf, direction: str) -> None:
     """A study that exists is continued: refused (ConfigError) if it ranks trials the other way; a
     warning where its first search held other settings fixed or searched another space."""
-    storage = open_storage(study.storage)
+    try:
+        storage = open_storage(study.storage)
+    except Exception as err:  # a database that does not answer, after its patience: said before anything opens
+        raise ConfigError(f"the study's storage {redact(study.storage)} cannot be opened: {first_line(err)}") from None
     try:
         study_id = storage.get_study_id_from_name(study.name)
     except KeyError:
@@ -70,8 +74,8 @@ def check_continued(study: StudyOf, direction: str) -> None:
     kept = storage.get_study_directions(study_id)[0].name.lower()
     if kept != direction:
         raise ConfigError(
-            f"study {study.name} ({study.storage}) is to {kept} its trials' value; hydra.sweeper.direction={direction} "
-            "cannot continue it: give another hydra.sweeper.study_name"
+            f"study {study.name} ({redact(study.storage)}) is to {kept} its trials' value; "
+            f"hydra.sweeper.direction={direction} cannot continue it: give another hydra.sweeper.study_name"
         )
     first = storage.get_study_user_attrs(study_id).get(SETUP_ATTR)
     if first and first != study.setup:
