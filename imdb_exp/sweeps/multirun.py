@@ -50,7 +50,8 @@ class SweepParentRun(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if plan.is_search(config):
             _refuse_unsound_search(config)
-        _refuse_values_no_job_can_run(config)
+        else:
+            _refuse_values_no_job_can_run(config)
         try:
             self._start(config)
         except Exception as err:
@@ -250,7 +251,9 @@ def _params(values: dict[str, str]) -> list[Param]:
 
 
 def _refuse_unsound_search(config: DictConfig) -> None:
-    """Ends the command (exit status 2) before any run is made, for a search that could not be sound."""
+    """Ends the command (exit status 2) before any run is made, for a search that could not be sound:
+    its settings, the ends of its space, then the study it would continue (opened only once the rest
+    passed, so that a refused command leaves no storage made)."""
     from imdb_exp.sweeps import search
 
     try:
@@ -261,6 +264,7 @@ def _refuse_unsound_search(config: DictConfig) -> None:
                 "(the test set is never used to choose); set data.val_size"
             )
         study_storage.refuse_storage_out_of_reach(config.hydra.sweeper.storage, config.hydra.launcher)
+        _refuse_values_no_job_can_run(config)
         fixed, space = search.fixed_and_space(config.hydra.sweeper.params or {}, config.hydra.overrides.task)
         search.check_continued(search.study_of(config, fixed, space), config.hydra.sweeper.direction)
     except ConfigError as err:

@@ -104,6 +104,7 @@ def test_a_swept_value_no_job_could_run_with_is_refused_before_the_sweep_opens_a
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"imdb-exp: error: {said}")
     assert not (isolated_home / "mlflow.db").exists()  # no parent, no job
+    assert not (isolated_home / "optuna-journal.log").exists()  # no study, not even an empty journal
 
 
 @pytest.mark.e2e
