@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobStatus
@@ -100,7 +99,9 @@ class OptunaSweeper(Sweeper):
         def overrides_of(trial) -> list[str]:
             return fixed + search.as_overrides(trial.params) + _plumbing(name, storage, trial)
 
-        parallel = self.n_jobs > 1 and not isinstance(self.launcher, BasicLauncher)
+        # By name: Hydra's first look for plugins runs their modules anew, so its BasicLauncher class may be
+        # another object than the one an import here gives (isinstance said no, and trials ran on threads).
+        parallel = self.n_jobs > 1 and type(self.launcher).__name__ != "BasicLauncher"
         run_trials = self._as_workers_free if parallel else self._in_batches
         returns = run_trials(study, space, overrides_of, storage)
         self._write_best(study)

@@ -10,6 +10,7 @@ stops early (cli.main calls `end_unfinished`).
 """
 
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -266,7 +267,12 @@ def _refuse_unsound_search(config: DictConfig) -> None:
         study_storage.refuse_storage_out_of_reach(config.hydra.sweeper.storage, config.hydra.launcher)
         _refuse_values_no_job_can_run(config)
         fixed, space = search.fixed_and_space(config.hydra.sweeper.params or {}, config.hydra.overrides.task)
-        search.check_continued(search.study_of(config, fixed, space), config.hydra.sweeper.direction)
+        if "data.val_size" in space:
+            raise ConfigError(
+                "a search ranks trials by their validation accuracy, on the same validation reviews: "
+                "data.val_size cannot be searched; give it one value"
+            )
+        search.check_continued(search.study_of(config, fixed, space), config.hydra.sweeper.direction, space)
     except ConfigError as err:
         print(f"imdb-exp: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -310,9 +316,12 @@ def _refuse_values_no_job_can_run(config: DictConfig) -> None:
         try:
             splits.check_source(schema.validate(compose("config", overrides)).data)
         except (UserError, HydraException) as err:
-            lines = str(err).split("Config search path:")[0].split()  # Hydra lists a group's options over lines
+            # Hydra lists a group's options over lines, and offers "+key=value" for a key that is none, which
+            # the schema then refuses too.
+            said = re.sub(r"To append to your config use \+\S+ ?", "", str(err).split("Config search path:")[0])
+            lines = said.split()
             cause = f": {first_line(err.__cause__)}" if err.__cause__ else ""
-            print(f"imdb-exp: error: {' '.join(lines)}{cause}", file=sys.stderr)
+            print(f"imdb-exp: error: {' '.join(lines).rstrip('.')}{cause}", file=sys.stderr)
             raise SystemExit(2) from None
 
 

@@ -53,16 +53,25 @@ def study_of(config, fixed: list[str], space: dict) -> StudyOf:
     """The study of a search: hydra.sweeper.study_name, else one named by the search and a digest of
     what it fixes and searches; in hydra.sweeper.storage, else the journal file beside the store."""
     what_it_is = sorted(o for o in fixed if not is_launch_only(o))
-    searched = {key: str(d) for key, d in sorted(space.items())}
     search = config.hydra.runtime.choices.get("hparams_search") or "search"
-    name = config.hydra.sweeper.study_name or study_name(search, what_it_is, searched)
+    name = config.hydra.sweeper.study_name or study_name(search, what_it_is, {k: str(d) for k, d in space.items()})
     storage = config.hydra.sweeper.storage or default_storage(config.tracking.uri)
-    return StudyOf(name, storage, {"fixed": what_it_is, "space": searched})
+    return StudyOf(name, storage, {"fixed": what_it_is, "space": {k: as_typed(d) for k, d in sorted(space.items())}})
 
 
-def check_continued(study: StudyOf, direction: str) -> None:
-    """A study that exists is continued: refused (ConfigError) if it ranks trials the other way; a
-    warning where its first search held other settings fixed or searched another space."""
+def as_typed(d) -> str:
+    """An Optuna distribution in the sweep syntax that makes it: ``tag(log, interval(0.0001, 0.01))``."""
+    if hasattr(d, "choices"):
+        return f"choice({', '.join(map(str, d.choices))})"
+    kind = f"interval({d.low}, {d.high})"
+    tags = [tag for tag, on in (("log", d.log), ("int", isinstance(d.low, int))) if on]
+    return f"tag({', '.join(tags)}, {kind})" if tags else kind
+
+
+def check_continued(study: StudyOf, direction: str, space: dict) -> None:
+    """A study that exists is continued: refused (ConfigError) if it ranks trials the other way, or
+    searched a key over other choices (Optuna cannot continue it); a warning where its first search
+    held other settings fixed or searched another space."""
     try:
         storage = open_storage(study.storage)
     except Exception as err:  # a database that does not answer, after its patience: said before anything opens
@@ -77,6 +86,19 @@ def check_continued(study: StudyOf, direction: str) -> None:
             f"study {study.name} ({redact(study.storage)}) is to {kept} its trials' value; "
             f"hydra.sweeper.direction={direction} cannot continue it: give another hydra.sweeper.study_name"
         )
+    import optuna
+
+    earlier = {}  # each key's distribution in the study's trials
+    for trial in storage.get_all_trials(study_id, deepcopy=False):
+        earlier |= {key: d for key, d in trial.distributions.items() if key in space and key not in earlier}
+    for key, d in earlier.items():
+        try:
+            optuna.distributions.check_distribution_compatibility(d, space[key])
+        except ValueError as err:
+            raise ConfigError(
+                f"study {study.name} searched {key}={as_typed(d)}, which {key}={as_typed(space[key])} cannot continue "
+                f"({str(err).rstrip('.')}): give another hydra.sweeper.study_name"
+            ) from None
     first = storage.get_study_user_attrs(study_id).get(SETUP_ATTR)
     if first and first != study.setup:
         log.warning(
@@ -89,8 +111,9 @@ def check_continued(study: StudyOf, direction: str) -> None:
 
 def _differences(first: dict, now: dict) -> list[str]:
     """What a search changed from the study's first: ``trainer.epochs=60 -> trainer.epochs=1``,
-    ``model.dropout searched: FloatDistribution(...) -> no``."""
-    fixed = [{override_key(o): o for o in setup["fixed"]} for setup in (first, now)]
+    ``model.dropout searched: interval(0.0, 0.5) -> no``."""
+    searched = first["space"].keys() | now["space"].keys()  # told as searched, not as a setting
+    fixed = [{override_key(o): o for o in setup["fixed"] if override_key(o) not in searched} for setup in (first, now)]
     settings = _changed(*fixed, lambda key, was, is_: f"{was or key + ' (default)'} -> {is_ or key + ' (default)'}")
     space = _changed(
         first["space"], now["space"], lambda key, was, is_: f"{key} searched: {was or 'no'} -> {is_ or 'no'}"
@@ -177,20 +200,32 @@ def distribution(key: str, override):
     value = override.value()
     if isinstance(value, Glob):  # its options are known only to Hydra's config loader, in the jobs
         raise ConfigError(f"{override.input_line}: a search lists its options, choice(...) rather than glob(...)")
+    if unknown := set(getattr(value, "tags", ())) - ({"log", "int"} if override.is_interval_sweep() else set()):
+        raise ConfigError(
+            f"{override.input_line}: tag {', '.join(sorted(unknown))} means nothing here (an interval takes log, int)"
+        )
     if override.is_choice_sweep():
         return d.CategoricalDistribution(list(override.sweep_iterator()))
     if override.is_range_sweep():
         if not all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
             raise ConfigError(f"{key}: a searched range takes whole numbers; use interval(...) for real ones")
+        if value.step < 1 or value.stop <= value.start:
+            raise ConfigError(
+                f"{override.input_line} holds no value to search (range(start, stop, step) stops before stop)"
+            )
         last = value.start + (value.stop - 1 - value.start) // value.step * value.step  # range() stops before stop
         return d.IntDistribution(value.start, last, step=value.step)
+    if unknown := set(getattr(value, "tags", ())) - {"log", "int"}:
+        raise ConfigError(
+            f"{override.input_line}: tag {', '.join(sorted(unknown))} means nothing to a search (log, int do)"
+        )
     if override.is_interval_sweep():
         log, kind = "log" in value.tags, d.IntDistribution if "int" in value.tags else d.FloatDistribution
         ends = (int(value.start), int(value.end)) if "int" in value.tags else (value.start, value.end)
         try:
             return kind(*ends, log=log)
         except ValueError as err:  # Optuna's own words: "`low <= high` must hold, but got (low=0.01, high=0.0001)."
-            raise ConfigError(f"{override.input_line}: {err}") from None
+            raise ConfigError(f"{override.input_line}: {str(err).rstrip('.')}") from None
     raise ConfigError(f"{override.input_line} is not a search space; use choice, range or interval")
 
 

@@ -128,6 +128,8 @@ def pruned_at(run: "Run") -> int | None:
 def why_nothing_kept(run: "Run") -> str | None:
     """Why the run kept no model or test predictions, where its status or its search says so (None
     for a finished run that was not pruned), as the rest of a sentence that begins "run ID"."""
+    if is_sweep(run):
+        return "is a sweep's parent run: its jobs keep the models and predictions (give their run ids)"
     if run.info.status != "FINISHED":
         return f"is {run.info.status}: a run keeps its model and predictions when it finishes"
     if (epoch := pruned_at(run)) is not None:

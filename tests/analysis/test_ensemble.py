@@ -77,6 +77,7 @@ def test_a_parent_brings_its_finished_jobs_but_pruned_trials_which_kept_nothing(
         client.set_terminated(ids[name], status)
         record.count_job(client, parent, str(number), ids[name])
     assert [run.info.run_id for run in ensemble.members_of(client, [parent])] == [ids["kept"]]
+    assert record.why_nothing_kept(client.get_run(parent)).startswith("is a sweep's parent run: its jobs keep")
     pruned = client.get_run(ids["pruned"])
     assert record.why_nothing_kept(pruned) == (
         "was pruned by its search after epoch 1: a pruned trial keeps no model or predictions"

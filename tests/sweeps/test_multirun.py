@@ -82,6 +82,12 @@ def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, arch
         ),
         (["hparams_search=dense", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0: a search runs at least 1"),
         (["hparams_search=dense", "hydra.sweeper.pruner=hyperband"], "hydra.sweeper.pruner cannot be made"),
+        (["hparams_search=dense", "trainer.epochs=range(5,1)"], "trainer.epochs=range(5,1) holds no value to search"),
+        (
+            ["hparams_search=dense", "model.dropout=tag(lgo,interval(0,0.3))"],
+            "model.dropout=tag(lgo,interval(0,0.3)): tag",
+        ),
+        (["hparams_search=dense", "data.val_size=interval(0.1,0.3)"], "a search ranks trials by their validation"),
     ],
     ids=[
         "type",
@@ -94,6 +100,9 @@ def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, arch
         "search-ends",
         "search-trials",
         "search-pruner",
+        "search-empty-range",
+        "search-tag",
+        "search-val-size",
     ],  # fmt: skip
 )
 def test_a_swept_value_no_job_could_run_with_is_refused_before_the_sweep_opens_a_run(

@@ -90,6 +90,17 @@ def test_a_search_continues_its_study_and_two_workers_at_once_share_it(tmp_path,
 
 @pytest.mark.slow
 @pytest.mark.e2e
+def test_a_search_of_two_workers_on_the_basic_launcher_runs_its_trials_in_turn(tmp_path, archive, isolated_home):
+    # The basic launcher runs jobs in this process, whose signal handling only its main thread may set.
+    result = run_cli(*SEARCH, f"data.archive={archive}", "hydra.sweeper.n_jobs=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, runs = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.STUDY} != ''")
+    assert sorted(int(run.data.tags[record.TRIAL]) for run in runs) == [0, 1]
+    assert {run.info.status for run in runs} == {"FINISHED"}
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_search_whose_every_trial_fails_ends_failed_with_its_table(tmp_path, archive, isolated_home):
     # Rates no check refuses, at which the loss is no longer finite.
     result = run_cli(*SEARCH, f"data.archive={archive}", "optimizer.learning_rate=interval(1e29, 1e30)", cwd=tmp_path)
@@ -169,19 +180,35 @@ def test_a_search_is_checked_at_each_choice_and_at_both_ends_of_each_range():
 
 def test_a_study_is_continued_only_in_its_direction_and_told_what_its_first_search_held_otherwise(tmp_path, caplog):
     journal = str(tmp_path / "optuna-journal.log")
-    first = {"fixed": ["trainer.epochs=60"], "space": {"model.dropout": "a range"}}
+    first = {"fixed": ["trainer.epochs=60"], "space": {"model.dropout": "interval(0.0, 0.5)"}}
     study = optuna.create_study(study_name="s", storage=study_storage.open_storage(journal), direction="maximize")
     study.set_user_attr(search.SETUP_ATTR, first)
     caplog.clear()
-    search.check_continued(search.StudyOf("s", journal, first), "maximize")
+    search.check_continued(search.StudyOf("s", journal, first), "maximize", {})
     assert not caplog.records
     with pytest.raises(
         ConfigError, match="study s .* is to maximize its trials' value; hydra.sweeper.direction=minimize"
     ):
-        search.check_continued(search.StudyOf("s", journal, first), "minimize")
-    now = {"fixed": ["trainer.epochs=1"], "space": {"optimizer.learning_rate": "another range"}}
-    search.check_continued(search.StudyOf("s", journal, now), "maximize")
+        search.check_continued(search.StudyOf("s", journal, first), "minimize", {})
+    now = {"fixed": ["model.dropout=0.2", "trainer.epochs=1"], "space": {"optimizer.learning_rate": "interval(0.1, 1)"}}
+    search.check_continued(search.StudyOf("s", journal, now), "maximize", {})
     (said,) = [record.getMessage() for record in caplog.records if record.name == search.log.name]
     assert "study s holds trials of a search with other settings (trainer.epochs=60 -> trainer.epochs=1, " in said
-    assert "model.dropout searched: a range -> no, optimizer.learning_rate searched: no -> another range)" in said
-    search.check_continued(search.StudyOf("new", journal, now), "minimize")  # no such study yet: nothing to continue
+    assert "model.dropout searched: interval(0.0, 0.5) -> no, optimizer.learning_rate searched: no -> interval(" in said
+    search.check_continued(
+        search.StudyOf("new", journal, now), "minimize", {}
+    )  # no such study yet: nothing to continue
+
+
+def test_a_study_whose_trials_chose_among_other_values_is_not_continued(tmp_path):
+    # Optuna refuses a categorical with other choices in the middle of the search ("does not support
+    # dynamic value space"), leaving its trial RUNNING: refused before anything opens.
+    journal = str(tmp_path / "optuna-journal.log")
+    study = optuna.create_study(study_name="s", storage=study_storage.open_storage(journal), direction="maximize")
+    study.ask({"trainer.batch_size": distribution("trainer.batch_size=choice(128, 256)")})
+    setup = {"fixed": [], "space": {}}
+    wider = {"trainer.batch_size": distribution("trainer.batch_size=choice(64, 128)")}
+    with pytest.raises(ConfigError, match=r"study s searched trainer.batch_size=choice\(128, 256\), which "):
+        search.check_continued(search.StudyOf("s", journal, setup), "maximize", wider)
+    same = {"trainer.batch_size": distribution("trainer.batch_size=choice(128, 256)")}
+    search.check_continued(search.StudyOf("s", journal, setup), "maximize", same)
