@@ -28,9 +28,12 @@ def steps(client: MlflowClient, run_id: str, metric: str) -> list[int]:
 
 
 def recorded_runs(store: str | Path, filter_string: str = "") -> tuple[MlflowClient, list]:
-    """A client of the store (a SQLite file or a URI) and its imdb-exp runs, oldest first."""
+    """A client of the store (a SQLite file or a URI) and its imdb-exp runs, oldest first; none in a
+    store a signal stopped the command in before the experiment was made (its tables just created)."""
     client = MlflowClient(store if isinstance(store, str) else f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("imdb-exp")
+    if experiment is None:
+        return client, []
     return client, client.search_runs([experiment.experiment_id], filter_string, order_by=["start_time ASC"])
 
 
