@@ -52,7 +52,7 @@ class SweepParentRun(Callback):
         if plan.is_search(config):
             _refuse_unsound_search(config)
         else:
-            _refuse_values_no_job_can_run(config)
+            _refuse_values_no_job_can_run(plan.each_value(config))
         try:
             self._start(config)
         except Exception as err:
@@ -265,8 +265,8 @@ def _refuse_unsound_search(config: DictConfig) -> None:
                 "(the test set is never used to choose); set data.val_size"
             )
         study_storage.refuse_storage_out_of_reach(config.hydra.sweeper.storage, config.hydra.launcher)
-        _refuse_values_no_job_can_run(config)
         fixed, space = search.fixed_and_space(config.hydra.sweeper.params or {}, config.hydra.overrides.task)
+        _refuse_values_no_job_can_run(search.each_end(fixed, space))
         if "data.val_size" in space:
             raise ConfigError(
                 "a search ranks trials by their validation accuracy, on the same validation reviews: "
@@ -300,19 +300,20 @@ def was_interrupted(err: BaseException) -> bool:
     return isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and err.code in (129, 130, 143))
 
 
-def _refuse_values_no_job_can_run(config: DictConfig) -> None:
+def _refuse_values_no_job_can_run(each_value: list[list[str]]) -> None:
     """A swept value of the wrong type or out of range (``trainer.epochs=1,-1``, a search's
     ``model.dropout=interval(0.5,1.5)``), or an archive that is not there, ends the command before the
-    sweep's run opens, in one line and exit status 2 as for a
-    single run; found as a job, it would come after the jobs before it, as a FAILED run or Hydra's
-    report of its own."""
+    sweep's run opens, in one line and exit status 2 as for a single run; found as a job, it would
+    come after the jobs before it, as a FAILED run or Hydra's report of its own. ``each_value``: the
+    overrides of configs in which every value the sweep can give each key occurs (plan.each_value,
+    search.each_end)."""
     from hydra import compose
     from hydra.errors import HydraException
 
     from imdb_exp.config import schema
     from imdb_exp.data import splits
 
-    for overrides in _each_value(config):
+    for overrides in each_value:
         try:
             splits.check_source(schema.validate(compose("config", overrides)).data)
         except (UserError, HydraException) as err:
@@ -323,20 +324,6 @@ def _refuse_values_no_job_can_run(config: DictConfig) -> None:
             cause = f": {first_line(err.__cause__)}" if err.__cause__ else ""
             print(f"imdb-exp: error: {' '.join(lines).rstrip('.')}{cause}", file=sys.stderr)
             raise SystemExit(2) from None
-
-
-def _each_value(config: DictConfig) -> list[list[str]]:
-    """Overrides of configs in which every value the sweep can give each key occurs: a grid's values,
-    or a search space's ends (each choice, each range's lowest and highest value)."""
-    if not plan.is_search(config):
-        return plan.each_value(config)
-    from imdb_exp.sweeps import search
-
-    try:
-        return search.each_end(*search.fixed_and_space(config.hydra.sweeper.params or {}, config.hydra.overrides.task))
-    except ConfigError as err:
-        print(f"imdb-exp: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def failed_jobs(rows: list[dict]) -> str | None:

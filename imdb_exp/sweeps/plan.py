@@ -56,6 +56,11 @@ def each_value(config: DictConfig) -> list[list[str]]:
         values = {override.get_key_element(): list(override.sweep_string_iterator()) for override in swept(config)}
     except Exception:  # a sweep Hydra expands itself (glob): its jobs check themselves
         return []
+    return [[*fixed, *(f"{key}={value}" for key, value in job.items())] for job in every_value_once(values)]
+
+
+def every_value_once(values: dict[str, list]) -> list[dict]:
+    """Settings in which each key's every value occurs: all keys at their first value, then one other
+    value at a time (as many settings as values, not combinations)."""
     first = {key: listed[0] for key, listed in values.items()}
-    jobs = [first] + [first | {key: value} for key, listed in values.items() for value in listed[1:]]
-    return [[*fixed, *(f"{key}={value}" for key, value in job.items())] for job in jobs]
+    return [first] + [first | {key: value} for key, listed in values.items() for value in listed[1:]]

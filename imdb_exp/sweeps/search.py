@@ -17,6 +17,7 @@ from imdb_exp.config.identity import is_launch_only, override_key
 from imdb_exp.config.schema import TrialConfig
 from imdb_exp.errors import ConfigError, first_line
 from imdb_exp.runtime.redaction import redact
+from imdb_exp.sweeps.plan import every_value_once
 from imdb_exp.sweeps.study_storage import default_storage, open_storage, patiently
 
 SETUP_ATTR = "imdb_exp.setup"  # what the study's first search fixed and searched (StudyOf.setup)
@@ -186,9 +187,7 @@ def each_end(fixed: list[str], space: dict) -> list[list[str]]:
     and highest value): the first, all at their lowest or first choice, then one other end at a time.
     The settings' checks are ranges, so a space whose ends pass them holds no trial they refuse."""
     ends = {key: list(d.choices) if hasattr(d, "choices") else [d.low, d.high] for key, d in space.items()}
-    first = {key: values[0] for key, values in ends.items()}
-    configs = [first] + [first | {key: value} for key, values in ends.items() for value in values[1:]]
-    return [[*fixed, *as_overrides(config)] for config in configs]
+    return [[*fixed, *as_overrides(config)] for config in every_value_once(ends)]
 
 
 def distribution(key: str, override):
