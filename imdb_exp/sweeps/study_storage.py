@@ -35,6 +35,7 @@ from imdb_exp.errors import ConfigError, chain, first_line
 from imdb_exp.runtime import file_locks
 from imdb_exp.runtime.paths import home
 from imdb_exp.runtime.process import between_jobs
+from imdb_exp.runtime.redaction import redact
 from imdb_exp.sweeps import launchers
 from imdb_exp.tracking import store
 
@@ -88,6 +89,7 @@ def _database(url: str):
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     deadline = time.monotonic() + DATABASE_PATIENCE_SECONDS
+    told = False
     while True:
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
@@ -99,12 +101,20 @@ def _database(url: str):
                     grace_period=GRACE_SECONDS,
                 )
             break
-        except (IntegrityError, ProgrammingError, OperationalError):
+        except (IntegrityError, ProgrammingError, OperationalError) as err:
             # A database restarting refuses connections; workers started at once on a new database
             # all create its tables, and all but one fail ("duplicate key ... alembic_version"). On
             # a later try the database is back, and the tables are there.
-            if time.monotonic() > deadline:
+            if refused_for_good(err) or time.monotonic() > deadline:
                 raise
+            if isinstance(err, OperationalError) and not told:
+                log.warning(
+                    "the study's database %s does not answer; waiting up to %d s for it: %s",
+                    redact(url),
+                    DATABASE_PATIENCE_SECONDS,
+                    first_line(err),
+                )
+                told = True
             time.sleep(1)
     event.listen(storage.engine, "do_connect", _connect_patiently)
     return storage
@@ -141,10 +151,20 @@ def _connect_patiently(dialect, connection_record, cargs, cparams):
     while True:
         try:
             return dialect.connect(*cargs, **cparams)
-        except dialect.loaded_dbapi.OperationalError:
-            if time.monotonic() > deadline:
+        except dialect.loaded_dbapi.OperationalError as err:
+            if refused_for_good(err) or time.monotonic() > deadline:
                 raise
             time.sleep(1)
+
+
+# What a database server or the resolver says that no wait mends: a wrong password, user, database
+# or host name. Anything else (refused connections, "the database system is starting up") may be a
+# restart, and is waited for.
+_FOR_GOOD = ("password authentication failed", "does not exist", "pg_hba.conf", "resolve host", "translate host name")
+
+
+def refused_for_good(err: BaseException) -> bool:
+    return any(words in str(err) for words in _FOR_GOOD)
 
 
 def fail_orphaned_trials(study, spec: str) -> None:

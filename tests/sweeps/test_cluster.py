@@ -159,6 +159,22 @@ def test_two_searches_started_at_once_share_one_study_on_postgresql_and_never_sh
     assert any("postgresql://***@" in config for config in configs)  # where the trial's study was, redacted
 
 
+def test_a_study_database_that_refuses_the_credentials_or_has_no_such_database_is_reported_at_once(cluster):
+    from sqlalchemy.exc import OperationalError
+
+    from imdb_exp.sweeps import study_storage
+
+    url = cluster.database("refusals")
+    for wrong, said in [
+        (url.replace(cluster.password, "wrong"), "password authentication failed"),
+        (url.rsplit("/", 1)[0] + "/no_such_database", "does not exist"),
+    ]:
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match=said):
+            study_storage.open_storage(wrong)
+        assert time.monotonic() - started < 10  # not the patience a restart gets (120 s)
+
+
 def loss_steps(client: MlflowClient, run_id: str) -> int:
     return len(client.get_metric_history(run_id, "loss"))
 

@@ -1,11 +1,14 @@
 """A study's storage: reachable from where trials run, the trials of a search that is gone failed, and
 calls a database dropped made again."""
 
+import time
+
 import optuna
 import pytest
 
 from imdb_exp.errors import ConfigError
 from imdb_exp.sweeps import study_storage
+from tests.support.cluster import free_port
 from tests.support.commands import run_cli, start_cli, wait_for_epochs
 from tests.support.launcher_config import launcher
 from tests.support.studies import SEARCH
@@ -105,3 +108,16 @@ def test_a_call_the_database_dropped_mid_transaction_is_made_again_and_other_err
 
     with pytest.raises(optuna.exceptions.StorageInternalError, match="value too long"):
         study_storage.patiently(invalid)
+
+
+def test_a_database_that_refuses_connections_is_waited_for_with_a_warning_then_reported(monkeypatch, caplog):
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setattr(study_storage, "DATABASE_PATIENCE_SECONDS", 2)
+    url = f"postgresql://someone:secret@127.0.0.1:{free_port()}/study"  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="refused"):
+        study_storage.open_storage(url)
+    assert time.monotonic() - started >= 2  # a restarting database refuses connections too
+    (warning,) = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
+    assert "postgresql://***@127.0.0.1" in warning and "waiting up to 2 s" in warning and "secret" not in warning
