@@ -43,10 +43,11 @@ def shown_names(labels: list[str]) -> dict[str, str]:
     }
 
 
-def replicates_vary(overrides: list[str]) -> bool:
-    """Whether the jobs repeat configurations over seeds or folds."""
-    replicates = {o for job in overrides for o in job.split() if override_key(o) in REPLICATES}
-    return len(replicates) > 1
+def replicates_vary(varies: list[str]) -> bool:
+    """Whether a sweep that varies these keys repeats configurations over seeds or folds. Asked of the
+    sweep, not of its runs' overrides: a job whose config an earlier run of its own had already
+    trained counts that run, whose overrides need not name the seed (it may have been the default)."""
+    return any(override_key(key) in REPLICATES for key in varies)
 
 
 def finished(row: dict) -> bool:

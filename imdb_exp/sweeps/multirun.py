@@ -10,7 +10,6 @@ stops early (cli.main calls `end_unfinished`).
 """
 
 import logging
-import re
 import signal
 import sys
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp.analysis import plots, summary
-from imdb_exp.errors import ConfigError, UserError, first_line
+from imdb_exp.errors import ConfigError, UserError, first_line, hydra_in_one_line
 from imdb_exp.runtime import interrupts
 from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
@@ -186,7 +185,7 @@ class SweepParentRun(Callback):
             self.client.log_figure(self.run_id, plots.sweep_comparison(curves, rows), record.SWEEP_COMPARISON)
         self._log_table(rows, results.COLUMNS, record.SWEEP_RESULTS_CSV, record.SWEEP_RESULTS_MD)
         over_seeds = None  # what the seeds or folds of each configuration tell apart, where the sweep has them
-        if summary.replicates_vary([row["overrides"] for row in rows]):
+        if summary.replicates_vary(self.varies):
             over_seeds = self._summarise_replicates(rows, curves)
         self._name_the_best(rows)
         self.client.log_batch(self.run_id, params=_params(results.common_params([run for _, run in jobs])))
@@ -198,7 +197,9 @@ class SweepParentRun(Callback):
 
     def _summarise_replicates(self, rows: list[dict], curves: list[list[float]]) -> str:
         """Over the seeds or folds of each configuration: a table, its verdict in words (returned), and
-        the validation curves as bands."""
+        the validation curves as bands. A run two jobs counted (the same config twice) counts once."""
+        once = {row["run_id"]: (row, curve) for row, curve in zip(rows, curves, strict=True)}
+        rows, curves = [row for row, _ in once.values()], [curve for _, curve in once.values()]
         configurations = summary.by_configuration(rows)
         csv_text = results.to_csv(configurations, summary.COLUMNS)
         self.client.log_text(self.run_id, csv_text, record.SWEEP_SUMMARY_CSV)
@@ -317,12 +318,7 @@ def _refuse_values_no_job_can_run(each_value: list[list[str]]) -> None:
         try:
             splits.check_source(schema.validate(compose("config", overrides)).data)
         except (UserError, HydraException) as err:
-            # Hydra lists a group's options over lines, and offers "+key=value" for a key that is none, which
-            # the schema then refuses too.
-            said = re.sub(r"To append to your config use \+\S+ ?", "", str(err).split("Config search path:")[0])
-            lines = said.split()
-            cause = f": {first_line(err.__cause__)}" if err.__cause__ else ""
-            print(f"imdb-exp: error: {' '.join(lines).rstrip('.')}{cause}", file=sys.stderr)
+            print(f"imdb-exp: error: {hydra_in_one_line(err)}", file=sys.stderr)
             raise SystemExit(2) from None
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from imdb_exp.analysis.summary import ONLY_REPLICATES
 from imdb_exp.cli.main import run_job
 from imdb_exp.run import resume
 from imdb_exp.run.train import train
@@ -280,6 +281,23 @@ def test_a_sweep_is_one_parent_run_with_nested_jobs_and_a_comparison(tmp_path, a
         assert (float(mean), float(sd)) == pytest.approx(
             (statistics.fmean(accuracies), statistics.stdev(accuracies)), abs=1e-4
         )
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_seed_sweep_that_counts_an_earlier_run_of_its_own_is_summarised_over_every_seed(
+    tmp_path, archive, isolated_home
+):
+    # The earlier run trained at the default seed without naming it: its overrides hold no trainer.seed.
+    args = [f"data.archive={archive}", *DEBUG, "tracking.log_model=false"]
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    result = run_cli("-m", "trainer.seed=0,1", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "already done" in result.stdout
+    client, (parent,) = recorded_runs(isolated_home / "mlflow.db", "tags.sweep != ''")
+    summary_csv = client.download_artifacts(parent.info.run_id, record.SWEEP_SUMMARY_CSV, str(tmp_path))
+    header, *summary = csv.reader(Path(summary_csv).read_text().splitlines())
+    assert [row[:2] for row in summary] == [[ONLY_REPLICATES, "2"]]  # both seeds, the earlier run's among them
 
 
 @pytest.mark.slow
