@@ -1,5 +1,6 @@
 """Errors a user can cause and fix, how any error is said in one line, and what it was raised from."""
 
+import re
 from collections.abc import Iterator
 
 
@@ -24,3 +25,12 @@ def chain(err: BaseException | None) -> Iterator[BaseException]:
         seen.add(id(err))
         yield err
         err = err.__cause__ or err.__context__
+
+
+def hydra_in_one_line(err: BaseException) -> str:
+    """Hydra's report of an override it cannot compose, in one line: a group's options, which it lists
+    over lines, joined; its config search path and its "+key=value" advice left out (such a key is
+    refused by the schema in turn); what it was raised from (the type a value lacks) after a colon."""
+    said = re.sub(r"To append to your config use \+\S+ ?", "", str(err).split("Config search path:")[0])
+    cause = f": {first_line(err.__cause__)}" if err.__cause__ else ""
+    return f"{' '.join(said.split()).rstrip('.')}{cause}"

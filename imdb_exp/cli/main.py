@@ -8,6 +8,7 @@ MLflow, the backends and the sweep's module are imported only once a job runs, s
 import functools
 import logging
 import sys
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def print_help(overrides: list[str]) -> None:
         try:
             config = compose("config", overrides)
         except HydraException as err:
-            sys.exit(f"imdb-exp: error: {err}")
+            print(f"imdb-exp: error: {errors.hydra_in_one_line(err)}", file=sys.stderr)
+            sys.exit(2)
         loader = GlobalHydra.instance().config_loader()
         groups = [group for group in loader.list_groups("") if group not in INTERNAL_GROUPS]
         listed = "\n".join(f"{group}: {', '.join(sorted(loader.get_group_options(group)))}" for group in sorted(groups))
@@ -199,6 +201,35 @@ def check_group_choices(arguments: list[str]) -> None:
             raise errors.ConfigError(f"{argument}: {override.key_or_group} takes the name of one of its options")
 
 
+def check_composes(arguments: list[str]) -> None:
+    """The config composed with the command's overrides, as Hydra will: an option that is none, a
+    misspelt key or a value of the wrong type is one line here, where Hydra's report lists the options
+    over lines and a search path. A sweep's values are left to its own check of each (sweeps/multirun.py);
+    a command with Hydra's flags (-cn, --cfg, ...) to Hydra."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    overrides = [a for a in arguments if a not in ("-m", "--multirun")]
+    if any(a.startswith("-") for a in overrides):
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        with initialize_config_module("imdb_exp.conf", version_base="1.3"):
+            compose("config", [o.input_line for o in parsed if not o.is_sweep_override()])
+    except HydraException as err:
+        raise errors.ConfigError(errors.hydra_in_one_line(err)) from None
+
+
+def refuse_unless(check: Callable[[list[str]], None], arguments: list[str]) -> None:
+    """Ends the command in one line, exit status 2, where ``check`` refuses the arguments."""
+    try:
+        check(arguments)
+    except errors.UserError as err:
+        print(f"imdb-exp: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main() -> None:
     """The imdb-exp command. Hydra runs `job` once, or once per sweep job; however the command ends
     (a job's signal, Hydra's error for a later job's config, a launcher's failure), a sweep's parent
@@ -210,13 +241,10 @@ def main() -> None:
     if "--help" in arguments or "-h" in arguments:
         print_help([a for a in arguments if a not in ("--help", "-h", "-m", "--multirun")])
         return
-    try:
-        check_group_choices(arguments)
-    except errors.UserError as err:
-        print(f"imdb-exp: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    refuse_unless(check_group_choices, arguments)  # before MLflow's import: at once
     process.configure()
     register_plugins()
+    refuse_unless(check_composes, arguments)  # with the sweeper plugins known
     with Interrupts().handled():
         try:
             job()
