@@ -119,9 +119,15 @@ def run_job(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts) -> fl
     """resume=RUN_ID continues that run; a sweep job whose exact config already FINISHED in the store
     is counted as done, and one that was cut off is continued from its checkpoint (unless retrain)."""
     from imdb_exp.run import resume
-    from imdb_exp.sweeps import multirun
+    from imdb_exp.sweeps import multirun, stopping
+    from imdb_exp.tracking import store
 
     schema.validate(cfg)  # a value out of range is reported before the store is searched
+    if cfg.tracking.parent_run_id and (
+        why := stopping.why_not_started(store.client(cfg.tracking.uri), cfg.tracking.parent_run_id)
+    ):
+        print(f"imdb-exp: not started: its sweep is stopping ({why})")
+        return None
     run_id = None
     if cfg.resume:
         recorded = resume.recorded_config(cfg, list(HydraConfig.get().overrides.task))
@@ -159,6 +165,8 @@ def job(cfg: DictConfig) -> float | None:
         # preemption) acts now; a run that was open has said it is KILLED and how to resume it.
         interrupts.pass_on(signum)
         print(f"imdb-exp: stopped by {signum.name}", file=sys.stderr)  # a launcher's worker has neither
+        if sweeping and in_joblib_worker():
+            return None  # an exit would make joblib kill the other workers, their runs not ended (stopping.py)
         sys.exit(128 + signum)
     except Exception as err:
         if isinstance(err, errors.UserError):
@@ -175,6 +183,12 @@ def job(cfg: DictConfig) -> float | None:
         if sweeping:  # wherever the job ran, its log goes with its run (the traceback of a failure too)
             multirun.attach_job_log(cfg, tags)
     return None
+
+
+def in_joblib_worker() -> bool:
+    from imdb_exp.sweeps import multirun
+
+    return HydraConfig.get().launcher._target_.endswith("JoblibLauncher") and not multirun.launched_here()
 
 
 def check_group_choices(arguments: list[str]) -> None:

@@ -24,9 +24,10 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from imdb_exp.analysis import plots, summary
 from imdb_exp.errors import ConfigError, UserError, first_line, hydra_in_one_line
 from imdb_exp.runtime import interrupts
+from imdb_exp.runtime.interrupts import Interrupted
 from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
-from imdb_exp.sweeps import plan, results, study_storage
+from imdb_exp.sweeps import plan, results, stopping, study_storage
 from imdb_exp.tracking import naming, record, store
 from imdb_exp.tracking.active_run import readable
 from imdb_exp.training import checkpoints
@@ -46,6 +47,7 @@ class SweepParentRun(Callback):
 
     name, varies, searching = "sweep", (), False  # what on_multirun_start learns of the sweep
     let_go_of_lock: Callable[[], None] | None = None  # the sweep's lock, held while it runs: see _abandoned
+    held_signals: stopping.AfterRunningJobs | None = None  # on the joblib launcher (stopping.py)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if plan.is_search(config):
@@ -83,8 +85,19 @@ class SweepParentRun(Callback):
             self._let_go()
             raise
         between_jobs.sweep = self
+        if config.hydra.launcher._target_.endswith("JoblibLauncher") and not self.searching:
+            # A search's own trial workers stop asking for trials and wait for the running ones.
+            self.held_signals = stopping.AfterRunningJobs(self.client, self.run_id)
+            self.held_signals.hold()
+
+    def _let_signals_go(self) -> Interrupted | None:
+        """Signals act at once again; the one held while the jobs ran, if any."""
+        held, self.held_signals = self.held_signals, None
+        return held.let_go() if held is not None else None
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        if (held := self._let_signals_go()) is not None:
+            raise held  # the command's handler ends the sweep, KILLED with its table, and exits as the signal asks
         try:
             rows = self.end()
         except Exception as err:
@@ -97,6 +110,8 @@ class SweepParentRun(Callback):
         run: KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not
         finish (and FAILED if the table itself cannot be written). Its last lines name the parent."""
         between_jobs.sweep = None  # ended once; a failure in here is reported, not tried again
+        if (held := self._let_signals_go()) is not None and not (stopped_by and was_interrupted(stopped_by)):
+            stopped_by = held
         with interrupts.held_off():  # a signal meanwhile stops the command once the table is written and the run ended
             rows = self._end(stopped_by)
         parent = self.client.get_run(self.run_id)

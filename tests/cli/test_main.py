@@ -107,7 +107,10 @@ def test_version(tmp_path):
         # In a sweep, a key or option that is not swept, and one of Hydra's own groups.
         (["-m", "trainer.epoch=3", "optimizer=adam,rmsprop"], "Could not override 'trainer.epoch'"),
         (["-m", "model=lstmm", "trainer.seed=0,1"], "In 'config': Could not find 'model/lstmm'"),
-        (["-m", "hydra/launcher=jobllib", "trainer.seed=0,1"], "In 'hydra/config': Could not find 'hydra/launcher/jobllib'"),
+        (
+            ["-m", "hydra/launcher=jobllib", "trainer.seed=0,1"],
+            "In 'hydra/config': Could not find 'hydra/launcher/jobllib'",
+        ),
     ],
 )
 def test_unknown_options_keys_and_types_are_said_in_one_line_before_anything_opens(

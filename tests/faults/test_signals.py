@@ -3,6 +3,7 @@ moments drawn from seeded generators (start-up, data, either job's fit, the swee
 delay falls in). Afterwards no run is left RUNNING by a signal the process could catch, and the same
 command again leaves no run RUNNING, every job FINISHED once, and trains nothing that had finished."""
 
+import os
 import random
 import signal
 import time
@@ -12,7 +13,7 @@ import pytest
 from imdb_exp.tracking import naming, record
 from tests.support.commands import run_cli, start_cli
 from tests.support.presets import DEBUG
-from tests.support.store import recorded_runs
+from tests.support.store import epochs_logged, recorded_runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -54,3 +55,33 @@ def test_a_sweep_signalled_at_a_random_moment_is_accounted_and_finished_by_the_s
     for parent in (run for run in runs if record.is_sweep(run) and run.info.status != "FINISHED"):
         reached = naming.counted(len(record.counted_jobs(parent)), "job")  # also one a SIGKILL left to the next
         assert parent.info.run_name.startswith(f"sweep seed, {reached} ("), parent.info.run_name
+
+
+@pytest.mark.parametrize("whom", ["launcher", "group"])
+def test_a_sweep_on_the_joblib_launcher_stopped_by_sigint_lets_its_running_jobs_end_and_starts_no_other(
+    tmp_path, archive, isolated_home, whom
+):
+    # Three jobs on two workers: the signal comes while the first two train. Sent to the launching
+    # process alone (kill -INT PID), their jobs finish; to the process group (Ctrl-C at a terminal),
+    # they are stopped too and end KILLED. Before, joblib killed its workers and both runs were FAILED as lost.
+    command = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.seed=0,1,2", "trainer.epochs=40"]
+    command += [f"data.archive={archive}", *DEBUG, "tracking.log_model=false"]
+    process = start_cli(*command, cwd=tmp_path, own_group=True)
+    database = isolated_home / "mlflow.db"
+    deadline = time.monotonic() + 120
+    while not all(epochs_logged(database, (record.JOB, job)) for job in ("0", "1")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if whom == "group":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 128 + signal.SIGINT, stderr[-3000:]
+    assert "SIGINT: no new job starts, the running jobs end first" in stderr
+    _, runs = recorded_runs(database)
+    (parent,) = [run for run in runs if record.is_sweep(run)]
+    jobs = {run.data.tags[record.JOB]: run for run in runs if record.JOB in run.data.tags}
+    assert sorted(jobs) == ["0", "1"], "the third job started after the signal"
+    ended = "FINISHED" if whom == "launcher" else "KILLED"
+    assert [jobs[job].info.status for job in ("0", "1")] == [ended, ended], stderr[-3000:]
+    assert (parent.info.status, parent.data.tags[record.FAILURE_REASON]) == ("KILLED", "stopped by SIGINT")

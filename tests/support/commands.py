@@ -19,8 +19,9 @@ def run_cli(
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """The imdb-exp command started as from a terminal, to be signalled or killed while it runs.
+def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, own_group: bool = False) -> subprocess.Popen:
+    """The imdb-exp command started as from a terminal, to be signalled or killed while it runs;
+    ``own_group``: in a process group of its own, as a terminal's foreground job (os.killpg is Ctrl-C).
 
     SIGINT is reset to its default: a CI runner may start us with it ignored, which the child would
     inherit. Its epoch lines are dropped (a pipe nobody reads would fill and stop it); stderr is kept.
@@ -34,6 +35,7 @@ def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
         text=True,
         env=os.environ | (env or {}),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        start_new_session=own_group,
     )
 
 
