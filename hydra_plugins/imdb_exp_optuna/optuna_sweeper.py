@@ -101,7 +101,15 @@ class OptunaSweeper(Sweeper):
 
         # By name: Hydra's first look for plugins runs their modules anew, so its BasicLauncher class may be
         # another object than the one an import here gives (isinstance said no, and trials ran on threads).
-        parallel = self.n_jobs > 1 and type(self.launcher).__name__ != "BasicLauncher"
+        basic = type(self.launcher).__name__ == "BasicLauncher"
+        if self.n_jobs > 1 and basic:
+            log.warning(
+                "hydra.sweeper.n_jobs=%d on the basic launcher, which runs one job at a time: the trials run "
+                "one after another (hydra/launcher=joblib hydra.launcher.n_jobs=%d runs them side by side)",
+                self.n_jobs,
+                self.n_jobs,
+            )
+        parallel = self.n_jobs > 1 and not basic
         run_trials = self._as_workers_free if parallel else self._in_batches
         returns = run_trials(study, space, overrides_of, storage)
         self._write_best(study)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from imdb_exp import errors
 from imdb_exp.config import identity, schema
-from imdb_exp.runtime import devices, process
+from imdb_exp.runtime import devices, paths, process
 from imdb_exp.runtime.interrupts import Interrupted, Interrupts, signal_of
 from imdb_exp.runtime.redaction import redact
 from imdb_exp.sweeps import launchers
@@ -29,14 +29,14 @@ from imdb_exp.tracking import naming, record
 HELP = """imdb-exp: train and compare IMDB sentiment classifiers (Keras 3), tracked in MLflow.
 Usage: imdb-exp [GROUP=OPTION ...] [KEY=VALUE ...]      one run
        imdb-exp -m GROUP=A,B KEY=X,Y ...                 a sweep (one run per combination)
-Results: mlflow ui --backend-store-uri sqlite:///$HOME/.imdb-exp/mlflow.db
+Results: mlflow ui --backend-store-uri {store}
 
 == Groups (GROUP=OPTION) ==
 {groups}
 
 == The config{overridden} (KEY=VALUE sets any key) ==
 {config}
-Keys are documented in the README's config reference; IMDB_EXP_HOME moves the store and cache.
+Keys are documented in docs/configuration.md; IMDB_EXP_HOME moves the store and cache.
 Hydra's own options: imdb-exp --hydra-help"""
 
 log = logging.getLogger("imdb_exp")
@@ -72,7 +72,8 @@ def print_help(overrides: list[str]) -> None:
         groups = [group for group in loader.list_groups("") if group not in INTERNAL_GROUPS]
         listed = "\n".join(f"{group}: {', '.join(sorted(loader.get_group_options(group)))}" for group in sorted(groups))
     overridden = f" with {' '.join(overrides)}" if overrides else ""
-    print(HELP.format(groups=listed, overridden=overridden, config=OmegaConf.to_yaml(config)))
+    store = paths.resolve_uri(config.tracking.uri)
+    print(HELP.format(store=store, groups=listed, overridden=overridden, config=OmegaConf.to_yaml(config)))
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:

@@ -16,6 +16,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from omegaconf import DictConfig
 
+from imdb_exp.errors import ConfigError
+
 
 def register() -> None:
     """Puts the changed defaults over the plugins' configs (those installed). Hydra's first look for
@@ -47,3 +49,10 @@ def runs_jobs_elsewhere(launcher: DictConfig) -> bool:
     if target.endswith(".RayLauncher"):
         return launcher.ray.init.get("address") not in (None, "local")
     return False
+
+
+def check_settings(launcher: DictConfig) -> None:
+    """Refuses (ConfigError) what a launcher would fail on only once the sweep's run is made: joblib's
+    n_jobs=0 (a traceback from inside joblib, and a FAILED parent of no jobs)."""
+    if launcher.get("_target_", "").endswith("JoblibLauncher") and launcher.get("n_jobs") == 0:
+        raise ConfigError("hydra.launcher.n_jobs=0: joblib runs 1 or more jobs at a time (-1: one per CPU core)")

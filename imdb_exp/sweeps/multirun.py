@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.experimental.callback import Callback
 from mlflow.entities import Param, RunStatus
@@ -27,7 +28,7 @@ from imdb_exp.runtime import interrupts
 from imdb_exp.runtime.interrupts import Interrupted
 from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
-from imdb_exp.sweeps import plan, results, stopping, study_storage
+from imdb_exp.sweeps import launchers, plan, results, stopping, study_storage
 from imdb_exp.tracking import naming, record, store
 from imdb_exp.tracking.active_run import readable
 from imdb_exp.training import checkpoints
@@ -50,6 +51,10 @@ class SweepParentRun(Callback):
     held_signals: stopping.AfterRunningJobs | None = None  # on the joblib launcher (stopping.py)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            launchers.check_settings(config.hydra.launcher)
+        except ConfigError as err:
+            _refused(err)
         if plan.is_search(config):
             _refuse_unsound_search(config)
         else:
@@ -290,8 +295,13 @@ def _refuse_unsound_search(config: DictConfig) -> None:
             )
         search.check_continued(search.study_of(config, fixed, space), config.hydra.sweeper.direction, space)
     except ConfigError as err:
-        print(f"imdb-exp: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _refused(err)
+
+
+def _refused(err: Exception) -> NoReturn:
+    """Ends the command in one line, exit status 2, before the sweep's run is made."""
+    print(f"imdb-exp: error: {err if isinstance(err, ConfigError) else hydra_in_one_line(err)}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def open_parent_run_id() -> str | None:
@@ -333,8 +343,7 @@ def _refuse_values_no_job_can_run(each_value: list[list[str]]) -> None:
         try:
             splits.check_source(schema.validate(compose("config", overrides)).data)
         except (UserError, HydraException) as err:
-            print(f"imdb-exp: error: {hydra_in_one_line(err)}", file=sys.stderr)
-            raise SystemExit(2) from None
+            _refused(err)
 
 
 def failed_jobs(rows: list[dict]) -> str | None:

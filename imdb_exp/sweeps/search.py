@@ -144,9 +144,9 @@ def check_settings(sweeper) -> None:
 
     if sweeper.direction not in ("maximize", "minimize"):
         raise ConfigError(f"hydra.sweeper.direction={sweeper.direction}: choose maximize or minimize")
-    for key in ("n_trials", "n_jobs"):
+    for key, counted in (("n_trials", "trial"), ("n_jobs", "trial at a time")):
         if sweeper[key] < 1:
-            raise ConfigError(f"hydra.sweeper.{key}={sweeper[key]}: a search runs at least 1")
+            raise ConfigError(f"hydra.sweeper.{key}={sweeper[key]}: a search runs at least 1 {counted}; give 1 or more")
     for part in ("sampler", "pruner"):
         try:
             instantiate(sweeper[part])

@@ -19,7 +19,7 @@ from imdb_exp.config import identity
 from imdb_exp.config.schema import TrackingConfig
 from imdb_exp.errors import first_line
 from imdb_exp.runtime import interrupts
-from imdb_exp.runtime.paths import home
+from imdb_exp.runtime.paths import default_uri, home
 from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
 from imdb_exp.tracking import naming, record, store
@@ -63,7 +63,7 @@ def tracked_run(
     if tracking.parent_run_id:
         tags = tags | {record.PARENT: tracking.parent_run_id}
     try:
-        if uri == store.default_uri():
+        if uri == default_uri():
             home().mkdir(parents=True, exist_ok=True)
         store.activate(uri)
         client = store.client(uri)

@@ -17,7 +17,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from imdb_exp.errors import UserError
-from imdb_exp.runtime.paths import home
+from imdb_exp.runtime.paths import resolve_uri
 from imdb_exp.runtime.redaction import redact
 
 
@@ -35,14 +35,6 @@ def sqlite_file(uri: str) -> Path | None:
     and for a database in memory."""
     path = uri.removeprefix("sqlite:///").split("?", 1)[0]
     return Path(path) if uri.startswith("sqlite:///") and path != ":memory:" else None
-
-
-def default_uri() -> str:
-    return f"sqlite:///{home() / 'mlflow.db'}"
-
-
-def resolve_uri(configured: str | None) -> str:
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
 def run_page(experiment_id: str, run_id: str) -> str:

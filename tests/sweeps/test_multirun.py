@@ -89,6 +89,11 @@ def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, arch
             "model.dropout=tag(lgo,interval(0,0.3)): tag",
         ),
         (["hparams_search=dense", "data.val_size=interval(0.1,0.3)"], "a search ranks trials by their validation"),
+        (
+            ["hparams_search=dense", "hydra.sweeper.n_jobs=0"],
+            "hydra.sweeper.n_jobs=0: a search runs at least 1 trial at",
+        ),
+        (["hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "trainer.seed=0,1"], "hydra.launcher.n_jobs=0: joblib"),
     ],
     ids=[
         "type",
@@ -104,6 +109,8 @@ def test_a_job_that_cannot_start_is_a_failed_run_under_its_parent(tmp_path, arch
         "search-empty-range",
         "search-tag",
         "search-val-size",
+        "search-workers",
+        "joblib-workers",
     ],  # fmt: skip
 )
 def test_a_swept_value_no_job_could_run_with_is_refused_before_the_sweep_opens_a_run(

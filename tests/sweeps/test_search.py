@@ -97,6 +97,7 @@ def test_a_search_of_two_workers_on_the_basic_launcher_runs_its_trials_in_turn(t
     _, runs = recorded_runs(isolated_home / "mlflow.db", f"tags.{record.STUDY} != ''")
     assert sorted(int(run.data.tags[record.TRIAL]) for run in runs) == [0, 1]
     assert {run.info.status for run in runs} == {"FINISHED"}
+    assert "the trials run one after another (hydra/launcher=joblib hydra.launcher.n_jobs=2" in result.stdout
 
 
 @pytest.mark.slow
