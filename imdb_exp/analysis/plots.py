@@ -4,6 +4,8 @@ Figures are built as plain ``Figure`` objects rather than through pyplot: no GUI
 involved and nothing stays registered after the figure is saved, which matters in long sweeps.
 """
 
+import textwrap
+
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
@@ -108,8 +110,10 @@ def _test_accuracy_bars(ax, rows: list[dict], colours: list) -> None:
     for y, (row, colour) in enumerate(zip(rows, colours, strict=True)):
         value = row["test_accuracy"]
         if value is None:
-            why = row["note"] or row["status"].lower()
-            ax.text(start, y, f"  no test accuracy: {why}", va="center", fontsize="small", style="italic", color="grey")
+            why = textwrap.shorten(row["note"] or row["status"].lower(), 80, placeholder=" ...")
+            # Kept inside the plot and out of its layout: a long reason made the layout collapse the axes.
+            ax.text(start, y, f"  no test accuracy: {why}", va="center", fontsize="small", style="italic",
+                    color="grey", clip_on=True, in_layout=False)  # fmt: skip
             continue
         ax.barh(y, value - start, left=start, color=colour)
         ax.text(value, y, f" {value:.4f}", va="center", fontsize="small")

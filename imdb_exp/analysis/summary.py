@@ -9,6 +9,7 @@ and dropout: the spread is the training's own variance on one validation split. 
 
 import math
 import statistics
+import warnings
 
 from imdb_exp.analysis import transduction
 from imdb_exp.config.identity import override_key
@@ -103,7 +104,9 @@ def _compare_with_the_best(summary: list[dict], samples: list[list[float]], meas
     for entry, values in zip(summary, samples, strict=True):
         entry[f"{measure}_diff_vs_best"] = None if not values else statistics.fmean(values) - means[best]
         comparable = entry is not summary[best] and len(values) > 1 and len(samples[best]) > 1
-        p = stats.ttest_ind(values, samples[best], equal_var=False).pvalue if comparable else None
+        with warnings.catch_warnings():  # runs of nearly equal values: SciPy warns, and its p-value is NaN (None)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = stats.ttest_ind(values, samples[best], equal_var=False).pvalue if comparable else None
         entry[f"{measure}_p_vs_best"] = None if p is None or math.isnan(p) else float(p)
 
 
