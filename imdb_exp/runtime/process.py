@@ -3,7 +3,8 @@
 Set once, at the start (``configure``, called by the command and by each job a launcher's worker runs;
 nothing here happens on import):
   - environment defaults that MLflow and the backends read later (a variable already set wins);
-  - the log levels of MLflow's, Alembic's and JAX's bookkeeping, and the redaction of every record;
+  - the log levels of MLflow's, Alembic's and JAX's bookkeeping, TensorFlow's retracing warning
+    dropped, and the redaction of every record;
   - stdout and stderr that outlive the terminal (terminal.py), so that a hang-up ends a run KILLED.
 
 Kept between the jobs of one process (Hydra's basic and joblib launchers run a sweep's jobs in the
@@ -65,7 +66,17 @@ def configure() -> None:
 
     for name in QUIETED_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    if not any(isinstance(f, NotRetracing) for f in logging.getLogger("tensorflow").filters):
+        logging.getLogger("tensorflow").addFilter(NotRetracing())
     redact_log_records()
+
+
+class NotRetracing(logging.Filter):
+    """TensorFlow's warning that a predict function "triggered tf.function retracing", which it gives
+    when several models predict in turn (an ensemble's members, each traced once): nothing to mend."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 @dataclass
