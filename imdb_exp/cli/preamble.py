@@ -5,6 +5,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -31,13 +32,19 @@ def open_store(prog: str, args: argparse.Namespace) -> MlflowClient:
     uri = store.resolve_uri(args.tracking_uri)
     database = store.sqlite_file(uri)
     if database and not database.exists():
-        sys.exit(f"{prog}: error: no store at {database} ({ANOTHER_STORE})")
+        refuse(prog, f"no store at {database} ({ANOTHER_STORE})")
     try:
         store.check_server_answers(uri, setting="--tracking-uri")  # in seconds, not after MLflow's minutes of retries
     except store.TrackingError as err:
-        sys.exit(f"{prog}: error: {err}")
+        refuse(prog, str(err))
     store.activate(uri)
     return store.client(uri)
+
+
+def refuse(prog: str, message: str) -> NoReturn:
+    """Ends the command in one line, with exit status 2 as imdb-exp's own mistakes and argparse's."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 @contextmanager
@@ -50,4 +57,4 @@ def errors_in_one_line(prog: str, client: MlflowClient) -> Iterator[None]:
         where = ""
         if isinstance(err, MlflowException) and err.error_code == "RESOURCE_DOES_NOT_EXIST":
             where = f" in {redact(client.tracking_uri)} ({ANOTHER_STORE})"
-        sys.exit(f"{prog}: error: {first_line(err)}{where}")
+        refuse(prog, f"{first_line(err)}{where}")

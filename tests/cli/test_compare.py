@@ -37,14 +37,14 @@ def test_imdb_exp_compare_reads_two_runs_predictions_and_refuses_runs_of_another
     assert lines[4].startswith("McNemar's exact test: p = ")
 
     refused = run_cli(dense.info.run_id, elsewhere.info.run_id, cwd=tmp_path, program="imdb-exp-compare")
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert refused.stderr.strip().startswith("imdb-exp-compare: error: the runs were tested on different data")
 
 
 @pytest.mark.e2e
 def test_a_store_that_is_not_there_is_said_and_left_uncreated(tmp_path, isolated_home):
     result = run_cli("a" * 32, "b" * 32, cwd=tmp_path, program="imdb-exp-compare")  # the default store: none yet
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     database = isolated_home / "mlflow.db"
     assert result.stderr.strip() == (
         f"imdb-exp-compare: error: no store at {database} (--tracking-uri or MLFLOW_TRACKING_URI names another store)"
@@ -65,12 +65,12 @@ def test_the_same_run_twice_an_unfinished_run_and_a_server_that_does_not_answer_
     same = run_cli(killed, killed, "--tracking-uri", uri, cwd=tmp_path, program="imdb-exp-compare")
     assert same.returncode == 2 and f"run_a and run_b are the same run ({killed}): give two runs" in same.stderr
     unfinished = run_cli(killed, other, "--tracking-uri", uri, cwd=tmp_path, program="imdb-exp-compare")
-    assert unfinished.returncode == 1 and "Traceback" not in unfinished.stderr
+    assert unfinished.returncode == 2 and "Traceback" not in unfinished.stderr
     assert f"run {killed} is KILLED: a run keeps its model and predictions when it finishes" in unfinished.stderr
 
     started = time.monotonic()
     absent = run_cli(killed, other, "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path, program="imdb-exp-compare")
     assert time.monotonic() - started < 60  # MLflow's own retries would take minutes
-    assert absent.returncode == 1
+    assert absent.returncode == 2
     assert "imdb-exp-compare: error: the MLflow server http://127.0.0.1:9 does not answer" in absent.stderr
     assert "start it or fix --tracking-uri" in absent.stderr

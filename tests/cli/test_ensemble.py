@@ -58,4 +58,4 @@ def test_imdb_exp_ensemble_of_a_sweep_is_a_run_with_members_weights_metrics_and_
     assert other.returncode == 0, other.stderr[-3000:]
     _, (*_, elsewhere) = recorded_runs(isolated_home / "mlflow.db")
     refused = run_cli(parent.info.run_id, elsewhere.info.run_id, cwd=tmp_path, program="imdb-exp-ensemble")
-    assert refused.returncode == 1 and "val reviews are not" in refused.stderr
+    assert refused.returncode == 2 and "val reviews are not" in refused.stderr
