@@ -31,7 +31,7 @@ from imdb_exp.runtime.redaction import as_tag, redact
 from imdb_exp.sweeps import launchers, plan, results, stopping, study_storage
 from imdb_exp.tracking import naming, record, store
 from imdb_exp.tracking.active_run import readable
-from imdb_exp.training import checkpoints
+from imdb_exp.training import checkpoints, shared_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,8 @@ class SweepParentRun(Callback):
             if leave_live and checkpoints.is_live(run.info.run_id):
                 continue
             self._end_with_reason(run, RunStatus.FAILED, lost(run))
+            if not shared_checkpoints.exists(run):
+                checkpoints.discard(run.info.run_id)  # the lock file its lost process left: nothing will take it
 
     def _end_with_reason(self, run, status: int, reason: str, name: str | None = None) -> None:
         """Another process's run ended for it: its reason, its status, and its name saying how it ended."""
@@ -261,9 +263,14 @@ class SweepParentRun(Callback):
 
 
 def lost(run) -> str:
-    """The failure_reason of a job run whose process was lost, and how to continue it: a search
-    launched again asks its study for new trials rather than continuing its trials."""
-    if record.STUDY in run.data.tags:
+    """The failure_reason of a job run whose process was lost, and how to continue it, if it left a
+    checkpoint: a search launched again asks its study for new trials rather than continuing its trials."""
+    trial = record.STUDY in run.data.tags
+    if not shared_checkpoints.exists(run):
+        return LOST + (
+            "it left no checkpoint" if trial else "it left no checkpoint: launching the sweep again trains it anew"
+        )
+    if trial:
         return LOST + "imdb-exp resume=RUN_ID continues it (the search launched again asks its study for new trials)"
     return LOST + "launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
 
