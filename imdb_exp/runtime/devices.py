@@ -28,9 +28,23 @@ def one_per_process(claims: Path, job_number: int) -> str | None:
         visible = visible_devices()
         if len(visible) < 2:
             return None
+        if unknown := [device for device in visible if not _names_a_device(device)]:
+            log.warning(
+                "%s=%s: %s names no device (CUDA takes indices and GPU-/MIG- UUIDs, and ignores the rest of "
+                "the list from there); each job sees every device",
+                VISIBLE,
+                os.environ[VISIBLE],
+                unknown[0],
+            )
+            return None
         _claimed = _claim(visible, claims, job_number)
         os.environ[VISIBLE] = _claimed
+        log.info("this worker's jobs run on device %s of %s (%s)", _claimed, ",".join(visible), VISIBLE)
     return _claimed
+
+
+def _names_a_device(device: str) -> bool:
+    return device.isdigit() or device.startswith(("GPU-", "MIG-"))
 
 
 def visible_devices() -> list[str]:
