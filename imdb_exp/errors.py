@@ -1,7 +1,9 @@
 """Errors a user can cause and fix, how any error is said in one line, and what it was raised from."""
 
 import re
+import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 
 class UserError(Exception):
@@ -34,3 +36,9 @@ def hydra_in_one_line(err: BaseException) -> str:
     said = re.sub(r"To append to your config use \+\S+ ?", "", str(err).split("Config search path:")[0])
     cause = f": {first_line(err.__cause__)}" if err.__cause__ else ""
     return f"{' '.join(said.split()).rstrip('.')}{cause}"
+
+
+def refuse(prog: str, message: str) -> NoReturn:
+    """Ends a command in one line, with exit status 2: a mistake in what it was given, as argparse's."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -46,12 +46,14 @@ INTERNAL_GROUPS = ("hydra", "model_schema")
 
 
 def register_plugins() -> None:
+    from hydra_plugins.imdb_exp_joblib.joblib_launcher import StoppableJoblibLauncher
     from hydra_plugins.imdb_exp_optuna.optuna_sweeper import OptunaSweeper
 
     schema.register()
     launchers.register()
-    # Hydra finds sweepers by listing the hydra_plugins namespace, which an editable install hides from it.
+    # Hydra finds plugins by listing the hydra_plugins namespace, which an editable install hides from it.
     Plugins.instance().register(OptunaSweeper)
+    Plugins.instance().register(StoppableJoblibLauncher)
 
 
 def print_help(overrides: list[str]) -> None:
@@ -72,7 +74,7 @@ def print_help(overrides: list[str]) -> None:
         groups = [group for group in loader.list_groups("") if group not in INTERNAL_GROUPS]
         listed = "\n".join(f"{group}: {', '.join(sorted(loader.get_group_options(group)))}" for group in sorted(groups))
     overridden = f" with {' '.join(overrides)}" if overrides else ""
-    store = paths.resolve_uri(config.tracking.uri)
+    store = redact(paths.resolve_uri(config.tracking.uri))
     print(HELP.format(store=store, groups=listed, overridden=overridden, config=OmegaConf.to_yaml(config)))
 
 
@@ -121,12 +123,10 @@ def run_job(cfg: DictConfig, tags: dict[str, str], interrupts: Interrupts) -> fl
     is counted as done, and one that was cut off is continued from its checkpoint (unless retrain)."""
     from imdb_exp.run import resume
     from imdb_exp.sweeps import multirun, stopping
-    from imdb_exp.tracking import store
 
     schema.validate(cfg)  # a value out of range is reported before the store is searched
-    if cfg.tracking.parent_run_id and (
-        why := stopping.why_not_started(store.client(cfg.tracking.uri), cfg.tracking.parent_run_id)
-    ):
+    # Only joblib's workers: the one launcher whose sweep holds a signal for its running jobs (stopping.py).
+    if record.JOB in tags and in_joblib_worker() and (why := stopping.why_not_started(cfg.tracking)):
         print(f"imdb-exp: not started: its sweep is stopping ({why})")
         return None
     run_id = None
@@ -189,7 +189,7 @@ def job(cfg: DictConfig) -> float | None:
 def in_joblib_worker() -> bool:
     from imdb_exp.sweeps import multirun
 
-    return HydraConfig.get().launcher._target_.endswith("JoblibLauncher") and not multirun.launched_here()
+    return launchers.is_joblib(HydraConfig.get().launcher) and not multirun.launched_here()
 
 
 def check_group_choices(arguments: list[str]) -> None:
@@ -241,8 +241,7 @@ def refuse_unless(check: Callable[[list[str]], None], arguments: list[str]) -> N
     try:
         check(arguments)
     except errors.UserError as err:
-        print(f"imdb-exp: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        errors.refuse("imdb-exp", str(err))
 
 
 def main() -> None:
@@ -266,10 +265,10 @@ def main() -> None:
         except BaseException as err:
             from imdb_exp.sweeps import multirun
 
-            multirun.end_unfinished(err)
-            if isinstance(err, Interrupted):  # between jobs, or before the first one started
-                print(f"imdb-exp: stopped by {err.signal.name}", file=sys.stderr)
-                sys.exit(128 + err.signal)
+            stopped_by = multirun.end_unfinished(err)
+            if isinstance(stopped_by, Interrupted):  # between jobs, before the first one, or held by the sweep
+                print(f"imdb-exp: stopped by {stopped_by.signal.name}", file=sys.stderr)
+                sys.exit(128 + stopped_by.signal)
             raise
         finally:
             process.between_jobs.writer.wait()  # a run's records are never cut off by the command's exit

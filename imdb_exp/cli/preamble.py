@@ -5,12 +5,11 @@ import argparse
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from imdb_exp.errors import UserError, first_line
+from imdb_exp.errors import UserError, first_line, refuse
 from imdb_exp.runtime import process
 from imdb_exp.runtime.redaction import redact
 from imdb_exp.tracking import store
@@ -36,25 +35,23 @@ def open_store(prog: str, args: argparse.Namespace) -> MlflowClient:
     try:
         store.check_server_answers(uri, setting="--tracking-uri")  # in seconds, not after MLflow's minutes of retries
     except store.TrackingError as err:
-        refuse(prog, str(err))
+        sys.exit(f"{prog}: error: {err}")  # exit status 1: the store, not what the command was given
     store.activate(uri)
     return store.client(uri)
-
-
-def refuse(prog: str, message: str) -> NoReturn:
-    """Ends the command in one line, with exit status 2 as imdb-exp's own mistakes and argparse's."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 @contextmanager
 def errors_in_one_line(prog: str, client: MlflowClient) -> Iterator[None]:
     """A UserError, or MLflow's refusal (an unknown run id, a store that cannot be read), ends the command
-    with one line; a run not found there names the store it was looked for in."""
+    with one line; a run not found there names the store it was looked for in. Exit status 2 for what
+    the command was given (as argparse's), 1 for what the store failed to do."""
     try:
         yield
-    except (UserError, MlflowException) as err:
-        where = ""
-        if isinstance(err, MlflowException) and err.error_code == "RESOURCE_DOES_NOT_EXIST":
-            where = f" in {redact(client.tracking_uri)} ({ANOTHER_STORE})"
-        refuse(prog, f"{first_line(err)}{where}")
+    except UserError as err:
+        refuse(prog, first_line(err))
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            refuse(prog, f"{first_line(err)} in {redact(client.tracking_uri)} ({ANOTHER_STORE})")
+        if err.error_code == "INVALID_PARAMETER_VALUE":
+            refuse(prog, first_line(err))
+        sys.exit(f"{prog}: error: {first_line(err)}")

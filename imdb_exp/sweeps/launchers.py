@@ -1,7 +1,11 @@
-"""Hydra's launcher plugins as the project runs them: two defaults changed, and where jobs run.
+"""Hydra's launcher plugins as the project runs them: two defaults changed, joblib's stopped cleanly,
+and where jobs run.
 
-The changed defaults are registered under the plugins' own names, so `hydra/launcher=ray` and
-`hydra/launcher=submitit_slurm` compose them as the plugins' documentation says:
+The changes are registered under the plugins' own names, so `hydra/launcher=ray`,
+`hydra/launcher=submitit_slurm` and `hydra/launcher=joblib` compose them as the plugins' documentation says:
+
+- joblib: the launcher's class is hydra_plugins/imdb_exp_joblib's, which ends a sweep whose SIGINT is
+  held (stopping.py) in one line when joblib fails its pool after it; the settings are joblib's.
 
 - ray: Ray sizes its object store itself. The released launcher (1.2.2) sets a fixed 75 MB when
   the key is absent, which ray.init refuses when it joins a running cluster
@@ -32,6 +36,13 @@ def register() -> None:
         ray = RayLauncherConf(ray=RayConf(init={"address": None, "object_store_memory": None}))
         store.store(group="hydra/launcher", name="ray", node=ray, provider="imdb_exp")
     try:
+        from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+    except ImportError:
+        pass
+    else:
+        stoppable = JobLibLauncherConf(_target_="hydra_plugins.imdb_exp_joblib.joblib_launcher.StoppableJoblibLauncher")
+        store.store(group="hydra/launcher", name="joblib", node=stoppable, provider="imdb_exp")
+    try:
         from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
     except ImportError:
         pass
@@ -51,8 +62,17 @@ def runs_jobs_elsewhere(launcher: DictConfig) -> bool:
     return False
 
 
+def is_joblib(launcher: DictConfig) -> bool:
+    return launcher.get("_target_", "").endswith("JoblibLauncher")
+
+
+def runs_jobs_in_workers(launcher: DictConfig) -> bool:
+    """Whether joblib runs the jobs in worker processes (with n_jobs=1 it runs them in this one)."""
+    return is_joblib(launcher) and launcher.get("n_jobs") != 1
+
+
 def check_settings(launcher: DictConfig) -> None:
     """Refuses (ConfigError) what a launcher would fail on only once the sweep's run is made: joblib's
     n_jobs=0 (a traceback from inside joblib, and a FAILED parent of no jobs)."""
-    if launcher.get("_target_", "").endswith("JoblibLauncher") and launcher.get("n_jobs") == 0:
+    if is_joblib(launcher) and launcher.get("n_jobs") == 0:
         raise ConfigError("hydra.launcher.n_jobs=0: joblib runs 1 or more jobs at a time (-1: one per CPU core)")

@@ -11,7 +11,6 @@ stops early (cli.main calls `end_unfinished`).
 
 import logging
 import signal
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from imdb_exp.analysis import plots, summary
-from imdb_exp.errors import ConfigError, UserError, first_line, hydra_in_one_line
+from imdb_exp.errors import ConfigError, UserError, first_line, hydra_in_one_line, refuse
 from imdb_exp.runtime import interrupts
 from imdb_exp.runtime.interrupts import Interrupted
 from imdb_exp.runtime.process import between_jobs
@@ -49,6 +48,11 @@ class SweepParentRun(Callback):
     name, varies, searching = "sweep", (), False  # what on_multirun_start learns of the sweep
     let_go_of_lock: Callable[[], None] | None = None  # the sweep's lock, held while it runs: see _abandoned
     held_signals: stopping.AfterRunningJobs | None = None  # on the joblib launcher (stopping.py)
+
+    def __getstate__(self) -> dict:
+        """What a launcher's worker gets of this callback (joblib's pickles it with Hydra's context): not
+        the signals this process holds, whose thread and event cannot be pickled."""
+        return {key: value for key, value in vars(self).items() if key != "held_signals"}
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
@@ -90,7 +94,7 @@ class SweepParentRun(Callback):
             self._let_go()
             raise
         between_jobs.sweep = self
-        if config.hydra.launcher._target_.endswith("JoblibLauncher") and not self.searching:
+        if launchers.runs_jobs_in_workers(config.hydra.launcher) and not self.searching:
             # A search's own trial workers stop asking for trials and wait for the running ones.
             self.held_signals = stopping.AfterRunningJobs(self.client, self.run_id)
             self.held_signals.hold()
@@ -115,8 +119,7 @@ class SweepParentRun(Callback):
         run: KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not
         finish (and FAILED if the table itself cannot be written). Its last lines name the parent."""
         between_jobs.sweep = None  # ended once; a failure in here is reported, not tried again
-        if (held := self._let_signals_go()) is not None and not (stopped_by and was_interrupted(stopped_by)):
-            stopped_by = held
+        self._let_signals_go()  # a signal held is raised by whoever called (on_multirun_end, end_unfinished)
         with interrupts.held_off():  # a signal meanwhile stops the command once the table is written and the run ended
             rows = self._end(stopped_by)
         parent = self.client.get_run(self.run_id)
@@ -128,7 +131,7 @@ class SweepParentRun(Callback):
         status = RunStatus.FAILED
         try:
             between_jobs.writer.wait()  # the jobs of this process end their runs once their records are written
-            self._end_lost_jobs(self.run_id)
+            self._end_cut_off_jobs(self.run_id, stopped_by=stopped_by)
             rows = self._write_results()
             if stopped_by is not None:
                 status = RunStatus.KILLED if was_interrupted(stopped_by) else RunStatus.FAILED
@@ -172,29 +175,36 @@ class SweepParentRun(Callback):
         run_id = run.info.run_id
         if self.client.get_run(run_id).info.status != "RUNNING" or not checkpoints.was_abandoned(run_id):
             return  # ended meanwhile, by its own process or by another launch of the same sweep
-        self._end_lost_jobs(run_id, leave_live=True)
+        self._end_cut_off_jobs(run_id, leave_live=True)
         reached = naming.sweep_name(self.varies, len(record.counted_jobs(run)), self.searching)  # as a stopped one
         reason = ABANDONED.format(self.run_id)
         self.client.set_tag(run_id, record.NOTE, f"**{reached}**: {reason}")  # no longer "running ..."
         self._end_with_reason(run, RunStatus.KILLED, reason, reached)
         checkpoints.discard(run_id)
 
-    def _end_lost_jobs(self, parent_id: str, leave_live: bool = False) -> None:
-        """A job run still RUNNING once its sweep is over lost the process that trained it (its node lost,
-        a SIGKILL; or a launcher's retry started the job over as a new run): FAILED with that reason,
-        never left RUNNING under an ended parent. Its checkpoint, if any, still continues it."""
+    def _end_cut_off_jobs(self, parent_id: str, leave_live: bool = False, stopped_by: BaseException | None = None):
+        """A job run still RUNNING once its sweep is over lost the process that trained it: KILLED with the
+        signal's reason where one stopped the sweep (joblib ends its workers with it); else FAILED, lost
+        (its node lost, a SIGKILL; or a launcher's retry started the job over as a new run). Never left
+        RUNNING under an ended parent; its checkpoint, if any, still continues it."""
         experiment = self.client.get_run(parent_id).info.experiment_id
         running = f"tags.{record.PARENT} = '{parent_id}' and attributes.status = 'RUNNING'"
         for run in self.client.search_runs([experiment], running):
-            if leave_live and checkpoints.is_live(run.info.run_id):
+            run_id = run.info.run_id
+            if leave_live and checkpoints.is_live(run_id):
                 continue
-            self._end_with_reason(run, RunStatus.FAILED, lost(run))
-            if not shared_checkpoints.exists(run):
-                checkpoints.discard(run.info.run_id)  # the lock file its lost process left: nothing will take it
+            saved = shared_checkpoints.exists(run)
+            if stopped_by is not None and was_interrupted(stopped_by):
+                reason = f"{why_stopped(stopped_by)}, its process ended with its sweep; {how_to_continue(run, saved)}"
+                self._end_with_reason(run, RunStatus.KILLED, reason, outcome="stopped")  # as a job stopped in turn
+            else:
+                self._end_with_reason(run, RunStatus.FAILED, LOST + how_to_continue(run, saved))
+            if not saved and not checkpoints.is_live(run_id):
+                checkpoints.discard(run_id)  # the lock file its process left: nothing will take it
 
-    def _end_with_reason(self, run, status: int, reason: str, name: str | None = None) -> None:
+    def _end_with_reason(self, run, status: int, reason: str, name: str | None = None, outcome: str = "") -> None:
         """Another process's run ended for it: its reason, its status, and its name saying how it ended."""
-        outcome = "killed" if status == RunStatus.KILLED else "failed"
+        outcome = outcome or ("killed" if status == RunStatus.KILLED else "failed")
         self.client.set_tag(run.info.run_id, record.FAILURE_REASON, reason)
         self.client.set_terminated(run.info.run_id, RunStatus.to_string(status))
         self.client.update_run(run.info.run_id, name=naming.ended_name(name or run.info.run_name, outcome))
@@ -262,17 +272,15 @@ class SweepParentRun(Callback):
         return [m.value for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]
 
 
-def lost(run) -> str:
-    """The failure_reason of a job run whose process was lost, and how to continue it, if it left a
-    checkpoint: a search launched again asks its study for new trials rather than continuing its trials."""
+def how_to_continue(run, saved: bool) -> str:
+    """How a job run cut off continues, if it ``saved`` a checkpoint: a search launched again asks its
+    study for new trials rather than continuing its trials."""
     trial = record.STUDY in run.data.tags
-    if not shared_checkpoints.exists(run):
-        return LOST + (
-            "it left no checkpoint" if trial else "it left no checkpoint: launching the sweep again trains it anew"
-        )
+    if not saved:
+        return "it left no checkpoint" if trial else "it left no checkpoint: launching the sweep again trains it anew"
     if trial:
-        return LOST + "imdb-exp resume=RUN_ID continues it (the search launched again asks its study for new trials)"
-    return LOST + "launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
+        return "imdb-exp resume=RUN_ID continues it (the search launched again asks its study for new trials)"
+    return "launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
 
 
 def _params(values: dict[str, str]) -> list[Param]:
@@ -307,8 +315,7 @@ def _refuse_unsound_search(config: DictConfig) -> None:
 
 def _refused(err: Exception) -> NoReturn:
     """Ends the command in one line, exit status 2, before the sweep's run is made."""
-    print(f"imdb-exp: error: {err if isinstance(err, ConfigError) else hydra_in_one_line(err)}", file=sys.stderr)
-    raise SystemExit(2) from None
+    refuse("imdb-exp", str(err) if isinstance(err, ConfigError) else hydra_in_one_line(err))
 
 
 def open_parent_run_id() -> str | None:
@@ -322,10 +329,17 @@ def launched_here() -> bool:
     return between_jobs.sweep is not None
 
 
-def end_unfinished(stopped_by: BaseException) -> None:
-    """Ends the parent run of a sweep that ``stopped_by`` cut short (a signal, a job's or Hydra's error)."""
-    if between_jobs.sweep is not None:
-        between_jobs.sweep.end(stopped_by)
+def end_unfinished(stopped_by: BaseException) -> BaseException:
+    """Ends the parent run of a sweep that ``stopped_by`` cut short (a signal, a job's or Hydra's error);
+    what stopped it: a SIGINT the sweep held rather than the launcher's failure that followed it (a
+    Ctrl-C that reached an idle joblib worker breaks joblib's pool)."""
+    sweep = between_jobs.sweep
+    if sweep is None:
+        return stopped_by
+    if (held := sweep._let_signals_go()) is not None and not was_interrupted(stopped_by):
+        stopped_by = held
+    sweep.end(stopped_by)
+    return stopped_by
 
 
 def was_interrupted(err: BaseException) -> bool:

@@ -1,12 +1,15 @@
-"""A sweep on the joblib launcher, stopped: the running jobs end first.
+"""A sweep on the joblib launcher, stopped by SIGINT: the running jobs end first.
 
-There the launching process only waits while worker processes train. A signal raised in it would
-make joblib kill its workers outright (SIGKILL), and their runs, cut off before they could end, would
-be FAILED as lost. So the first SIGINT, SIGTERM or SIGHUP is held instead: the sweep's run says at
-once that it is stopping (its failure_reason), no job starts after that (each looks before it
-trains), and the jobs running end, finished, or KILLED where the signal reached them too (Ctrl-C at
-a terminal signals the workers). Then the command stops as the signal asks. A second signal stops it
-at once, as before.
+There the launching process only waits while worker processes train. A signal raised in it makes
+joblib kill its workers outright (SIGKILL), cutting their runs off. So the first SIGINT (Ctrl-C, or
+`kill -INT` of the launching process) is held instead: the sweep's run says at once that it is
+stopping (its failure_reason), no job starts after that (each looks before it trains), and the jobs
+running end: finished where the signal reached the launching process alone, KILLED where it reached
+them too. Then the command stops as the signal asks; a second SIGINT stops it at once. A Ctrl-C that
+also reaches an idle worker ends it, and joblib then ends the others: the launcher raises the held
+SIGINT for that failure (hydra_plugins/imdb_exp_joblib), and the runs cut off end KILLED with the
+sweep's reason (multirun.SweepParentRun._end_cut_off_jobs). SIGTERM and SIGHUP, which a machine's
+shutdown or a closed terminal send with little time to spare, act at once.
 """
 
 import signal
@@ -16,42 +19,65 @@ import threading
 from mlflow import MlflowClient
 
 from imdb_exp.runtime.interrupts import Interrupted
-from imdb_exp.tracking import record
+from imdb_exp.tracking import record, store
+
+_holding: "AfterRunningJobs | None" = None  # this process's, from hold() to let_go()
+
+
+def held_signal() -> Interrupted | None:
+    """The SIGINT this process holds for its sweep's running jobs, if one came."""
+    return Interrupted(signal.SIGINT) if _holding is not None and _holding.pending else None
 
 
 class AfterRunningJobs:
+    """SIGINT held for the running jobs, from hold() to let_go()."""
+
     def __init__(self, client: MlflowClient, parent_run_id: str):
         self.client, self.parent_run_id = client, parent_run_id
-        self.pending: int | None = None
-        self.previous: dict[int, object] = {}
+        self.pending = False
+        self.previous = None
+        self.received = threading.Event()
+        # Said by a thread of its own: the handler itself may have cut a store call of the main thread short,
+        # and a thread started from a handler could wait for a lock the main thread holds.
+        self.sayer = threading.Thread(target=self._say_stopping, name="imdb-exp-stopping", daemon=True)
 
     def hold(self) -> None:
-        """From now on, a signal waits for the running jobs (a signal ignored at start stays ignored)."""
-        signums = [
-            s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is not signal.SIG_IGN
-        ]
-        self.previous = {signum: signal.signal(signum, self._receive) for signum in signums}
+        """From now on, a SIGINT waits for the running jobs (one ignored at start stays ignored)."""
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            return
+        global _holding
+        _holding = self
+        self.sayer.start()
+        self.previous = signal.signal(signal.SIGINT, self._receive)
 
     def _receive(self, signum: int, frame) -> None:
-        if self.pending is not None:
+        if self.pending:
             raise Interrupted(signum)
-        self.pending = signum
-        # Not here: this handler may have cut a store call of the main thread short.
-        threading.Thread(target=self._say_stopping, args=(signal.Signals(signum).name,), daemon=True).start()
+        self.pending = True
+        self.received.set()
 
-    def _say_stopping(self, name: str) -> None:
-        self.client.set_tag(self.parent_run_id, record.FAILURE_REASON, f"stopped by {name}")
-        print(f"imdb-exp: {name}: no new job starts, the running jobs end first ({name} again stops them now)",
+    def _say_stopping(self) -> None:
+        self.received.wait()
+        if not self.pending:
+            return  # let go of without a signal
+        self.client.set_tag(self.parent_run_id, record.FAILURE_REASON, "stopped by SIGINT")
+        print("imdb-exp: SIGINT: no new job starts, the running jobs end first (SIGINT again stops them now)",
               file=sys.stderr, flush=True)  # fmt: skip
 
     def let_go(self) -> Interrupted | None:
-        """Signals act at once again; the one that was held, if any, for the caller to raise."""
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-        self.previous = {}
-        return None if self.pending is None else Interrupted(self.pending)
+        """SIGINT acts at once again; the one that was held, if any, for the caller to raise (once the
+        parent says it is stopping, so that nothing said later is overwritten)."""
+        global _holding
+        if self.previous is None:
+            return None
+        signal.signal(signal.SIGINT, self.previous)
+        _holding = None
+        self.previous = None
+        self.received.set()
+        self.sayer.join(timeout=30)
+        return Interrupted(signal.SIGINT) if self.pending else None
 
 
-def why_not_started(client: MlflowClient, parent_run_id: str) -> str | None:
-    """Why a job of this sweep must not start: its sweep is stopping (see the module's docstring)."""
-    return record.failure(client.get_run(parent_run_id)) or None
+def why_not_started(tracking) -> str | None:
+    """Why a job of a sweep whose signals are held must not start: its sweep is stopping."""
+    return record.failure(store.client(tracking.uri).get_run(tracking.parent_run_id)) or None

@@ -57,31 +57,40 @@ def test_a_sweep_signalled_at_a_random_moment_is_accounted_and_finished_by_the_s
         assert parent.info.run_name.startswith(f"sweep seed, {reached} ("), parent.info.run_name
 
 
-@pytest.mark.parametrize("whom", ["launcher", "group"])
+@pytest.mark.parametrize("whom", ["launcher", "group", "group-and-an-idle-worker", "launcher-sigterm"])
 def test_a_sweep_on_the_joblib_launcher_stopped_by_sigint_lets_its_running_jobs_end_and_starts_no_other(
     tmp_path, archive, isolated_home, whom
 ):
-    # Three jobs on two workers: the signal comes while the first two train. Sent to the launching
-    # process alone (kill -INT PID), their jobs finish; to the process group (Ctrl-C at a terminal),
-    # they are stopped too and end KILLED. Before, joblib killed its workers and both runs were FAILED as lost.
-    command = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.seed=0,1,2", "trainer.epochs=40"]
-    command += [f"data.archive={archive}", *DEBUG, "tracking.log_model=false"]
+    # The signal comes while jobs 0 and 1 train. Sent to the launching process alone (kill -INT PID),
+    # they finish and job 2 never starts; to the process group (Ctrl-C at a terminal), they are stopped
+    # too and end KILLED. A third worker with no job dies of the Ctrl-C, and joblib then ends the others:
+    # still one line and exit status 130, the runs cut off KILLED with the sweep's reason. Before, joblib
+    # killed its workers at the first signal, and their runs were FAILED as lost. SIGTERM (a shutdown)
+    # is not held: the jobs are ended with the sweep, KILLED with its reason.
+    seeds, workers = ("0,1", "3") if whom == "group-and-an-idle-worker" else ("0,1,2", "2")
+    command = ["-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}", f"trainer.seed={seeds}"]
+    command += ["trainer.epochs=40", f"data.archive={archive}", *DEBUG, "tracking.log_model=false"]
     process = start_cli(*command, cwd=tmp_path, own_group=True)
     database = isolated_home / "mlflow.db"
     deadline = time.monotonic() + 120
     while not all(epochs_logged(database, (record.JOB, job)) for job in ("0", "1")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if whom == "group":
-        os.killpg(process.pid, signal.SIGINT)
+    signum = signal.SIGTERM if whom == "launcher-sigterm" else signal.SIGINT
+    if whom.startswith("launcher"):
+        process.send_signal(signum)
     else:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signum)
     _, stderr = process.communicate(timeout=180)
-    assert process.returncode == 128 + signal.SIGINT, stderr[-3000:]
-    assert "SIGINT: no new job starts, the running jobs end first" in stderr
+    assert process.returncode == 128 + signum, stderr[-3000:]
+    assert ("SIGINT: no new job starts, the running jobs end first" in stderr) == (signum == signal.SIGINT)
+    assert "Traceback" not in stderr
     _, runs = recorded_runs(database)
     (parent,) = [run for run in runs if record.is_sweep(run)]
     jobs = {run.data.tags[record.JOB]: run for run in runs if record.JOB in run.data.tags}
-    assert sorted(jobs) == ["0", "1"], "the third job started after the signal"
+    assert sorted(jobs) == ["0", "1"], "a job started after the signal"
     ended = "FINISHED" if whom == "launcher" else "KILLED"
     assert [jobs[job].info.status for job in ("0", "1")] == [ended, ended], stderr[-3000:]
-    assert (parent.info.status, parent.data.tags[record.FAILURE_REASON]) == ("KILLED", "stopped by SIGINT")
+    reason = f"stopped by {signum.name}"
+    if ended == "KILLED":
+        assert all(jobs[job].data.tags[record.FAILURE_REASON].startswith(reason) for job in jobs)
+    assert (parent.info.status, parent.data.tags[record.FAILURE_REASON]) == ("KILLED", reason)

@@ -435,19 +435,19 @@ def test_a_signal_while_a_sweep_ends_waits_for_its_table_and_its_run_then_stops_
     ]
 
 
-def test_a_lost_job_is_told_how_to_continue_a_grids_job_by_launching_again_a_trial_only_by_resume(
-    tmp_path, isolated_home
-):
+def test_a_cut_off_job_is_told_how_to_continue_a_grids_job_by_launching_again_a_trial_only_by_resume(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.create_experiment("e")
     job = client.create_run(experiment)
     trial = client.create_run(experiment, tags={record.STUDY: "dense-0", record.TRIAL: "4"})
-    assert multirun.lost(job).endswith("; it left no checkpoint: launching the sweep again trains it anew")
-    assert multirun.lost(trial).endswith("; it left no checkpoint")
-    for run in (job, trial):
-        checkpoints.directory().mkdir(parents=True, exist_ok=True)
-        checkpoints.path(run.info.run_id).write_bytes(b"a checkpoint")
-    assert multirun.lost(job).endswith("; launching the sweep again, or imdb-exp resume=RUN_ID, continues it")
-    assert multirun.lost(trial).endswith(
-        "; imdb-exp resume=RUN_ID continues it (the search launched again asks its study for new trials)"
+    assert (
+        multirun.how_to_continue(job, saved=False) == "it left no checkpoint: launching the sweep again trains it anew"
+    )
+    assert multirun.how_to_continue(trial, saved=False) == "it left no checkpoint"
+    assert (
+        multirun.how_to_continue(job, saved=True)
+        == "launching the sweep again, or imdb-exp resume=RUN_ID, continues it"
+    )
+    assert multirun.how_to_continue(trial, saved=True) == (
+        "imdb-exp resume=RUN_ID continues it (the search launched again asks its study for new trials)"
     )
