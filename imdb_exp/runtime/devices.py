@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 VISIBLE = "CUDA_VISIBLE_DEVICES"
 
-_claimed: str | None = None  # this process's device, once claimed; its lock's descriptor stays open
+_claimed: str | None = None  # this process's device, once claimed ("": none); its lock's descriptor stays open
 
 
 def one_per_process(claims: Path, job_number: int) -> str | None:
@@ -29,9 +29,10 @@ def one_per_process(claims: Path, job_number: int) -> str | None:
         if len(visible) < 2:
             return None
         if unknown := [device for device in visible if not _names_a_device(device)]:
+            _claimed = ""  # nothing claimed, said once for this process
             log.warning(
-                "%s=%s: %s names no device (CUDA takes indices and GPU-/MIG- UUIDs, and ignores the rest of "
-                "the list from there); each job sees every device",
+                "%s=%s: %s names no device (CUDA takes indices and GPU-/MIG- UUIDs, and reads the list only up "
+                "to such an entry); left as it is, one device per job is off",
                 VISIBLE,
                 os.environ[VISIBLE],
                 unknown[0],
@@ -40,7 +41,7 @@ def one_per_process(claims: Path, job_number: int) -> str | None:
         _claimed = _claim(visible, claims, job_number)
         os.environ[VISIBLE] = _claimed
         log.info("this worker's jobs run on device %s of %s (%s)", _claimed, ",".join(visible), VISIBLE)
-    return _claimed
+    return _claimed or None
 
 
 def _names_a_device(device: str) -> bool:

@@ -21,6 +21,7 @@ vouches for any more, with a line saying so:
 import atexit
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -158,13 +159,17 @@ def _connect_patiently(dialect, connection_record, cargs, cparams):
 
 
 # What a database server or the resolver says that no wait mends: a wrong password, user, database
-# or host name. Anything else (refused connections, "the database system is starting up") may be a
-# restart, and is waited for.
-_FOR_GOOD = ("password authentication failed", "does not exist", "pg_hba.conf", "resolve host", "translate host name")
+# or host name. Anything else may be a restart, and is waited for: refused connections, "the database
+# system is starting up", a name that does not resolve *yet* ("Temporary failure in name resolution",
+# as a restarting container's name gives).
+_FOR_GOOD = re.compile(
+    r'password authentication failed|pg_hba\.conf|(database|role) "[^"]*" does not exist'
+    r"|failed to resolve host .*Name or service not known|could not translate host name .*Name or service not known"
+)
 
 
 def refused_for_good(err: BaseException) -> bool:
-    return any(words in str(err) for words in _FOR_GOOD)
+    return _FOR_GOOD.search(str(err)) is not None
 
 
 def fail_orphaned_trials(study, spec: str) -> None:
