@@ -189,7 +189,9 @@ def job(cfg: DictConfig) -> float | None:
 def in_joblib_worker() -> bool:
     from imdb_exp.sweeps import multirun
 
-    return launchers.is_joblib(HydraConfig.get().launcher) and not multirun.launched_here()
+    # Outside Hydra (a job run by a test or a script) there is no launcher.
+    launched = HydraConfig.initialized() and launchers.is_joblib(HydraConfig.get().launcher)
+    return launched and not multirun.launched_here()
 
 
 def check_group_choices(arguments: list[str]) -> None:
