@@ -68,8 +68,7 @@ def print_help(overrides: list[str]) -> None:
         try:
             config = compose("config", overrides)
         except HydraException as err:
-            print(f"imdb-exp: error: {errors.hydra_in_one_line(err)}", file=sys.stderr)
-            sys.exit(2)
+            errors.refuse("imdb-exp", errors.hydra_in_one_line(err))
         loader = GlobalHydra.instance().config_loader()
         groups = [group for group in loader.list_groups("") if group not in INTERNAL_GROUPS]
         listed = "\n".join(f"{group}: {', '.join(sorted(loader.get_group_options(group)))}" for group in sorted(groups))

@@ -24,7 +24,6 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from imdb_exp.analysis import plots, summary
 from imdb_exp.errors import ConfigError, UserError, first_line, hydra_in_one_line, refuse
 from imdb_exp.runtime import interrupts
-from imdb_exp.runtime.interrupts import Interrupted
 from imdb_exp.runtime.process import between_jobs
 from imdb_exp.runtime.redaction import as_tag, redact
 from imdb_exp.sweeps import launchers, plan, results, stopping, study_storage
@@ -47,12 +46,6 @@ class SweepParentRun(Callback):
 
     name, varies, searching = "sweep", (), False  # what on_multirun_start learns of the sweep
     let_go_of_lock: Callable[[], None] | None = None  # the sweep's lock, held while it runs: see _abandoned
-    held_signals: stopping.AfterRunningJobs | None = None  # on the joblib launcher (stopping.py)
-
-    def __getstate__(self) -> dict:
-        """What a launcher's worker gets of this callback (joblib's pickles it with Hydra's context): not
-        the signals this process holds, whose thread and event cannot be pickled."""
-        return {key: value for key, value in vars(self).items() if key != "held_signals"}
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
@@ -96,16 +89,10 @@ class SweepParentRun(Callback):
         between_jobs.sweep = self
         if launchers.runs_jobs_in_workers(config.hydra.launcher) and not self.searching:
             # A search's own trial workers stop asking for trials and wait for the running ones.
-            self.held_signals = stopping.AfterRunningJobs(self.client, self.run_id)
-            self.held_signals.hold()
-
-    def _let_signals_go(self) -> Interrupted | None:
-        """Signals act at once again; the one held while the jobs ran, if any."""
-        held, self.held_signals = self.held_signals, None
-        return held.let_go() if held is not None else None
+            stopping.hold(self.client, self.run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        if (held := self._let_signals_go()) is not None:
+        if (held := stopping.let_go()) is not None:
             raise held  # the command's handler ends the sweep, KILLED with its table, and exits as the signal asks
         try:
             rows = self.end()
@@ -119,7 +106,7 @@ class SweepParentRun(Callback):
         run: KILLED or FAILED when ``stopped_by`` ended the sweep early, else FAILED if a job did not
         finish (and FAILED if the table itself cannot be written). Its last lines name the parent."""
         between_jobs.sweep = None  # ended once; a failure in here is reported, not tried again
-        self._let_signals_go()  # a signal held is raised by whoever called (on_multirun_end, end_unfinished)
+        stopping.let_go()  # a signal held is raised by whoever called (on_multirun_end, end_unfinished)
         with interrupts.held_off():  # a signal meanwhile stops the command once the table is written and the run ended
             rows = self._end(stopped_by)
         parent = self.client.get_run(self.run_id)
@@ -336,7 +323,7 @@ def end_unfinished(stopped_by: BaseException) -> BaseException:
     sweep = between_jobs.sweep
     if sweep is None:
         return stopped_by
-    if (held := sweep._let_signals_go()) is not None and not was_interrupted(stopped_by):
+    if (held := stopping.let_go()) is not None and not was_interrupted(stopped_by):
         stopped_by = held
     sweep.end(stopped_by)
     return stopped_by

@@ -21,7 +21,21 @@ from mlflow import MlflowClient
 from imdb_exp.runtime.interrupts import Interrupted
 from imdb_exp.tracking import record, store
 
-_holding: "AfterRunningJobs | None" = None  # this process's, from hold() to let_go()
+_holding: "AfterRunningJobs | None" = None  # this process's sweep's, from hold() to let_go()
+
+
+def hold(client: MlflowClient, parent_run_id: str) -> None:
+    """From now on, a SIGINT waits for the running jobs (one ignored at start stays ignored)."""
+    global _holding
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        _holding = AfterRunningJobs(client, parent_run_id)
+
+
+def let_go() -> Interrupted | None:
+    """SIGINT acts at once again; the one that was held, if any, for the caller to raise."""
+    global _holding
+    holding, _holding = _holding, None
+    return holding.let_go() if holding is not None else None
 
 
 def held_signal() -> Interrupted | None:
@@ -30,23 +44,15 @@ def held_signal() -> Interrupted | None:
 
 
 class AfterRunningJobs:
-    """SIGINT held for the running jobs, from hold() to let_go()."""
+    """SIGINT held for the running jobs, from its making to let_go()."""
 
     def __init__(self, client: MlflowClient, parent_run_id: str):
         self.client, self.parent_run_id = client, parent_run_id
         self.pending = False
-        self.previous = None
         self.received = threading.Event()
         # Said by a thread of its own: the handler itself may have cut a store call of the main thread short,
         # and a thread started from a handler could wait for a lock the main thread holds.
         self.sayer = threading.Thread(target=self._say_stopping, name="imdb-exp-stopping", daemon=True)
-
-    def hold(self) -> None:
-        """From now on, a SIGINT waits for the running jobs (one ignored at start stays ignored)."""
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            return
-        global _holding
-        _holding = self
         self.sayer.start()
         self.previous = signal.signal(signal.SIGINT, self._receive)
 
@@ -65,14 +71,9 @@ class AfterRunningJobs:
               file=sys.stderr, flush=True)  # fmt: skip
 
     def let_go(self) -> Interrupted | None:
-        """SIGINT acts at once again; the one that was held, if any, for the caller to raise (once the
-        parent says it is stopping, so that nothing said later is overwritten)."""
-        global _holding
-        if self.previous is None:
-            return None
+        """The handler before it back; the SIGINT held, once the parent says it is stopping (so that
+        nothing said later is overwritten)."""
         signal.signal(signal.SIGINT, self.previous)
-        _holding = None
-        self.previous = None
         self.received.set()
         self.sayer.join(timeout=30)
         return Interrupted(signal.SIGINT) if self.pending else None

@@ -1,4 +1,5 @@
-"""Where MLflow records go: the default SQLite store, the URI resolution order, the experiment.
+"""Where MLflow records go: the store a command resolves (its order in runtime/paths.py, which --help
+reads without MLflow; resolve_uri is taken from there), the client, the experiment.
 
 Kept free of Keras so that the sweep callback, which runs before any job picks its backend, and
 the predict command can use it.
